@@ -1,5 +1,7 @@
 // lengthbench: dispatches `lengthbench COMMAND ...` through the table in harness/commands.cpp.
 // Exit codes: 0 success, 1 internal or runtime failure, 2 bad input (one line on stderr).
+#include <malloc.h>
+
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -24,6 +26,10 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Long sequences allocate and free many large buffers; keep them in the heap instead of
+  // mmap/munmap per allocation, whose page faults otherwise dominate sample generation.
+  mallopt(M_MMAP_THRESHOLD, 512 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
       !strcmp(argv[1], "help")) {
     print_usage();

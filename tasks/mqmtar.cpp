@@ -5,7 +5,6 @@
 // random, each written `k.. 1 v.. 0` inside a row of W = L // num_kv tokens with the fillers split
 // at random before and after; then num_q queries `2 k..` (keys drawn with replacement);
 // trg = `2 v..` per query. A trg value token aligns to the same token of the queried pair.
-#include <unordered_map>
 #include <unordered_set>
 
 #include "tasks/common.h"
@@ -156,24 +155,28 @@ void align(const TaskParams& p, const RawSample& s, Alignment& out) {
     for (int64_t d = 0; d < sh.k_len; ++d) code = code * sh.abc + (s.src[at + d] - kAlphabetStart);
     return code;
   };
-  // Pairs are `k.. 1 v.. 0`: index each key by the position of its first value token.
-  std::unordered_map<int64_t, int64_t> value_at;
-  for (int64_t j = 0; j + sh.unit() <= pairs_end; ++j) {
-    if (s.src[j + sh.k_len] == kKvSep && s.src[j] >= kAlphabetStart) {
-      value_at.emplace(key_of(j), j + sh.k_len + 1);
-    }
-  }
-  std::vector<int32_t> idx(s.trg.size(), -1);
+  // The queried keys, then one scan over the pairs `k.. 1 v.. 0` to find where each one's value is.
+  std::vector<int64_t> query_key(sh.num_q), value_at(sh.num_q, -1);
   for (int64_t q = 0; q < sh.num_q; ++q) {
     const int64_t at = pairs_end + q * query_len;
     LB_REQUIRE(s.src[at] == kQSep && s.trg[q * answer_len] == kQSep,
                "mqmtar: query " << q << " does not start with q_sep " << kQSep);
-    auto it = value_at.find(key_of(at + 1));
-    LB_REQUIRE(it != value_at.end(), "mqmtar: query " << q << " asks for a key not in the sample");
+    query_key[q] = key_of(at + 1);
+  }
+  for (int64_t j = 0; j + sh.unit() <= pairs_end; ++j) {
+    if (s.src[j + sh.k_len] != kKvSep || s.src[j] < kAlphabetStart) continue;
+    const int64_t key = key_of(j);
+    for (int64_t q = 0; q < sh.num_q; ++q) {
+      if (query_key[q] == key && value_at[q] < 0) value_at[q] = j + sh.k_len + 1;
+    }
+  }
+  std::vector<int32_t> idx(s.trg.size(), -1);
+  for (int64_t q = 0; q < sh.num_q; ++q) {
+    LB_REQUIRE(value_at[q] >= 0, "mqmtar: query " << q << " asks for a key not in the sample");
     for (int64_t d = 0; d < sh.v_len; ++d) {
-      LB_REQUIRE(s.trg[q * answer_len + 1 + d] == s.src[it->second + d],
+      LB_REQUIRE(s.trg[q * answer_len + 1 + d] == s.src[value_at[q] + d],
                  "mqmtar: answer " << q << " is not the value paired with its key");
-      idx[q * answer_len + 1 + d] = static_cast<int32_t>(it->second + d);
+      idx[q * answer_len + 1 + d] = static_cast<int32_t>(value_at[q] + d);
     }
   }
   align_one_to_one(idx, out);
