@@ -1,0 +1,60 @@
+// Test helpers for models/kernels: random rows, fp32 <-> double, and the reference twin of any
+// NormalizerSpec (dispatching to ref_normalizers.h). Tests only.
+#pragma once
+#include <cmath>
+#include <vector>
+
+#include "harness/rng.h"
+#include "models/kernels/normalizer.h"
+#include "models/kernels/ref_normalizers.h"
+#include "models/kernels/row_kernels.h"
+
+namespace lb::testing {
+
+inline std::vector<float> random_row(Rng& rng, int64_t n, double sigma = 1.0) {
+  std::vector<float> z(n);
+  for (auto& v : z) v = static_cast<float>(sigma * rng.normal());
+  return z;
+}
+
+inline ref::Vec to_double(const std::vector<float>& v) { return ref::Vec(v.begin(), v.end()); }
+
+// The double twin of normalize_forward for the spec.
+inline ref::Vec ref_forward(const NormalizerSpec& spec, const ref::Vec& z) {
+  switch (spec.kind) {
+    case NormKind::kSoftmax:
+    case NormKind::kSsmax:
+      return ref::softmax_forward(z);
+    case NormKind::kEntmax:
+    case NormKind::kAsEntmax:
+      if (spec.alpha == 1.5f) return ref::entmax15_forward(z);
+      return ref::entmax_bisect_forward(z, spec.alpha);
+    case NormKind::kSparsemax:
+      return ref::sparsemax_forward(z);
+    case NormKind::kTopk: {
+      size_t k = static_cast<size_t>(spec.topk);
+      if (spec.topk_div2) k = std::max(k, z.size() / 2);
+      return ref::topk_forward(z, k);
+    }
+    case NormKind::kStickbreaking:
+      return ref::stickbreaking_forward(z);
+    case NormKind::kAdaptiveTemperature:
+      return ref::softmax_forward(
+          z, ref::adaptive_temperature_beta(z, spec.poly_order == PolyOrder::kDescending));
+  }
+  return {};
+}
+
+inline double max_abs_diff(const std::vector<float>& a, const ref::Vec& b) {
+  double d = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
+  return d;
+}
+
+inline double row_sum(const std::vector<float>& p) {
+  double s = 0.0;
+  for (float v : p) s += v;
+  return s;
+}
+
+}  // namespace lb::testing

@@ -1,0 +1,110 @@
+// Attention row normalizers: score row z (the visible keys of one causal query) -> weights p.
+// This header is the contract the attention layer codes against: a NormalizerSpec (selected by
+// name or JSON through the explicit table in normalizer_registry.cpp) and one forward/backward
+// pair over fp32 rows. The per-kind fast kernels live in row_kernels.h, their double-precision
+// twins in ref_normalizers.h.
+//
+// Rows. A causal row of query position i holds n = i + 1 scores z[0..n-1]; z[n-1] is the query's
+// own key. Scores are the final logits: q'·k/√d plus the position bias (position.h); the query
+// length scaling of ssmax/asentmax (length_scale.h) is applied by the model before this.
+//
+//   name                  kind                   row map                              scaling
+//   softmax               kSoftmax               softmax(z)                           none
+//   ssmax                 kSsmax                 softmax(z)                           nakanishi
+//   entmax                kEntmax                α-entmax(z), α = 1.5 by default       none
+//   sparsemax             kSparsemax             α-entmax with α = 2                  none
+//   asentmax              kAsEntmax              α-entmax(z), α = 1.5                 adapt-softplus-tanh
+//   topk                  kTopk                  softmax over the K largest scores    none
+//   stickbreaking         kStickbreaking         stick-breaking, self excluded        none
+//   adaptive_temperature  kAdaptiveTemperature   softmax(β(H)·z), H = entropy         none
+//
+// Parameters (`--param k=v`, or JSON keys next to "name"):
+//   alpha=A   entmax, asentmax: α > 1 (sparsemax is fixed at 2, softmax-family at 1)
+//   k=K       topk: K >= 1 (default 32)
+//   rule=R    topk: "none" (default) or "div-2" (K = max(K, n/2))
+//   poly=P    adaptive_temperature: "descending" (default, Veličković et al.'s np.polyval order)
+//             or "ascending" (the released code's order); see adaptive_temperature.cpp
+//   scale=S   every normalizer: the query length scaling the model applies: none, nakanishi,
+//             learn, adapt-softplus-tanh (defaults in the table)
+//   init=I    every normalizer with adapt-softplus-tanh: "default" (HF init) or "near-one"
+//             (paper.md §8 Q2)
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "models/kernels/length_scale.h"
+
+namespace lb {
+
+enum class NormKind {
+  kSoftmax,
+  kSsmax,
+  kEntmax,
+  kSparsemax,
+  kAsEntmax,
+  kTopk,
+  kStickbreaking,
+  kAdaptiveTemperature
+};
+
+// Order of the adaptive-temperature polynomial's coefficients (−0.037, 0.481, −2.3, 4.917, −1.791).
+enum class PolyOrder { kDescending, kAscending };
+
+struct NormalizerSpec {
+  NormKind kind = NormKind::kSoftmax;
+  float alpha = 1.0f;       // 1 for the softmax family, > 1 for the entmax family
+  int topk = 32;            // kTopk: K
+  bool topk_div2 = false;   // kTopk: K = max(K, n / 2)
+  LengthScale length_scale = LengthScale::kNone;  // applied by the model, not by the row map
+  bool scale_init_near_one = false;               // adapt-softplus-tanh init (length_scale.h)
+  PolyOrder poly_order = PolyOrder::kDescending;  // kAdaptiveTemperature
+};
+
+// Registry (normalizer_registry.cpp). Unknown names, unknown parameter keys and bad values are
+// UsageErrors naming the value and what is accepted.
+using KeyValues = std::vector<std::pair<std::string, std::string>>;
+NormalizerSpec normalizer_from_name(const std::string& name, const KeyValues& params = {});
+// JSON: "entmax" or {"name": "entmax", "alpha": 1.5, ...}; values may be numbers or strings.
+NormalizerSpec normalizer_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const NormalizerSpec& spec);  // {"name": ..., every parameter}
+const char* normalizer_name(NormKind kind);
+std::string normalizer_name(const NormalizerSpec& spec);
+const std::vector<std::string>& all_normalizer_names();
+// True for the kinds whose row map is α-entmax (entmax, sparsemax, asentmax).
+bool is_entmax_family(NormKind kind);
+
+struct RowStats {
+  int64_t support = 0;   // number of nonzero weights (exact zeros elsewhere)
+  float tau = 0.0f;      // entmax family: threshold in the (α−1)-scaled domain,
+                         // p_i = [(α−1) z_i − τ]_+^(1/(α−1)); topk: the K-th largest score
+  bool has_tau = false;  // false for softmax, stickbreaking, adaptive_temperature
+};
+
+// Forward. z: (n) scores, p: (n) weights out; n >= 1; z and p must not alias.
+// Rows sum to 1 (stickbreaking: to <= 1, the remainder is discarded as in the released code).
+RowStats normalize_forward(const NormalizerSpec& spec, const float* z, int64_t n, float* p);
+// Backward (vector-Jacobian product). z, p: (n) the forward's input and output; dp: (n) ∂L/∂p;
+// dz: (n) ∂L/∂z, overwritten. dz may alias dp. For entmax-family rows only p is read.
+// adaptive_temperature treats its temperature β(H) as a constant (stop-gradient, like the
+// entropy computed under no_grad in the reference implementations).
+void normalize_backward(const NormalizerSpec& spec, const float* z, const float* p,
+                        const float* dp, int64_t n, float* dz);
+
+// Batched over rows of a row-major (rows, ld) matrix: row r uses its first lengths[r] entries
+// (1 <= lengths[r] <= ld; lengths == nullptr means every row has ld). Entries past a row's
+// length are set to 0 in p / dz. stats: (rows) or nullptr.
+void normalize_forward_rows(const NormalizerSpec& spec, const float* z, int64_t rows, int64_t ld,
+                            const int64_t* lengths, float* p, RowStats* stats = nullptr);
+void normalize_backward_rows(const NormalizerSpec& spec, const float* z, const float* p,
+                             const float* dp, int64_t rows, int64_t ld, const int64_t* lengths,
+                             float* dz);
+
+// ∂L/∂α for an α-entmax row (task-formats.md §7), from its output p and dp = ∂L/∂p.
+// Optional: the paper keeps α fixed; this is for a learned-α extension.
+double entmax_alpha_grad(float alpha, const float* p, const float* dp, int64_t n);
+
+}  // namespace lb

@@ -1,0 +1,153 @@
+// Registry and dispatch: every registry entry against its double twin and finite differences,
+// batched rows, JSON round-trip, and the errors for bad names and parameters.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/check.h"
+#include "models/kernels/kernel_testing.h"
+
+namespace lb {
+namespace {
+
+using testing::max_abs_diff;
+using testing::random_row;
+using testing::ref_forward;
+using testing::to_double;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("normalizer: every registry entry matches its twin, sums, and backprops") {
+  Rng rng(7);
+  for (const auto& name : all_normalizer_names()) {
+    const NormalizerSpec spec = normalizer_from_name(name);
+    CAPTURE(name);
+    CHECK(normalizer_name(spec) == name);
+    for (int64_t n : {1, 2, 3, 7, 33, 100, 1000}) {
+      CAPTURE(n);
+      const auto z = random_row(rng, n, 2.0);
+      std::vector<float> p(n);
+      const RowStats st = normalize_forward(spec, z.data(), n, p.data());
+      const ref::Vec pr = ref_forward(spec, to_double(z));
+      CHECK(max_abs_diff(p, pr) < 2e-6);
+      int64_t nonzero = 0;
+      for (float v : p) nonzero += v > 0.0f ? 1 : 0;
+      CHECK(st.support == nonzero);
+      const double s = testing::row_sum(p);
+      if (spec.kind == NormKind::kStickbreaking) {
+        CHECK(s <= 1.0 + 1e-6);
+        CHECK(p[n - 1] == 0.0f);
+      } else {
+        CHECK(std::fabs(s - 1.0) < 1e-6);
+      }
+      // Backward against central differences of the double twin, L = gᵀ p(z).
+      if (n > 100) continue;  // keeps the fast suite fast; long rows are in entmax_test
+      const auto g = random_row(rng, n);
+      std::vector<float> dz(n);
+      normalize_backward(spec, z.data(), p.data(), g.data(), n, dz.data());
+      ref::Vec zd = to_double(z);
+      double beta = 1.0;
+      if (spec.kind == NormKind::kAdaptiveTemperature) {  // β(H) is held constant
+        beta = ref::adaptive_temperature_beta(zd, spec.poly_order == PolyOrder::kDescending);
+      }
+      auto loss = [&](const ref::Vec& zz) {
+        const ref::Vec pp = spec.kind == NormKind::kAdaptiveTemperature
+                                ? ref::softmax_forward(zz, beta)
+                                : ref_forward(spec, zz);
+        double l = 0.0;
+        for (size_t i = 0; i < pp.size(); ++i) l += g[i] * pp[i];
+        return l;
+      };
+      const ref::Vec num = ref::numeric_grad(loss, zd, 1e-5);
+      CHECK(max_abs_diff(dz, num) < 2e-4);
+    }
+  }
+}
+
+TEST_CASE("normalizer: batched rows equal row-by-row and zero the padding") {
+  Rng rng(3);
+  const int64_t rows = 6, ld = 9;
+  const auto z = random_row(rng, rows * ld);
+  const auto g = random_row(rng, rows * ld);
+  const std::vector<int64_t> lengths = {1, 2, 5, 9, 3, 9};
+  for (const auto& name : all_normalizer_names()) {
+    CAPTURE(name);
+    const NormalizerSpec spec = normalizer_from_name(name);
+    std::vector<float> p(rows * ld, -1.0f), dz(rows * ld, -1.0f);
+    std::vector<RowStats> stats(rows);
+    normalize_forward_rows(spec, z.data(), rows, ld, lengths.data(), p.data(), stats.data());
+    normalize_backward_rows(spec, z.data(), p.data(), g.data(), rows, ld, lengths.data(), dz.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t n = lengths[r];
+      std::vector<float> pr(n), dr(n);
+      const RowStats s = normalize_forward(spec, z.data() + r * ld, n, pr.data());
+      normalize_backward(spec, z.data() + r * ld, pr.data(), g.data() + r * ld, n, dr.data());
+      CHECK(s.support == stats[r].support);
+      for (int64_t i = 0; i < ld; ++i) {
+        CHECK(p[r * ld + i] == (i < n ? pr[i] : 0.0f));
+        CHECK(dz[r * ld + i] == (i < n ? dr[i] : 0.0f));
+      }
+    }
+  }
+}
+
+TEST_CASE("normalizer: names, defaults and JSON round-trip") {
+  CHECK(normalizer_from_name("entmax").alpha == 1.5f);
+  CHECK(normalizer_from_name("sparsemax").alpha == 2.0f);
+  CHECK(normalizer_from_name("ssmax").length_scale == LengthScale::kNakanishi);
+  CHECK(normalizer_from_name("asentmax").length_scale == LengthScale::kAdaptSoftplusTanh);
+  CHECK(normalizer_from_name("asentmax").alpha == 1.5f);
+  CHECK(normalizer_from_name("entmax").length_scale == LengthScale::kNone);
+  CHECK(normalizer_from_name("asentmax", {{"scale", "learn"}}).length_scale == LengthScale::kLearn);
+  CHECK(normalizer_from_name("asentmax", {{"init", "near-one"}}).scale_init_near_one);
+  const auto topk = normalizer_from_name("topk", {{"k", "4"}, {"rule", "div-2"}});
+  CHECK(topk.topk == 4);
+  CHECK(topk.topk_div2);
+  CHECK(topk_k(topk, 3) == 3);
+  CHECK(topk_k(topk, 20) == 10);
+  for (const auto& name : all_normalizer_names()) {
+    const NormalizerSpec a = normalizer_from_name(name);
+    const NormalizerSpec b = normalizer_from_json(nlohmann::json::parse(to_json(a).dump()));
+    CHECK(to_json(a) == to_json(b));
+    CHECK(normalizer_from_json(nlohmann::json(name)).kind == a.kind);
+  }
+  const auto e = normalizer_from_json(nlohmann::json::parse(R"({"name": "entmax", "alpha": 1.25})"));
+  CHECK(e.alpha == 1.25f);
+  CHECK(to_json(e)["alpha"].get<double>() == doctest::Approx(1.25));
+}
+
+TEST_CASE("normalizer: bad names and parameters are one-line usage errors") {
+  CHECK(error_of([] { normalizer_from_name("entmx"); }).find("did you mean 'entmax'") !=
+        std::string::npos);
+  CHECK(error_of([] { normalizer_from_name("entmax", {{"alpha", "1"}}); }).find("alpha 1 ") !=
+        std::string::npos);
+  CHECK(error_of([] { normalizer_from_name("entmax", {{"alpha", "0.5"}}); }).find("1 < alpha") !=
+        std::string::npos);
+  CHECK(error_of([] { normalizer_from_name("entmax", {{"alpha", "abc"}}); }).find("'abc'") !=
+        std::string::npos);
+  CHECK(error_of([] { normalizer_from_name("topk", {{"k", "0"}}); }).find("k >= 1") !=
+        std::string::npos);
+  CHECK(error_of([] { normalizer_from_name("topk", {{"rule", "div2"}}); }).find("div-2") !=
+        std::string::npos);
+  CHECK(error_of([] { normalizer_from_name("softmax", {{"alpha", "2"}}); })
+            .find("unknown parameter of normalizer 'softmax' 'alpha'") != std::string::npos);
+  CHECK(error_of([] { normalizer_from_name("entmax", {{"alpah", "2"}}); }).find("did you mean 'alpha'") !=
+        std::string::npos);
+  CHECK(error_of([] { normalizer_from_name("ssmax", {{"scale", "nakanishy"}}); })
+            .find("did you mean 'nakanishi'") != std::string::npos);
+  CHECK(error_of([] { normalizer_from_json(nlohmann::json::parse(R"({"alpha": 2})")); })
+            .find("\"name\"") != std::string::npos);
+  CHECK(error_of([] { normalizer_from_json(nlohmann::json::parse(R"({"name": "topk", "k": [1]})")); })
+            .find("number or a string") != std::string::npos);
+}
+
+}  // namespace lb

@@ -1,0 +1,63 @@
+// The fast fp32 row kernels behind normalize_forward / normalize_backward (normalizer.h), one
+// pair per row map. Rows: z, p, g (= ∂L/∂p), dz all of shape (n), n >= 1, z and p not aliased;
+// dz may alias g. Sums over long rows are accumulated in float blocks folded into double.
+// Each kernel has a plain double twin in ref_normalizers.h and a doctest between them.
+#pragma once
+#include <cstdint>
+
+#include "models/kernels/normalizer.h"
+
+namespace lb {
+
+// softmax_kernel.cpp. softmax(scale·z), scale > 0: p_i = exp(scale·(z_i − max)) / Σ. Uses a
+// vectorisable polynomial exp (relative error ~2.5e-7); arguments below −87 give exact 0.
+// Returns the number of nonzero weights.
+int64_t softmax_forward(const float* z, int64_t n, float scale, float* p);
+// dz = scale · p ⊙ (g − pᵀg).
+void softmax_backward(const float* p, const float* g, int64_t n, float scale, float* dz);
+// The same forward with std::exp, no blocking tricks: the plain fp32 twin used to check the fast
+// exp and as the benchmark's "libm softmax".
+void softmax_forward_plain(const float* z, int64_t n, float scale, float* p);
+
+// entmax_kernel.cpp. α-entmax in the shifted scaled domain v = (α−1)(z − max):
+// p_i = [v_i − τ']_+^(1/(α−1)), τ' ∈ [−1, −n^(1−α)]; the returned RowStats.tau is τ' + (α−1)max.
+// Dispatch: α == 2 -> sparsemax_forward, α == 1.5 -> entmax15_forward, else entmax_root_forward.
+RowStats entmax_forward(const float* z, int64_t n, float alpha, float* p);
+// Exact 1.5-entmax: Newton/exact-quadratic passes on the support statistics, finished when the
+// support is self-consistent (τ solves the quadratic of its own support exactly).
+RowStats entmax15_forward(const float* z, int64_t n, float* p);
+// Exact sparsemax (α = 2): Michelot-style passes, finished when the support is self-consistent.
+RowStats sparsemax_forward(const float* z, int64_t n, float* p);
+// Generic α > 1: safeguarded Halley (Newton where Halley leaves the bracket, bisection where both
+// do) on f(τ) = Σ[v − τ]_+^(1/(α−1)) − 1 over [−1, −n^(1−α)], to fp32 accuracy; then p is
+// normalised exactly (divided by its sum).
+RowStats entmax_root_forward(const float* z, int64_t n, float alpha, float* p);
+// Backward of every α-entmax: u = p^(2−α) on the support, dz = u⊙g − u·(uᵀg)/Σu.
+void entmax_backward(const float* p, const float* g, int64_t n, float alpha, float* dz);
+
+// topk.cpp. Softmax over the K largest scores (K >= n: plain softmax). Ties at the K-th value
+// keep the lowest indices. RowStats.tau = the K-th largest score.
+RowStats topk_forward(const float* z, int64_t n, int64_t k, float* p);
+// Gradient flows to the kept entries only: softmax backward on p (p = 0 elsewhere).
+void topk_backward(const float* p, const float* g, int64_t n, float* dz);
+// K for a row of n keys under the spec (the div-2 rule: max(K, n / 2)).
+int64_t topk_k(const NormalizerSpec& spec, int64_t n);
+
+// stickbreaking.cpp. attend_current = False: the last key (the query itself) gets 0; for j < n−1,
+// log p_j = log σ(z_j) + Σ_{j<k<n−1} log σ(−z_k), computed in log space with a double running
+// sum. Σp <= 1; the remainder is discarded.
+RowStats stickbreaking_forward(const float* z, int64_t n, float* p);
+// dz_k = σ(−z_k)·g_k p_k − σ(z_k)·Σ_{j<k} g_j p_j for k < n−1; dz_{n−1} = 0.
+void stickbreaking_backward(const float* z, const float* p, const float* g, int64_t n, float* dz);
+
+// adaptive_temperature.cpp. Veličković et al. (2024): H = Shannon entropy of softmax(z);
+// β = max(1, P(H)) if H > 0.5 else 1; p = softmax(β z).
+// P(H) = −0.037 H⁴ + 0.481 H³ − 2.3 H² + 4.917 H − 1.791 (kDescending, their np.polyval order) or
+// −0.037 + 0.481 H − 2.3 H² + 4.917 H³ − 1.791 H⁴ (kAscending, the released asentmax code).
+double adaptive_temperature_beta(const float* z, int64_t n, PolyOrder order);
+RowStats adaptive_temperature_forward(const float* z, int64_t n, PolyOrder order, float* p);
+// β is treated as a constant: dz = β · p ⊙ (g − pᵀg).
+void adaptive_temperature_backward(const float* z, const float* p, const float* g, int64_t n,
+                                   PolyOrder order, float* dz);
+
+}  // namespace lb

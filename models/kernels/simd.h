@@ -1,0 +1,47 @@
+// Vectorisation helpers for the row kernels (internal to models/kernels).
+// LB_SIMD_CLONES compiles a hot function for AVX-512, AVX2 and baseline x86-64 and picks one at
+// load time (GCC function multiversioning), so the portable build still uses AVX-512 where the
+// CPU has it. Loops inside are plain `#pragma omp simd` loops (the library builds with
+// -fopenmp-simd: no OpenMP runtime, only the vectorisation pragmas).
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LB_NO_CLONES)
+#define LB_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LB_SIMD_CLONES
+#endif
+
+#define LB_INLINE inline __attribute__((always_inline))
+
+namespace lb {
+
+// Rows are reduced in blocks: a float vector reduction inside a block of kSumBlock elements
+// (each lane adds <= kSumBlock / 4 terms), the block sums added in double. Rows of 65,536 then
+// sum to 1 within ~1e-7.
+constexpr int64_t kSumBlock = 512;
+
+// exp(x) for x <= 88 by range reduction x = k ln2 + r, |r| <= ln2/2, a degree-6 polynomial and an
+// exponent-bit shift. Relative error <= 2.5e-7; x < −87 returns exactly 0 (no denormals).
+// Branch-free so that loops calling it vectorise.
+LB_INLINE float fast_exp(float x) {
+  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  float kf = xc * 1.44269504088896341f;
+  kf = (kf + 12582912.0f) - 12582912.0f;  // round to nearest (|kf| < 2^22)
+  float r = xc - kf * 0.693145751953125f;
+  r = r - kf * 1.428606765330187e-06f;
+  float poly = 1.0f / 720.0f;
+  poly = poly * r + 1.0f / 120.0f;
+  poly = poly * r + 1.0f / 24.0f;
+  poly = poly * r + 1.0f / 6.0f;
+  poly = poly * r + 0.5f;
+  poly = poly * r + 1.0f;
+  poly = poly * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(kf) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return x < -87.0f ? 0.0f : poly * scale;
+}
+
+}  // namespace lb

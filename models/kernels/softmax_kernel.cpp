@@ -1,0 +1,65 @@
+// Fast fp32 softmax forward/backward (three and two vectorised passes) and its plain twin.
+// Contract: row_kernels.h.
+#include <algorithm>
+#include <cmath>
+
+#include "models/kernels/row_kernels.h"
+#include "models/kernels/simd.h"
+
+namespace lb {
+
+LB_SIMD_CLONES
+int64_t softmax_forward(const float* z, int64_t n, float scale, float* p) {
+  float m = z[0];
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, z[i]);
+  double total = 0.0;
+  for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
+    const int64_t b1 = std::min(n, b0 + kSumBlock);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = b0; i < b1; ++i) {
+      const float e = fast_exp(scale * (z[i] - m));
+      p[i] = e;
+      s += e;
+    }
+    total += s;
+  }
+  const float inv = static_cast<float>(1.0 / total);
+  int64_t support = 0;
+#pragma omp simd reduction(+ : support)
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] *= inv;
+    support += p[i] > 0.0f ? 1 : 0;
+  }
+  return support;
+}
+
+LB_SIMD_CLONES
+void softmax_backward(const float* p, const float* g, int64_t n, float scale, float* dz) {
+  double dot = 0.0;
+  for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
+    const int64_t b1 = std::min(n, b0 + kSumBlock);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = b0; i < b1; ++i) s += p[i] * g[i];
+    dot += s;
+  }
+  const float d = static_cast<float>(dot);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dz[i] = scale * p[i] * (g[i] - d);
+}
+
+void softmax_forward_plain(const float* z, int64_t n, float scale, float* p) {
+  float m = z[0];
+  for (int64_t i = 1; i < n; ++i) m = std::max(m, z[i]);
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] = std::exp(scale * (z[i] - m));
+    total += p[i];
+  }
+  const float inv = static_cast<float>(1.0 / total);
+  for (int64_t i = 0; i < n; ++i) p[i] *= inv;
+}
+
+}  // namespace lb
