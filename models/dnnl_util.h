@@ -1,0 +1,49 @@
+// oneDNN plumbing for the model: one CPU engine and stream, and cached primitives for the
+// products and activations the model runs every step. A primitive is built the first time its
+// shape is seen and only executed afterwards (the cache is keyed by every field of the shape).
+// All tensors are row-major fp32 host arrays; with `set_matmul_bf16(true)` products convert their
+// inputs to bf16 (round to nearest even) and accumulate in fp32.
+#pragma once
+#include <cstdint>
+
+#include <dnnl.hpp>
+
+namespace lb {
+
+dnnl::engine& dnnl_engine();
+dnnl::stream& dnnl_stream();
+
+// Sets the thread count used by oneDNN and by our OpenMP loops. Same count, same numbers.
+void set_num_threads(int n);
+int num_threads();
+
+// C = op(A) · op(B) (+ C when accumulate), batched over `batch` independent products stored one
+// after the other. op(A) is (M, K): A is (M, K) row-major, or (K, M) when trans_a. op(B) is
+// (K, N): B is (K, N), or (N, K) when trans_b. C is (M, N). `+=` uses oneDNN's sum post-op.
+void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+            const float* A, const float* B, float* C, bool accumulate);
+
+// Linear layer y = x · Wᵀ with W (out, in) as Hugging Face stores it. x (rows, in), y (rows, out).
+inline void linear_forward(const float* x, const float* w, float* y, int64_t rows, int64_t in,
+                           int64_t out) {
+  matmul(false, true, 1, rows, out, in, x, w, y, false);
+}
+// dx = dy · W (overwritten; accumulated when accumulate_dx), dW += dyᵀ · x.
+inline void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                            int64_t rows, int64_t in, int64_t out, bool accumulate_dx = false) {
+  if (dx) matmul(false, false, 1, rows, in, out, dy, w, dx, accumulate_dx);
+  matmul(true, false, 1, out, in, rows, dy, x, dw, true);
+}
+
+// Products in bf16 with fp32 accumulation and fp32 outputs (off by default).
+void set_matmul_bf16(bool on);
+bool matmul_bf16();
+
+// tanh-approximated GELU through oneDNN eltwise: y = gelu(x); dx = gelu'(x) · dy. n elements.
+void gelu_tanh_forward(const float* x, float* y, int64_t n);
+void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n);
+
+// Number of cached primitives (for tests that check shapes are reused).
+int64_t dnnl_cache_size();
+
+}  // namespace lb

@@ -1,0 +1,125 @@
+#include "models/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace lb {
+
+namespace {
+
+// Row chunks for parameter-gradient reductions: a fixed partition summed in a fixed order, so
+// the result does not depend on the thread count.
+constexpr int64_t kChunks = 64;
+
+}  // namespace
+
+void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int64_t R, int64_t C) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    const float* xr = x + r * C;
+    float* yr = y + r * C;
+    float ss = 0.f;
+    for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
+    const float s = 1.f / std::sqrt(ss / static_cast<float>(C) + kRmsEps);
+    rstd[r] = s;
+    for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * s * (1.f + w[c]);
+  }
+}
+
+void rmsnorm_backward(const float* x, const float* w, const float* rstd, const float* dy,
+                      float* dx, float* dw, int64_t R, int64_t C) {
+  std::vector<float> partial(kChunks * C, 0.f);
+  const int64_t per = (R + kChunks - 1) / kChunks;
+#pragma omp parallel for schedule(static)
+  for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
+    float* pw = partial.data() + chunk * C;
+    const int64_t r_end = std::min(R, (chunk + 1) * per);
+    for (int64_t r = chunk * per; r < r_end; ++r) {
+      const float* xr = x + r * C;
+      const float* dyr = dy + r * C;
+      float* dxr = dx + r * C;
+      const float s = rstd[r];
+      float dot = 0.f;  // Σ_c dy·(1+w)·x̂
+      for (int64_t c = 0; c < C; ++c) {
+        const float xh = xr[c] * s;
+        dot += dyr[c] * (1.f + w[c]) * xh;
+        pw[c] += dyr[c] * xh;
+      }
+      const float mean = dot / static_cast<float>(C);
+      for (int64_t c = 0; c < C; ++c) {
+        dxr[c] = s * (dyr[c] * (1.f + w[c]) - xr[c] * s * mean);
+      }
+    }
+  }
+  for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
+    const float* pw = partial.data() + chunk * C;
+    for (int64_t c = 0; c < C; ++c) dw[c] += pw[c];
+  }
+}
+
+void embedding_forward(const int32_t* ids, const float* table, float* y, int64_t R, int64_t C,
+                       float scale) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    const float* t = table + static_cast<int64_t>(ids[r]) * C;
+    float* yr = y + r * C;
+    for (int64_t c = 0; c < C; ++c) yr[c] = t[c] * scale;
+  }
+}
+
+void embedding_backward(const int32_t* ids, const float* dy, float* dtable, int64_t R, int64_t C,
+                        float scale, int32_t frozen_id) {
+  // Serial in row order: rows sharing an id add in a fixed order.
+  for (int64_t r = 0; r < R; ++r) {
+    if (ids[r] == frozen_id) continue;
+    float* t = dtable + static_cast<int64_t>(ids[r]) * C;
+    const float* d = dy + r * C;
+    for (int64_t c = 0; c < C; ++c) t[c] += d[c] * scale;
+  }
+}
+
+double cross_entropy_forward_backward(const float* logits, const int32_t* target,
+                                      const uint8_t* mask, float* dlogits, int64_t R, int64_t V,
+                                      double denom) {
+  std::vector<double> row_loss(R, 0.0);
+  const float inv = static_cast<float>(1.0 / denom);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    float* d = dlogits + r * V;
+    if (!mask[r]) {
+      std::fill(d, d + V, 0.f);
+      continue;
+    }
+    const float* z = logits + r * V;
+    float m = z[0];
+    for (int64_t v = 1; v < V; ++v) m = std::max(m, z[v]);
+    double sum = 0.0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(z[v] - m));
+    const double lse = std::log(sum) + m;
+    row_loss[r] = lse - z[target[r]];
+    for (int64_t v = 0; v < V; ++v) {
+      d[v] = static_cast<float>(std::exp(static_cast<double>(z[v]) - lse)) * inv;
+    }
+    d[target[r]] -= inv;
+  }
+  double total = 0.0;
+  for (int64_t r = 0; r < R; ++r) total += row_loss[r];
+  return total;
+}
+
+void mul_forward(const float* a, const float* u, float* m, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) m[i] = a[i] * u[i];
+}
+
+void mul_backward(const float* a, const float* u, const float* dm, float* da, float* du,
+                  int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    da[i] = dm[i] * u[i];
+    du[i] = dm[i] * a[i];
+  }
+}
+
+}  // namespace lb

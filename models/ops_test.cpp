@@ -1,0 +1,169 @@
+// The model's kernels against their double twins (ref_ops.h), the twins against finite
+// differences, and the gradient contract (parameter grads +=, activation grads =).
+#include <doctest/doctest.h>
+
+#include "models/attention.h"
+#include "models/dnnl_util.h"
+#include "models/ops.h"
+#include "models/ref_ops.h"
+#include "models/testing.h"
+
+namespace lb {
+namespace {
+
+using testing::check_close;
+using testing::random_vec;
+using testing::to_double;
+
+TEST_CASE("rmsnorm: forward and backward match the twin; dw accumulates") {
+  const int64_t R = 37, C = 24;
+  auto x = random_vec(R * C, 1), w = random_vec(C, 2, 0.3), dy = random_vec(R * C, 3);
+  std::vector<float> y(R * C), rstd(R), dx(R * C, 7.f), dw(C, 0.f);
+  rmsnorm_forward(x.data(), w.data(), y.data(), rstd.data(), R, C);
+  rmsnorm_backward(x.data(), w.data(), rstd.data(), dy.data(), dx.data(), dw.data(), R, C);
+  ref::Vec ry, rrstd, rdx, rdw(C, 0.0);
+  ref::rmsnorm_forward(to_double(x), to_double(w), ry, rrstd, R, C);
+  ref::rmsnorm_backward(to_double(x), to_double(w), rrstd, to_double(dy), rdx, rdw, R, C);
+  check_close(y, ry, 1e-5, 1e-5, "y");
+  check_close(dx, rdx, 1e-5, 1e-4, "dx");
+  check_close(dw, rdw, 1e-4, 1e-4, "dw");
+  // Second backward: dx overwritten (same), dw doubled.
+  rmsnorm_backward(x.data(), w.data(), rstd.data(), dy.data(), dx.data(), dw.data(), R, C);
+  for (auto& v : rdw) v *= 2;
+  check_close(dx, rdx, 1e-5, 1e-4, "dx again");
+  check_close(dw, rdw, 1e-4, 1e-4, "dw doubled");
+}
+
+TEST_CASE("rmsnorm: the twin's backward matches central differences") {
+  const int64_t R = 3, C = 5;
+  auto x = to_double(random_vec(R * C, 4)), w = to_double(random_vec(C, 5, 0.3));
+  auto dy = to_double(random_vec(R * C, 6));
+  auto loss = [&](const ref::Vec& xx, const ref::Vec& ww) {
+    ref::Vec y, rstd;
+    ref::rmsnorm_forward(xx, ww, y, rstd, R, C);
+    double s = 0;
+    for (size_t i = 0; i < y.size(); ++i) s += y[i] * dy[i];
+    return s;
+  };
+  ref::Vec y, rstd, dx, dw(C, 0.0);
+  ref::rmsnorm_forward(x, w, y, rstd, R, C);
+  ref::rmsnorm_backward(x, w, rstd, dy, dx, dw, R, C);
+  const double h = 1e-6;
+  for (size_t i = 0; i < x.size(); ++i) {
+    auto xp = x, xm = x;
+    xp[i] += h, xm[i] -= h;
+    CHECK(dx[i] == doctest::Approx((loss(xp, w) - loss(xm, w)) / (2 * h)).epsilon(1e-6));
+  }
+  for (size_t c = 0; c < w.size(); ++c) {
+    auto wp = w, wm = w;
+    wp[c] += h, wm[c] -= h;
+    CHECK(dw[c] == doctest::Approx((loss(x, wp) - loss(x, wm)) / (2 * h)).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("embedding: scaled lookup; backward accumulates and skips the frozen id") {
+  const int64_t V = 6, C = 4, R = 5;
+  auto table = random_vec(V * C, 7);
+  std::vector<int32_t> ids = {1, 0, 3, 1, 5};
+  std::vector<float> y(R * C), dtable(V * C, 0.f);
+  embedding_forward(ids.data(), table.data(), y.data(), R, C, 2.f);
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t c = 0; c < C; ++c) CHECK(y[r * C + c] == table[ids[r] * C + c] * 2.f);
+  }
+  auto dy = random_vec(R * C, 8);
+  embedding_backward(ids.data(), dy.data(), dtable.data(), R, C, 2.f, 0);
+  for (int64_t c = 0; c < C; ++c) {
+    CHECK(dtable[0 * C + c] == 0.f);
+    CHECK(dtable[1 * C + c] == doctest::Approx(2.f * (dy[0 * C + c] + dy[3 * C + c])));
+    CHECK(dtable[2 * C + c] == 0.f);
+    CHECK(dtable[5 * C + c] == doctest::Approx(2.f * dy[4 * C + c]));
+  }
+}
+
+TEST_CASE("cross_entropy: loss and gradient match the twin, masked rows get 0") {
+  const int64_t R = 9, V = 7;
+  auto logits = random_vec(R * V, 9, 3.0);
+  std::vector<int32_t> target = {0, 1, 2, 3, 4, 5, 6, -1, 2};
+  std::vector<uint8_t> mask = {1, 0, 1, 1, 1, 0, 1, 0, 1};
+  std::vector<float> d(R * V, 5.f);
+  const double loss =
+      cross_entropy_forward_backward(logits.data(), target.data(), mask.data(), d.data(), R, V, 6);
+  ref::Vec rd;
+  const double rloss = ref::cross_entropy(to_double(logits), target, mask, rd, R, V, 6);
+  CHECK(loss == doctest::Approx(rloss).epsilon(1e-6));
+  check_close(d, rd, 1e-7, 1e-5, "dlogits");
+}
+
+TEST_CASE("gelu_tanh: oneDNN eltwise matches the twin, forward and backward") {
+  const int64_t n = 1000;
+  auto x = random_vec(n, 10, 3.0), dy = random_vec(n, 11);
+  std::vector<float> y(n), dx(n);
+  gelu_tanh_forward(x.data(), y.data(), n);
+  gelu_tanh_backward(x.data(), dy.data(), dx.data(), n);
+  std::vector<double> ry(n), rdx(n);
+  for (int64_t i = 0; i < n; ++i) {
+    ry[i] = ref::gelu_tanh(x[i]);
+    rdx[i] = ref::gelu_tanh_grad(x[i]) * dy[i];
+  }
+  check_close(y, ry, 1e-6, 1e-5, "gelu");
+  check_close(dx, rdx, 1e-6, 1e-5, "gelu backward");
+}
+
+TEST_CASE("linear: oneDNN products match loops; dW accumulates, dx overwrites") {
+  const int64_t R = 13, in = 7, out = 5;
+  auto x = random_vec(R * in, 12), w = random_vec(out * in, 13), dy = random_vec(R * out, 14);
+  std::vector<float> y(R * out), dx(R * in, 3.f), dw(out * in, 0.f);
+  linear_forward(x.data(), w.data(), y.data(), R, in, out);
+  linear_backward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), R, in, out);
+  linear_backward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), R, in, out);
+  std::vector<double> ry(R * out, 0), rdx(R * in, 0), rdw(out * in, 0);
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t o = 0; o < out; ++o) {
+      for (int64_t i = 0; i < in; ++i) {
+        ry[r * out + o] += double(x[r * in + i]) * w[o * in + i];
+        rdx[r * in + i] += double(dy[r * out + o]) * w[o * in + i];
+        rdw[o * in + i] += 2.0 * dy[r * out + o] * x[r * in + i];
+      }
+    }
+  }
+  check_close(y, ry, 1e-5, 1e-5, "y");
+  check_close(dx, rdx, 1e-5, 1e-5, "dx");
+  check_close(dw, rdw, 1e-5, 1e-5, "dw (twice)");
+}
+
+// Every normalizer in the registry: fast attention against the twin on a ragged packed batch.
+TEST_CASE("attention: forward and backward match the twin for every normalizer") {
+  const int64_t H = 3, D = 4;
+  const std::vector<int64_t> offsets = {0, 5, 6, 17};
+  const int64_t N = offsets.back(), HD = H * D;
+  auto q = random_vec(N * HD, 20), k = random_vec(N * HD, 21), v = random_vec(N * HD, 22);
+  auto scale = random_vec(N * H, 23, 0.2), datt = random_vec(N * HD, 24);
+  for (auto& s : scale) s += 1.f;
+  const std::vector<float> slopes = {0.5f, 0.25f, 0.f};
+  for (const auto& name : all_normalizer_names()) {
+    CAPTURE(name);
+    const NormalizerSpec spec = normalizer_from_name(name);
+    std::vector<float> probs(attention_prob_offsets(offsets, H).back()), att(N * HD);
+    std::vector<float> dq(N * HD), dk(N * HD), dv(N * HD), dscale(N * H);
+    attention_forward(spec, {H, D}, offsets, q.data(), k.data(), v.data(), scale.data(),
+                      slopes.data(), probs.data(), att.data());
+    attention_backward(spec, {H, D}, offsets, q.data(), k.data(), v.data(), scale.data(),
+                       slopes.data(), probs.data(), datt.data(), dq.data(), dk.data(), dv.data(),
+                       dscale.data());
+    std::vector<ref::Vec> rprobs;
+    ref::Vec ratt, rdq, rdk, rdv, rdscale;
+    ref::attention_forward(spec, H, D, offsets, to_double(q), to_double(k), to_double(v),
+                           to_double(scale), to_double(slopes), rprobs, ratt);
+    ref::attention_backward(spec, H, D, offsets, to_double(q), to_double(k), to_double(v),
+                            to_double(scale), to_double(slopes), rprobs, to_double(datt), rdq,
+                            rdk, rdv, rdscale);
+    check_close(att, ratt, 2e-5, 1e-4, "att");
+    check_close(dq, rdq, 2e-5, 1e-3, "dq");
+    check_close(dk, rdk, 2e-5, 1e-3, "dk");
+    check_close(dv, rdv, 2e-5, 1e-4, "dv");
+    check_close(dscale, rdscale, 2e-5, 1e-3, "dscale");
+  }
+}
+
+}  // namespace
+}  // namespace lb

@@ -1,0 +1,87 @@
+// The Gemma-2-style decoder (task-formats.md §3): embedding × √C; per layer input RMSNorm →
+// attention → post-attention RMSNorm → residual; pre-FFN RMSNorm → GeGLU(tanh-GELU) → post-FFN
+// RMSNorm → residual; final RMSNorm; untied lm_head. RMSNorm is x/√(mean(x²)+1e-6)·(1+w).
+// Forward and backward over a packed Batch (batch.h); products and GELU on oneDNN
+// (dnnl_util.h), the rest in ops.h and attention.h. Gradient contract: models/README.md.
+//
+// Dimensions: N rows (tokens of the batch), C hidden, H heads, D head_dim, F ffn, V vocabulary,
+// Vo output classes, Hs length-scaled heads (the last Hs heads; position.h).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/attention.h"
+#include "models/batch.h"
+#include "models/config.h"
+#include "models/param.h"
+
+namespace lb {
+
+// What one layer keeps from the forward for its backward.
+struct LayerActs {
+  std::vector<float> x;                 // (N, C) layer input (residual stream)
+  std::vector<float> xn1, rstd1;        // (N, C), (N) input_layernorm
+  std::vector<float> q, k, v;           // (N, H·D) after RoPE
+  std::vector<float> sa, sb, scale;     // (N, Hs) scale arguments a, b; (N, H) query scale
+  std::vector<float> probs;             // Σ_b H·T_b² attention weights
+  std::vector<float> att;               // (N, H·D) mixed values
+  std::vector<float> o, rstd2;          // (N, C) o_proj output, (N) post_attention_layernorm
+  std::vector<float> h1;                // (N, C) residual after attention
+  std::vector<float> xn3, rstd3;        // (N, C), (N) pre_feedforward_layernorm
+  std::vector<float> g, u, ge, m;       // (N, F) gate, up, gelu(gate), gelu(gate)·up
+  std::vector<float> d, rstd4;          // (N, C) down_proj output, (N) post_feedforward_layernorm
+};
+
+class Transformer {
+ public:
+  // cfg.vocab_size and cfg.num_labels must be set (> 0).
+  explicit Transformer(const ModelConfig& cfg);
+
+  // Draws every parameter from `seed` (N(0, init_std) for matrices and the embedding, 0 for the
+  // norm weights, the length-scale inits of length_scale.h).
+  void init(uint64_t seed);
+
+  // Mean masked cross-entropy over the batch's target rows; keeps what backward needs.
+  double forward(const Batch& batch);
+  // Gradients of the last forward's loss: parameter grads +=.
+  void backward();
+  void zero_grad();
+
+  std::vector<Param>& params() { return params_; }
+  const std::vector<Param>& params() const { return params_; }
+  Param& param(const std::string& name);
+  const ModelConfig& config() const { return cfg_; }
+  // Logits of the last forward: (N, Vo).
+  const std::vector<float>& logits() const { return logits_; }
+
+ private:
+  struct LayerParams {
+    int64_t wq, wk, wv, wo, w_in, w_post_attn, w_pre_ffn, w_post_ffn, wg, wu, wd;
+    int64_t ls_a = -1, ls_b = -1;        // nakanishi: s; learn: β, γ; adapt: W_β, W_γ
+    int64_t ls_a_bias = -1, ls_b_bias = -1;  // adapt: b_β, b_γ
+  };
+  int64_t add_param(const std::string& name, std::vector<int64_t> shape);
+  float* P(int64_t i) { return params_[i].value.data(); }
+  float* G(int64_t i) { return params_[i].grad.data(); }
+  void layer_forward(int64_t l, const float* x_in, float* x_out);
+  void layer_backward(int64_t l, float* dh);  // dh (N, C): in = ∂L/∂output, out = ∂L/∂input
+  void scale_forward(int64_t l);
+  void scale_backward(int64_t l, const float* dscale, float* dxn);
+
+  ModelConfig cfg_;
+  std::vector<Param> params_;
+  int64_t embed_ = 0, final_norm_ = 0, head_ = 0;
+  std::vector<LayerParams> layer_params_;
+  std::vector<float> slopes_;  // (H)
+  int64_t n_scaled_ = 0;       // Hs
+  RopeTable rope_;
+
+  // Last forward.
+  Batch batch_;
+  std::vector<LayerActs> acts_;
+  std::vector<float> h_final_, xnf_, rstdf_, logits_, dlogits_;
+  double loss_ = 0.0;
+};
+
+}  // namespace lb
