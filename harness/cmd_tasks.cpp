@@ -9,6 +9,7 @@
 
 #include "harness/check.h"
 #include "harness/command.h"
+#include "harness/version.h"
 #include "tasks/registry.h"
 #include "tasks/text_format.h"
 
@@ -241,7 +242,7 @@ int cmd_export(int argc, char** argv) {
   nlohmann::json manifest = {{"task", task.name}, {"task_version", task.version},
                              {"params", p.values()}, {"seed", seed}, {"lengths", lengths},
                              {"train_size", train_size}, {"dev_size", dev_size},
-                             {"test_size", test_size}, {"git_commit", LB_GIT_COMMIT}};
+                             {"test_size", test_size}, {"git_commit", git_commit()}, {"git_dirty", git_dirty()}};
   std::ofstream(out + "/lengthbench.json") << manifest.dump(2) << "\n";
   std::cerr << "exported " << splits.size() << " splits, " << tokens << " tokens, to " << out << "\n";
   return 0;

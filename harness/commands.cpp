@@ -7,6 +7,11 @@ int cmd_tasks(int argc, char** argv);
 int cmd_gen(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_normalize(int argc, char** argv);
+int cmd_query(int argc, char** argv);
+int cmd_merge(int argc, char** argv);
+int cmd_status(int argc, char** argv);
 
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> kCommands = {
@@ -14,6 +19,11 @@ const std::vector<Command>& all_commands() {
       {"gen", "print samples of a task (text or JSON)", cmd_gen},
       {"export", "write a dataset in the reference generator's .src/.trg format", cmd_export},
       {"bench", "benchmarks: tasks (more as they land)", cmd_bench},
+      {"train", "train the Gemma-2-style decoder on a task; checkpoints in safetensors", cmd_train},
+      {"normalize", "attention weights of one normalizer for one row of scores", cmd_normalize},
+      {"query", "run read-only SQL on a results database (table, CSV or JSON)", cmd_query},
+      {"status", "runs in a results database: done, running, failed", cmd_status},
+      {"merge", "merge shard results databases into one", cmd_merge},
   };
   return kCommands;
 }

@@ -1,0 +1,351 @@
+#include "results/db.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+#include <dnnl.hpp>
+#include <nlohmann/json.hpp>
+
+#include "harness/check.h"
+#include "harness/version.h"
+
+namespace lb {
+
+namespace {
+
+const char* kSchemaSql =
+#include "lb_schema_sql.inc"  // results/schema.sql as a raw string literal (generated)
+    ;
+
+const char* isa_name(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
+}
+
+// Runs fn; SQLite errors become one clear line naming the database.
+template <typename Fn>
+auto guarded(const std::string& path, int timeout_ms, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const SQLite::Exception& e) {
+    const int code = e.getErrorCode() & 0xff;
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+      throw std::runtime_error("results database '" + path + "' is locked by another process (waited " +
+                               std::to_string(timeout_ms / 1000.0).substr(0, 4) + " s): " + e.what());
+    }
+    throw std::runtime_error("results database '" + path + "': " + e.what());
+  }
+}
+
+}  // namespace
+
+std::string utc_now_iso() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::ostringstream os;
+  os << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
+  return os.str();
+}
+
+Provenance Provenance::current(int threads) {
+  Provenance p;
+  p.git_commit = lb::git_commit();
+  p.git_dirty = lb::git_dirty();
+  p.lengthbench_version = lb::lengthbench_version();
+  p.compiler = compiler_version();
+  const dnnl_version_t* v = dnnl_version();
+  std::ostringstream os;
+  os << v->major << "." << v->minor << "." << v->patch << " (" << v->hash << ")";
+  p.onednn_version = os.str();
+  p.onednn_isa = isa_name(dnnl::get_effective_cpu_isa());
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  p.host = host;
+  p.threads = threads;
+  return p;
+}
+
+const char* run_status_name(RunStatus s) {
+  switch (s) {
+    case RunStatus::kNone: return "none";
+    case RunStatus::kRunning: return "running";
+    case RunStatus::kDone: return "done";
+    case RunStatus::kFailed: return "failed";
+  }
+  return "?";
+}
+
+static RunStatus parse_status(const std::string& s) {
+  if (s == "running") return RunStatus::kRunning;
+  if (s == "done") return RunStatus::kDone;
+  if (s == "failed") return RunStatus::kFailed;
+  return RunStatus::kNone;
+}
+
+ResultsDb::ResultsDb(const std::string& path, Mode mode, int busy_timeout_ms) : path_(path) {
+  const bool exists = std::filesystem::exists(path);
+  LB_REQUIRE(exists || mode == Mode::kReadWrite, "results database '" << path << "' does not exist");
+  guarded(path_, busy_timeout_ms, [&] {
+    const int flags = mode == Mode::kReadOnly ? SQLite::OPEN_READONLY
+                                              : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+    db_ = std::make_unique<SQLite::Database>(path, flags, busy_timeout_ms);
+    int version = 0, tables = 0;
+    try {
+      version = db_->execAndGet("PRAGMA user_version").getInt();
+      tables = db_->execAndGet("SELECT count(*) FROM sqlite_master").getInt();
+    } catch (const SQLite::Exception& e) {
+      throw UsageError("'" + path + "' is not an SQLite database (" + e.what() + ")");
+    }
+    LB_REQUIRE(version <= kSchemaVersion,
+               "results database '" << path << "' has schema version " << version
+                                    << ", newer than this lengthbench's " << kSchemaVersion
+                                    << "; use a newer lengthbench");
+    LB_REQUIRE(version > 0 || tables == 0,
+               "'" << path << "' is an SQLite database but not a lengthbench results database");
+    if (mode == Mode::kReadWrite) {
+      db_->exec("PRAGMA journal_mode=WAL");
+      db_->exec("PRAGMA synchronous=NORMAL");
+    }
+    db_->exec("PRAGMA foreign_keys=ON");
+    if (version == 0) {
+      LB_REQUIRE(mode == Mode::kReadWrite, "'" << path << "' is empty, not a results database");
+      SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+      db_->exec(kSchemaSql);
+      SQLite::Statement meta(*db_, "INSERT INTO meta(key, value) VALUES (?, ?)");
+      for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+               {"schema_version", std::to_string(kSchemaVersion)},
+               {"created_by", "lengthbench " + lengthbench_version() + " " + git_commit()},
+               {"created_at", utc_now_iso()},
+               {"config_hash", "fnv1a64 of the config JSON dumped with sorted keys"}}) {
+        meta.bind(1, k);
+        meta.bind(2, v);
+        meta.exec();
+        meta.reset();
+      }
+      db_->exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+      t.commit();
+    }
+  });
+}
+
+ResultsDb::~ResultsDb() = default;
+
+RunStatus ResultsDb::run_status(const std::string& key) const {
+  return guarded(path_, 0, [&] {
+    SQLite::Statement q(*db_, "SELECT status FROM runs WHERE key = ?");
+    q.bind(1, key);
+    return q.executeStep() ? parse_status(q.getColumn(0).getString()) : RunStatus::kNone;
+  });
+}
+
+std::optional<std::string> ResultsDb::run_config_hash(const std::string& key) const {
+  return guarded(path_, 0, [&]() -> std::optional<std::string> {
+    SQLite::Statement q(*db_, "SELECT config_hash FROM runs WHERE key = ?");
+    q.bind(1, key);
+    if (!q.executeStep()) return std::nullopt;
+    return q.getColumn(0).getString();
+  });
+}
+
+void ResultsDb::begin_run(const RunRecord& r, const Provenance& p) {
+  guarded(path_, 0, [&] {
+    SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement q(*db_, "SELECT status, config_hash FROM runs WHERE key = ?");
+    q.bind(1, r.key);
+    if (q.executeStep()) {
+      LB_CHECK(q.getColumn(0).getString() != "done", "run " << r.key << " is already done");
+      LB_REQUIRE(q.getColumn(1).getString() == r.config_hash,
+                 "run " << r.key << " exists with config hash " << q.getColumn(1).getString()
+                        << " but the suite now gives " << r.config_hash
+                        << "; rename the suite or use a new database");
+      SQLite::Statement u(*db_,
+                          "UPDATE runs SET status = 'running', attempts = attempts + 1, error = NULL, "
+                          "heartbeat_at = ?, git_commit = ?, git_dirty = ?, threads = ?, host = ? "
+                          "WHERE key = ?");
+      u.bind(1, utc_now_iso());
+      u.bind(2, p.git_commit);
+      u.bind(3, p.git_dirty ? 1 : 0);
+      u.bind(4, p.threads);
+      u.bind(5, p.host);
+      u.bind(6, r.key);
+      u.exec();
+    } else {
+      SQLite::Statement ins(*db_,
+                            "INSERT INTO runs(key, suite, task, task_version, normalizer, pos_encoding, "
+                            "seed, lr, train_max_length, select_split, select_length, config_json, "
+                            "config_hash, git_commit, git_dirty, lengthbench_version, compiler, "
+                            "onednn_version, onednn_isa, threads, host, started_at, heartbeat_at, "
+                            "status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'running')");
+      int i = 0;
+      const std::string now = utc_now_iso();
+      ins.bind(++i, r.key);
+      ins.bind(++i, r.suite);
+      ins.bind(++i, r.task);
+      ins.bind(++i, r.task_version);
+      ins.bind(++i, r.normalizer);
+      ins.bind(++i, r.pos_encoding);
+      ins.bind(++i, static_cast<int64_t>(r.seed));
+      ins.bind(++i, r.lr);
+      ins.bind(++i, static_cast<int64_t>(r.train_max_length));
+      ins.bind(++i, r.select_split);
+      ins.bind(++i, static_cast<int64_t>(r.select_length));
+      ins.bind(++i, r.config_json);
+      ins.bind(++i, r.config_hash);
+      ins.bind(++i, p.git_commit);
+      ins.bind(++i, p.git_dirty ? 1 : 0);
+      ins.bind(++i, p.lengthbench_version);
+      ins.bind(++i, p.compiler);
+      ins.bind(++i, p.onednn_version);
+      ins.bind(++i, p.onednn_isa);
+      ins.bind(++i, p.threads);
+      ins.bind(++i, p.host);
+      ins.bind(++i, now);
+      ins.bind(++i, now);
+      ins.exec();
+    }
+    t.commit();
+  });
+}
+
+void ResultsDb::heartbeat(const std::string& key) {
+  guarded(path_, 0, [&] {
+    SQLite::Statement u(*db_, "UPDATE runs SET heartbeat_at = ? WHERE key = ?");
+    u.bind(1, utc_now_iso());
+    u.bind(2, key);
+    u.exec();
+  });
+}
+
+void ResultsDb::add_train_metrics(const std::string& key, const std::vector<TrainRow>& rows) {
+  guarded(path_, 0, [&] {
+    SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement ins(*db_,
+                          "INSERT OR REPLACE INTO train_metrics(run_key, step, loss, lr, grad_norm, "
+                          "tokens_per_s, wall_s) VALUES (?,?,?,?,?,?,?)");
+    for (const auto& r : rows) {
+      ins.bind(1, key);
+      ins.bind(2, static_cast<int64_t>(r.step));
+      ins.bind(3, r.loss);
+      ins.bind(4, r.lr);
+      ins.bind(5, r.grad_norm);
+      ins.bind(6, r.tokens_per_s);
+      ins.bind(7, r.wall_s);
+      ins.exec();
+      ins.reset();
+    }
+    t.commit();
+  });
+}
+
+void ResultsDb::add_checkpoint(const std::string& key, const CheckpointRow& r) {
+  guarded(path_, 0, [&] {
+    SQLite::Statement ins(*db_,
+                          "INSERT OR REPLACE INTO checkpoints(run_key, ckpt, step, path, sha256, "
+                          "selected_by, metric) VALUES (?,?,?,?,?,?,?)");
+    ins.bind(1, key);
+    ins.bind(2, r.ckpt);
+    ins.bind(3, static_cast<int64_t>(r.step));
+    ins.bind(4, r.path);
+    r.sha256.empty() ? ins.bind(5) : ins.bind(5, r.sha256);
+    r.selected_by.empty() ? ins.bind(6) : ins.bind(6, r.selected_by);
+    r.metric ? ins.bind(7, *r.metric) : ins.bind(7);
+    ins.exec();
+  });
+}
+
+void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::vector<AttnRow>& attn) {
+  guarded(path_, 0, [&] {
+    SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement ins(*db_,
+                          "INSERT OR REPLACE INTO evals(run_key, ckpt, step, split, length, status, "
+                          "samples, exact_match, token_accuracy, edit_distance, seconds) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    ins.bind(1, key);
+    ins.bind(2, e.ckpt);
+    ins.bind(3, static_cast<int64_t>(e.step));
+    ins.bind(4, e.split);
+    ins.bind(5, static_cast<int64_t>(e.length));
+    ins.bind(6, e.skipped ? "skipped" : "ok");
+    ins.bind(7, static_cast<int64_t>(e.samples));
+    if (e.skipped) {
+      ins.bind(8);
+      ins.bind(9);
+      ins.bind(10);
+    } else {
+      ins.bind(8, e.exact_match);
+      ins.bind(9, e.token_accuracy);
+      ins.bind(10, e.edit_distance);
+    }
+    ins.bind(11, e.seconds);
+    ins.exec();
+    SQLite::Statement a(*db_,
+                        "INSERT OR REPLACE INTO attn_stats(run_key, ckpt, split, length, layer, head, "
+                        "queries, entropy, entropy_norm, support, max_weight, relevant_mass, "
+                        "scale_p05, scale_p50, scale_p95) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    for (const auto& r : attn) {
+      int i = 0;
+      a.bind(++i, key);
+      a.bind(++i, e.ckpt);
+      a.bind(++i, e.split);
+      a.bind(++i, static_cast<int64_t>(e.length));
+      a.bind(++i, r.layer);
+      a.bind(++i, r.head);
+      a.bind(++i, static_cast<int64_t>(r.queries));
+      a.bind(++i, r.entropy);
+      a.bind(++i, r.entropy_norm);
+      a.bind(++i, r.support);
+      a.bind(++i, r.max_weight);
+      a.bind(++i, r.relevant_mass);
+      for (const auto& s : {r.scale_p05, r.scale_p50, r.scale_p95}) s ? a.bind(++i, *s) : a.bind(++i);
+      a.exec();
+      a.reset();
+    }
+    t.commit();
+  });
+}
+
+void ResultsDb::finish_run(const std::string& key, RunStatus status, const std::string& error) {
+  guarded(path_, 0, [&] {
+    SQLite::Statement u(*db_, "UPDATE runs SET status = ?, error = ?, ended_at = ? WHERE key = ?");
+    u.bind(1, run_status_name(status));
+    error.empty() ? u.bind(2) : u.bind(2, error);
+    u.bind(3, utc_now_iso());
+    u.bind(4, key);
+    LB_CHECK(u.exec() == 1, "finish_run: no run " << key);
+  });
+}
+
+std::vector<ResultsDb::RunSummary> ResultsDb::runs() const {
+  return guarded(path_, 0, [&] {
+    std::vector<RunSummary> out;
+    SQLite::Statement q(*db_,
+                        "SELECT key, status, coalesce(error, ''), started_at, coalesce(ended_at, '') "
+                        "FROM runs ORDER BY key");
+    while (q.executeStep()) {
+      out.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(),
+                     q.getColumn(2).getString(), q.getColumn(3).getString(),
+                     q.getColumn(4).getString()});
+    }
+    return out;
+  });
+}
+
+}  // namespace lb

@@ -1,0 +1,124 @@
+// The results database: runs, their training curves, checkpoints, evaluations and attention
+// statistics, in one SQLite file (schema: results/schema.sql, documented in results/README.md).
+//
+// Contract: WAL journal, every write in one transaction (a crash leaves the last committed state),
+// one writer per file (shards write their own files; `merge` combines them). A database with a
+// newer schema than this binary knows is refused; a locked one is waited on, then a clear error.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace SQLite {
+class Database;
+}
+
+namespace lb {
+
+constexpr int kSchemaVersion = 1;
+
+// Where and with what a run was produced.
+struct Provenance {
+  std::string git_commit, lengthbench_version, compiler, onednn_version, onednn_isa, host;
+  bool git_dirty = false;
+  int threads = 1;
+  static Provenance current(int threads);  // this binary, this machine
+};
+
+struct RunRecord {
+  std::string key, suite, task;
+  int task_version = 1;
+  std::string normalizer, pos_encoding;
+  int64_t seed = 0;
+  double lr = 0;
+  int64_t train_max_length = 0;
+  std::string select_split = "validation";
+  int64_t select_length = 0;
+  std::string config_json, config_hash;
+};
+
+enum class RunStatus { kNone, kRunning, kDone, kFailed };
+const char* run_status_name(RunStatus s);
+
+struct TrainRow {
+  int64_t step;
+  double loss, lr, grad_norm, tokens_per_s, wall_s;
+};
+
+struct EvalRow {
+  std::string ckpt = "best";
+  int64_t step = 0;
+  std::string split = "test";
+  int64_t length = 0;
+  bool skipped = false;
+  int64_t samples = 0;
+  double exact_match = 0, token_accuracy = 0, edit_distance = 0, seconds = 0;
+};
+
+struct AttnRow {
+  int layer = 0, head = 0;
+  int64_t queries = 0;
+  double entropy = 0, entropy_norm = 0, support = 0, max_weight = 0, relevant_mass = 0;
+  std::optional<double> scale_p05, scale_p50, scale_p95;
+};
+
+struct CheckpointRow {
+  std::string ckpt;
+  int64_t step = 0;
+  std::string path, sha256, selected_by;
+  std::optional<double> metric;
+};
+
+class ResultsDb {
+ public:
+  enum class Mode { kReadOnly, kReadWrite };
+  // Opens (creating in kReadWrite mode) and checks or installs the schema.
+  // busy_timeout_ms: how long to wait for another writer before failing.
+  ResultsDb(const std::string& path, Mode mode, int busy_timeout_ms = 30000);
+  ~ResultsDb();
+
+  RunStatus run_status(const std::string& key) const;
+  std::optional<std::string> run_config_hash(const std::string& key) const;
+
+  // Starts (or restarts, counting attempts) a run; a run already done is a logic error.
+  void begin_run(const RunRecord& run, const Provenance& prov);
+  void heartbeat(const std::string& key);
+  // Rows replace rows of the same step, so a resumed run has no duplicates.
+  void add_train_metrics(const std::string& key, const std::vector<TrainRow>& rows);
+  void add_checkpoint(const std::string& key, const CheckpointRow& row);
+  // One evaluation length and its attention statistics, in one transaction.
+  void add_eval(const std::string& key, const EvalRow& eval, const std::vector<AttnRow>& attn);
+  void finish_run(const std::string& key, RunStatus status, const std::string& error = "");
+
+  // Counts of runs by status, and the runs themselves (key, status, error).
+  struct RunSummary {
+    std::string key, status, error, started_at, ended_at;
+  };
+  std::vector<RunSummary> runs() const;
+
+  SQLite::Database& sql() { return *db_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::unique_ptr<SQLite::Database> db_;
+};
+
+// Prints the rows of a read-only query as an aligned table, CSV or JSON lines.
+enum class QueryFormat { kTable, kCsv, kJson };
+void print_query(ResultsDb& db, const std::string& sql, QueryFormat format, std::ostream& out);
+
+// Merges shard databases into `out` (created if missing). Idempotent: merging the same shard twice
+// changes nothing. A run done in one and not the other is taken from where it is done; a run done
+// in both with different config hashes or evaluation numbers is a conflict: reported, not merged.
+struct MergeReport {
+  int64_t runs_added = 0, runs_replaced = 0, runs_same = 0;
+  std::vector<std::string> conflicts;  // "key: what differs (shard path)"
+};
+MergeReport merge_databases(const std::string& out, const std::vector<std::string>& shards);
+
+std::string utc_now_iso();
+
+}  // namespace lb

@@ -1,0 +1,227 @@
+// The results database: schema, run lifecycle, views, locking, merge.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "harness/check.h"
+#include "results/db.h"
+
+using namespace lb;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_db(const std::string& tag) {
+  const fs::path p = fs::temp_directory_path() / ("lb_db_" + tag + "_" + std::to_string(getpid()) + ".sqlite");
+  for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p.string() + ext);
+  return p.string();
+}
+
+RunRecord make_run(const std::string& key, const std::string& normalizer, int64_t seed, double lr) {
+  RunRecord r;
+  r.key = key;
+  r.suite = "s";
+  r.task = "copy";
+  r.normalizer = normalizer;
+  r.pos_encoding = "nape";
+  r.seed = seed;
+  r.lr = lr;
+  r.train_max_length = 64;
+  r.select_length = 512;
+  r.config_json = "{}";
+  r.config_hash = "h-" + key;
+  return r;
+}
+
+// A finished run with a validation score (for selection) and test scores at two lengths.
+void finished_run(ResultsDb& db, const RunRecord& r, double val, double test64, double test512) {
+  db.begin_run(r, Provenance::current(1));
+  db.add_train_metrics(r.key, {{1, 2.0, 1e-3, 1.0, 100, 0.1}, {2, 1.5, 1e-3, 0.9, 100, 0.2}});
+  EvalRow e;
+  e.split = "validation";
+  e.length = 512;
+  e.samples = 10;
+  e.exact_match = val;
+  db.add_eval(r.key, e, {});
+  e.split = "test";
+  e.length = 64;
+  e.exact_match = test64;
+  AttnRow a;
+  a.layer = 0;
+  a.head = 1;
+  a.queries = 5;
+  a.entropy = 0.5;
+  a.scale_p50 = 1.7;
+  db.add_eval(r.key, e, {a});
+  e.length = 512;
+  e.exact_match = test512;
+  db.add_eval(r.key, e, {});
+  db.finish_run(r.key, RunStatus::kDone);
+}
+
+int64_t count(ResultsDb& db, const std::string& sql) { return db.sql().execAndGet(sql).getInt64(); }
+
+}  // namespace
+
+TEST_CASE("results: a run's lifecycle, with provenance and no duplicate metrics on resume") {
+  const std::string path = temp_db("life");
+  {
+    ResultsDb db(path, ResultsDb::Mode::kReadWrite);
+    CHECK(count(db, "PRAGMA user_version") == kSchemaVersion);
+    CHECK(db.sql().execAndGet("PRAGMA journal_mode").getString() == "wal");
+    const RunRecord r = make_run("a", "softmax", 0, 1e-3);
+    CHECK(db.run_status("a") == RunStatus::kNone);
+    db.begin_run(r, Provenance::current(2));
+    CHECK(db.run_status("a") == RunStatus::kRunning);
+    db.add_train_metrics("a", {{1, 2.0, 1e-3, 1.0, 10, 0.1}, {2, 1.9, 1e-3, 1.0, 10, 0.2}});
+    // Interrupted, resumed from step 1: step 2 is logged again and replaces the first copy.
+    db.begin_run(r, Provenance::current(2));
+    db.add_train_metrics("a", {{2, 1.8, 1e-3, 1.0, 10, 0.2}, {3, 1.7, 1e-3, 1.0, 10, 0.3}});
+    CHECK(count(db, "SELECT count(*) FROM train_metrics") == 3);
+    CHECK(db.sql().execAndGet("SELECT loss FROM train_metrics WHERE step = 2").getDouble() == 1.8);
+    CHECK(count(db, "SELECT attempts FROM runs") == 2);
+    db.finish_run("a", RunStatus::kDone);
+    CHECK(db.run_status("a") == RunStatus::kDone);
+    CHECK_THROWS(db.begin_run(r, Provenance::current(2)));  // done is done
+    RunRecord changed = make_run("b", "softmax", 0, 1e-3);
+    db.begin_run(changed, Provenance::current(1));
+    db.finish_run("b", RunStatus::kFailed, "loss is NaN at step 7");
+    changed.config_hash = "other";
+    CHECK_THROWS_AS(db.begin_run(changed, Provenance::current(1)), UsageError);
+    SQLite::Statement p(db.sql(), "SELECT git_commit, onednn_version, onednn_isa, compiler, threads FROM runs WHERE key='a'");
+    REQUIRE(p.executeStep());
+    CHECK(p.getColumn(0).getString().size() >= 7);
+    CHECK(p.getColumn(1).getString().rfind("2.", 0) == 0);
+    CHECK(!p.getColumn(2).getString().empty());
+    CHECK(p.getColumn(3).getString().find("12") != std::string::npos);
+    CHECK(p.getColumn(4).getInt() == 2);
+  }
+  ResultsDb again(path, ResultsDb::Mode::kReadOnly);
+  CHECK(again.runs().size() == 2);
+  CHECK(again.runs()[1].error == "loss is NaN at step 7");
+}
+
+TEST_CASE("results: views give mean and sd over seeds, and best-of by validation") {
+  const std::string path = temp_db("views");
+  ResultsDb db(path, ResultsDb::Mode::kReadWrite);
+  finished_run(db, make_run("e-s0", "entmax", 0, 1e-3), 0.9, 1.0, 0.6);
+  finished_run(db, make_run("e-s1", "entmax", 1, 1e-3), 0.5, 0.8, 0.8);
+  finished_run(db, make_run("e-s2-lr", "entmax", 2, 4e-4), 0.95, 0.7, 0.2);
+  SQLite::Statement q(db.sql(),
+                      "SELECT seeds, exact_match_mean, exact_match_sd FROM v_seed_summary "
+                      "WHERE lr = 1e-3 AND split = 'test' AND length = 512");
+  REQUIRE(q.executeStep());
+  CHECK(q.getColumn(0).getInt() == 2);
+  CHECK(q.getColumn(1).getDouble() == doctest::Approx(0.7));
+  CHECK(q.getColumn(2).getDouble() == doctest::Approx(0.141421356).epsilon(1e-6));
+  SQLite::Statement b(db.sql(), "SELECT DISTINCT run_key FROM v_best_of");
+  REQUIRE(b.executeStep());
+  CHECK(b.getColumn(0).getString() == "e-s2-lr");  // the best validation score wins
+  CHECK(!b.executeStep());
+  CHECK(count(db, "SELECT length_mult FROM v_evals WHERE length = 512 LIMIT 1") == 8);
+  std::ostringstream table, csv, json;
+  print_query(db, "SELECT key, lr FROM runs ORDER BY key", QueryFormat::kTable, table);
+  CHECK(table.str().find("e-s0     0.001") != std::string::npos);
+  CHECK(table.str().find("(3 rows)") != std::string::npos);
+  print_query(db, "SELECT key, error FROM runs ORDER BY key LIMIT 1", QueryFormat::kCsv, csv);
+  CHECK(csv.str() == "key,error\ne-s0,NULL\n");
+  print_query(db, "SELECT key, seed FROM runs ORDER BY key LIMIT 1", QueryFormat::kJson, json);
+  CHECK(json.str() == "{\"key\":\"e-s0\",\"seed\":0}\n");
+  CHECK_THROWS_AS(print_query(db, "SELEC 1", QueryFormat::kTable, table), UsageError);
+}
+
+TEST_CASE("results: foreign, newer and missing databases are refused") {
+  const std::string path = temp_db("foreign");
+  CHECK_THROWS_AS(ResultsDb(path, ResultsDb::Mode::kReadOnly), UsageError);
+  std::ofstream(path) << "this is not a database, just a text file of some length............";
+  CHECK_THROWS_AS(ResultsDb(path, ResultsDb::Mode::kReadWrite), UsageError);
+  fs::remove(path);
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec("CREATE TABLE other(x)");
+  }
+  CHECK_THROWS_AS(ResultsDb(path, ResultsDb::Mode::kReadWrite), UsageError);
+  fs::remove(path);
+  {
+    ResultsDb db(path, ResultsDb::Mode::kReadWrite);
+    db.sql().exec("PRAGMA user_version = 99");
+  }
+  try {
+    ResultsDb db(path, ResultsDb::Mode::kReadWrite);
+    FAIL("a newer schema was accepted");
+  } catch (const UsageError& e) {
+    CHECK(std::string(e.what()).find("schema version 99, newer") != std::string::npos);
+  }
+}
+
+TEST_CASE("results: a locked database is waited on, then a clear error; readers are not blocked") {
+  const std::string path = temp_db("lock");
+  ResultsDb writer(path, ResultsDb::Mode::kReadWrite);
+  writer.begin_run(make_run("a", "softmax", 0, 1e-3), Provenance::current(1));
+  ResultsDb other(path, ResultsDb::Mode::kReadWrite, 200);
+  ResultsDb reader(path, ResultsDb::Mode::kReadOnly, 200);
+  {
+    SQLite::Transaction hold(writer.sql(), SQLite::TransactionBehavior::IMMEDIATE);
+    writer.sql().exec("UPDATE runs SET error = 'uncommitted'");
+    try {
+      other.begin_run(make_run("b", "softmax", 0, 1e-3), Provenance::current(1));
+      FAIL("a second writer got in");
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()).find("is locked by another process") != std::string::npos);
+    }
+    // WAL: the reader sees the last committed state while the write is open.
+    CHECK(reader.run_status("a") == RunStatus::kRunning);
+    CHECK(count(reader, "SELECT count(*) FROM runs WHERE error IS NULL") == 1);
+  }
+  CHECK(other.run_status("b") == RunStatus::kNone);
+}
+
+TEST_CASE("results: merging shards equals one database, is idempotent, and reports conflicts") {
+  const std::string one = temp_db("one"), s1 = temp_db("s1"), s2 = temp_db("s2"), out = temp_db("out");
+  {
+    ResultsDb all(one, ResultsDb::Mode::kReadWrite), a(s1, ResultsDb::Mode::kReadWrite),
+        b(s2, ResultsDb::Mode::kReadWrite);
+    finished_run(all, make_run("r0", "softmax", 0, 1e-3), 0.5, 0.9, 0.1);
+    finished_run(all, make_run("r1", "entmax", 0, 1e-3), 0.6, 1.0, 0.5);
+    finished_run(a, make_run("r0", "softmax", 0, 1e-3), 0.5, 0.9, 0.1);
+    finished_run(b, make_run("r1", "entmax", 0, 1e-3), 0.6, 1.0, 0.5);
+    b.begin_run(make_run("r2", "sparsemax", 0, 1e-3), Provenance::current(1));  // unfinished
+  }
+  MergeReport rep = merge_databases(out, {s1, s2});
+  CHECK(rep.runs_added == 3);
+  CHECK(rep.conflicts.empty());
+  rep = merge_databases(out, {s1, s2});  // again: nothing changes
+  CHECK(rep.runs_added == 0);
+  CHECK(rep.runs_same == 3);
+  const char* compare =
+      "SELECT run_key, ckpt, split, length, exact_match FROM evals ORDER BY 1, 2, 3, 4";
+  {
+    ResultsDb merged(out, ResultsDb::Mode::kReadOnly), single(one, ResultsDb::Mode::kReadOnly);
+    std::ostringstream m, s;
+    print_query(merged, compare, QueryFormat::kCsv, m);
+    print_query(single, compare, QueryFormat::kCsv, s);
+    CHECK(m.str() == s.str());
+    CHECK(count(merged, "SELECT count(*) FROM attn_stats") == 2);
+    CHECK(count(merged, "SELECT count(*) FROM train_metrics") == 4);
+  }
+  // The unfinished run finishes in a later shard: it replaces the unfinished copy.
+  const std::string s3 = temp_db("s3");
+  {
+    ResultsDb c(s3, ResultsDb::Mode::kReadWrite);
+    finished_run(c, make_run("r2", "sparsemax", 0, 1e-3), 0.1, 0.2, 0.3);
+    finished_run(c, make_run("r0", "softmax", 0, 1e-3), 0.5, 0.9, 0.15);  // differs from s1
+  }
+  rep = merge_databases(out, {s3});
+  CHECK(rep.runs_replaced == 1);
+  REQUIRE(rep.conflicts.size() == 1);
+  CHECK(rep.conflicts[0].find("r0: 1 evaluation rows differ") == 0);
+  ResultsDb merged(out, ResultsDb::Mode::kReadOnly);
+  CHECK(merged.run_status("r2") == RunStatus::kDone);
+  CHECK(merged.sql().execAndGet("SELECT exact_match FROM evals WHERE run_key='r0' AND length=512 AND split='test'").getDouble() == 0.1);
+}
