@@ -10,5 +10,7 @@ namespace lb {
 const std::vector<Command>& all_bench_targets();
 
 int bench_tasks(int argc, char** argv);
+int bench_train(int argc, char** argv);
+int bench_normalizers(int argc, char** argv);
 
 }  // namespace lb

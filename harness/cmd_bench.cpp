@@ -9,6 +9,9 @@ namespace lb {
 const std::vector<Command>& all_bench_targets() {
   static const std::vector<Command> kTargets = {
       {"tasks", "sample generation throughput per task at short and long lengths", bench_tasks},
+      {"train", "decoder training tokens/s and MFU (copy config, softmax and asentmax)", bench_train},
+      {"normalizers", "forward and forward+backward ns per score of every normalizer, ratio to softmax",
+       bench_normalizers},
   };
   return kTargets;
 }
