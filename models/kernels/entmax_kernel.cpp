@@ -36,10 +36,7 @@ struct SupportStats {
 
 LB_SIMD_CLONES
 float row_max(const float* z, int64_t n) {
-  float m = z[0];
-#pragma omp simd reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, z[i]);
-  return m;
+  return simd_row_max(z, n);
 }
 
 // d_i = half·(z_i − m) − tau, where half = α − 1 (0.5 or 1).

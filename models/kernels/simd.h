@@ -44,4 +44,19 @@ LB_INLINE float fast_exp(float x) {
   return x < -87.0f ? 0.0f : poly * scale;
 }
 
+// max of x[0..n), n >= 1. Sixteen independent lanes so the compiler emits vector max (a plain
+// `m = max(m, x[i])` loop, even under `omp simd reduction(max)`, stays a scalar dependency chain).
+LB_INLINE float simd_row_max(const float* x, int64_t n) {
+  float lane[16];
+  for (int l = 0; l < 16; ++l) lane[l] = x[0];
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int l = 0; l < 16; ++l) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
+  }
+  for (; i < n; ++i) lane[0] = x[i] > lane[0] ? x[i] : lane[0];
+  float m = lane[0];
+  for (int l = 1; l < 16; ++l) m = lane[l] > m ? lane[l] : m;
+  return m;
+}
+
 }  // namespace lb

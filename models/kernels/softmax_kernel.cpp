@@ -10,9 +10,7 @@ namespace lb {
 
 LB_SIMD_CLONES
 int64_t softmax_forward(const float* z, int64_t n, float scale, float* p) {
-  float m = z[0];
-#pragma omp simd reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, z[i]);
+  const float m = simd_row_max(z, n);
   double total = 0.0;
   for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
     const int64_t b1 = std::min(n, b0 + kSumBlock);

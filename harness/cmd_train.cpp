@@ -1,0 +1,128 @@
+// `lengthbench train`: trains the Gemma-2-style decoder on a task, prints step, loss, learning
+// rate, gradient norm and tokens/s (real tokens), and writes checkpoints to --out.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "harness/check.h"
+#include "harness/command.h"
+#include "models/dnnl_util.h"
+#include "models/trainer.h"
+
+namespace po = boost::program_options;
+
+namespace lb {
+
+namespace {
+
+void print_progress(int64_t step, int64_t total, double tok_s) {
+  const int width = 30;
+  const int fill = static_cast<int>(width * step / std::max<int64_t>(1, total));
+  std::fprintf(stderr, "\r[%s%s] %lld/%lld  %.0f tok/s ", std::string(fill, '=').c_str(),
+               std::string(width - fill, ' ').c_str(), static_cast<long long>(step),
+               static_cast<long long>(total), tok_s);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()
+      ("task", po::value<std::string>(), "task name (default: the config's, else copy)")
+      ("config", po::value<std::string>(), "JSON file {\"model\": {...}, \"train\": {...}}")
+      ("preset", po::value<std::string>(), "model sizes: tiny, copy, sort, reverse, mqmtar, flip_flop")
+      ("attention", po::value<std::string>(), "normalizer name (softmax, asentmax, ...)")
+      ("position", po::value<std::string>(), "position encoding: nope, rope, alibi, nape")
+      ("steps", po::value<int64_t>(), "total optimizer steps")
+      ("batch", po::value<int64_t>(), "samples per batch")
+      ("lr", po::value<double>(), "peak learning rate")
+      ("warmup", po::value<int64_t>(), "warmup steps")
+      ("seed", po::value<uint64_t>(), "initialisation seed")
+      ("bf16", "bf16 matmul inputs (fp32 accumulation)")
+      ("out", po::value<std::string>(), "checkpoint directory (written at the end and every checkpoint_every steps)")
+      ("resume", po::value<std::string>(), "continue from this checkpoint directory")
+      ("log-every", po::value<int64_t>(), "print every N steps")
+      ("threads", po::value<int>()->default_value(2), "threads for oneDNN and our kernels");
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv, "train [options]", opts, {}, vm)) return 0;
+
+  ModelConfig model;
+  TrainConfig train;
+  bool have_model = false;
+  if (vm.count("resume")) {
+    Trainer::read_checkpoint_config(vm["resume"].as<std::string>(), model, train);
+    have_model = true;
+    LB_REQUIRE(!vm.count("config") && !vm.count("preset") && !vm.count("attention") &&
+                   !vm.count("position") && !vm.count("task") && !vm.count("batch") &&
+                   !vm.count("seed"),
+               "--resume takes the model, task, batch and seed from the checkpoint; only --steps, "
+               "--lr, --warmup, --out, --log-every and --threads may change");
+  }
+  if (vm.count("config")) {
+    load_config_file(vm["config"].as<std::string>(), model, train);
+    have_model = true;
+  }
+  if (vm.count("task")) train.task = vm["task"].as<std::string>();
+  if (vm.count("preset")) {
+    model = model_preset(vm["preset"].as<std::string>());
+  } else if (!have_model) {
+    for (const auto& p : model_preset_names()) {
+      if (p == train.task) model = model_preset(p);
+    }
+  }
+  if (vm.count("attention")) model.attention = normalizer_from_name(vm["attention"].as<std::string>());
+  if (vm.count("position")) model.position = position_encoding_from_name(vm["position"].as<std::string>());
+  if (vm.count("steps")) train.steps = vm["steps"].as<int64_t>();
+  if (vm.count("batch")) train.batch = vm["batch"].as<int64_t>();
+  if (vm.count("lr")) train.lr = vm["lr"].as<double>();
+  if (vm.count("warmup")) train.warmup = vm["warmup"].as<int64_t>();
+  if (vm.count("seed")) train.seed = vm["seed"].as<uint64_t>();
+  if (vm.count("bf16")) train.bf16 = true;
+  if (vm.count("log-every")) train.log_every = vm["log-every"].as<int64_t>();
+  LB_REQUIRE(train.steps >= 1, "--steps " << train.steps << " must be >= 1");
+  LB_REQUIRE(train.batch >= 1, "--batch " << train.batch << " must be >= 1");
+  LB_REQUIRE(train.lr >= 0, "--lr " << train.lr << " must be >= 0");
+  set_num_threads(vm["threads"].as<int>());
+
+  Trainer trainer(model, train);
+  if (vm.count("resume")) trainer.load(vm["resume"].as<std::string>());
+  const std::string out = vm.count("out") ? vm["out"].as<std::string>() : "";
+  const ModelConfig& mc = trainer.model_config();
+  std::cout << "train " << train.task << ": " << mc.layers << "x" << mc.hidden << ", " << mc.heads
+            << " heads x " << mc.head_dim << ", ffn " << mc.ffn << ", vocab " << mc.vocab_size
+            << ", " << normalizer_name(mc.attention) << " + " << position_encoding_name(mc.position)
+            << ", " << model_param_count(mc) << " params, batch " << train.batch << ", lr "
+            << train.lr << ", " << num_threads() << " threads" << (train.bf16 ? ", bf16" : "")
+            << "\n";
+  const bool tty = isatty(STDERR_FILENO);
+  int64_t tokens = 0;
+  double seconds = 0.0;
+  while (trainer.steps_done() < train.steps) {
+    const StepStats s = trainer.step();
+    tokens += s.tokens;
+    seconds += s.seconds;
+    if (s.step % train.log_every == 0 || s.step == train.steps || s.step == 1) {
+      if (tty) std::fprintf(stderr, "\r%60s\r", "");
+      std::printf("step %6lld  loss %.4f  lr %.3e  grad_norm %.3f  tok/s %.0f\n",
+                  static_cast<long long>(s.step), s.loss, s.lr, s.grad_norm,
+                  tokens / std::max(seconds, 1e-9));
+      std::fflush(stdout);
+      tokens = 0, seconds = 0.0;
+    } else if (tty) {
+      print_progress(s.step, train.steps, s.tokens / std::max(s.seconds, 1e-9));
+    }
+    if (!out.empty() && train.checkpoint_every > 0 && s.step % train.checkpoint_every == 0) {
+      trainer.save(out);
+    }
+  }
+  if (tty) std::fprintf(stderr, "\r%60s\r", "");
+  if (!out.empty()) {
+    trainer.save(out);
+    std::cout << "checkpoint: " << out << "/model.safetensors (+ optimizer.safetensors, config.json)\n";
+  }
+  return 0;
+}
+
+}  // namespace lb
