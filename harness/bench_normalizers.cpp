@@ -3,7 +3,8 @@
 // length, and the ratio to our softmax measured in the same run on the same rows.
 // Rows: N(0, sigma²) scores (default sigma 2, about the spread of trained attention logits),
 // enough rows per length for a ~1 MiB working set per buffer (at least 4), one thread. Each
-// measurement repeats until --min-time, and the best of --trials is kept (shared machines).
+// measurement repeats until --min-time; trials go round-robin over the normalizers, so a burst
+// of load on a shared machine hits them alike, and the best of --trials is kept.
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -30,22 +31,18 @@ struct Variant {
   bool plain_softmax = false;  // softmax_forward_plain instead of the registry kernel
 };
 
-// Seconds per call of fn, best of `trials`, each repeating until min_time has passed.
-double time_per_call(const std::function<void()>& fn, double min_time, int trials) {
+// Seconds per call of fn, repeating until min_time has passed.
+double time_per_call(const std::function<void()>& fn, double min_time) {
   using clock = std::chrono::steady_clock;
-  double best = 1e30;
-  for (int t = 0; t < trials; ++t) {
-    int64_t calls = 0;
-    const auto t0 = clock::now();
-    double elapsed = 0.0;
-    do {
-      fn();
-      ++calls;
-      elapsed = std::chrono::duration<double>(clock::now() - t0).count();
-    } while (elapsed < min_time);
-    best = std::min(best, elapsed / calls);
-  }
-  return best;
+  int64_t calls = 0;
+  const auto t0 = clock::now();
+  double elapsed = 0.0;
+  do {
+    fn();
+    ++calls;
+    elapsed = std::chrono::duration<double>(clock::now() - t0).count();
+  } while (elapsed < min_time);
+  return elapsed / calls;
 }
 
 std::string fixed(double v, int digits) {
@@ -58,15 +55,15 @@ std::string fixed(double v, int digits) {
 
 int bench_normalizers(int argc, char** argv) {
   std::string lengths_text = "64,1024,16384,65536", names_text;
-  double sigma = 2.0, min_time = 0.1;
-  int trials = 3;
+  double sigma = 2.0, min_time = 0.05;
+  int trials = 5;
   po::options_description opts("options");
   opts.add_options()
       ("lengths", po::value(&lengths_text), "row lengths (default 64,1024,16384,65536)")
       ("normalizers", po::value(&names_text), "comma-separated registry names (default: all)")
       ("sigma", po::value(&sigma), "scores ~ N(0, sigma^2) (default 2)")
-      ("min-time", po::value(&min_time), "seconds per trial (default 0.1)")
-      ("trials", po::value(&trials), "trials per measurement, best kept (default 3)")
+      ("min-time", po::value(&min_time), "seconds per measurement (default 0.05)")
+      ("trials", po::value(&trials), "round-robin trials, best kept (default 5)")
       ("json", "print JSON");
   po::variables_map vm;
   if (!parse_command_line(argc, argv,
@@ -116,42 +113,46 @@ int bench_normalizers(int argc, char** argv) {
     std::vector<float> z(rows * n), g(rows * n), p(rows * n), dz(rows * n);
     for (auto& v : z) v = static_cast<float>(sigma * rng.normal());
     for (auto& v : g) v = static_cast<float>(rng.normal());
-    double soft_fwd = 0.0, soft_both = 0.0;
-    for (const auto& var : variants) {
-      auto forward = [&] {
-        for (int64_t r = 0; r < rows; ++r) {
-          if (var.plain_softmax) {
-            softmax_forward_plain(z.data() + r * n, n, 1.0f, p.data() + r * n);
-          } else {
-            normalize_forward(var.spec, z.data() + r * n, n, p.data() + r * n);
+    const size_t nv = variants.size();
+    std::vector<double> fwd(nv, 1e30), fb(nv, 1e30);
+    for (int t = 0; t < trials; ++t) {
+      for (size_t k = 0; k < nv; ++k) {
+        const Variant& var = variants[k];
+        auto forward = [&] {
+          for (int64_t r = 0; r < rows; ++r) {
+            if (var.plain_softmax) {
+              softmax_forward_plain(z.data() + r * n, n, 1.0f, p.data() + r * n);
+            } else {
+              normalize_forward(var.spec, z.data() + r * n, n, p.data() + r * n);
+            }
           }
-        }
-      };
-      auto both = [&] {
-        forward();
-        for (int64_t r = 0; r < rows; ++r) {
-          normalize_backward(var.spec, z.data() + r * n, p.data() + r * n, g.data() + r * n, n,
-                             dz.data() + r * n);
-        }
-      };
-      const double per = 1e9 / static_cast<double>(rows * n);
-      const double fwd = time_per_call(forward, min_time, trials) * per;
-      const double fb = time_per_call(both, min_time, trials) * per;
-      if (var.label == "softmax") {
-        soft_fwd = fwd;
-        soft_both = fb;
+        };
+        auto both = [&] {
+          forward();
+          for (int64_t r = 0; r < rows; ++r) {
+            normalize_backward(var.spec, z.data() + r * n, p.data() + r * n, g.data() + r * n, n,
+                               dz.data() + r * n);
+          }
+        };
+        const double per = 1e9 / static_cast<double>(rows * n);
+        fwd[k] = std::min(fwd[k], time_per_call(forward, min_time) * per);
+        fb[k] = std::min(fb[k], time_per_call(both, min_time) * per);
       }
+    }
+    const double soft_fwd = fwd[0], soft_both = fb[0];  // variants[0] is our softmax
+    for (size_t k = 0; k < nv; ++k) {
+      const Variant& var = variants[k];
       if (vm.count("json")) {
         rows_json.push_back({{"normalizer", var.label}, {"spec", to_json(var.spec)}, {"n", n},
-                             {"rows", rows}, {"forward_ns_per_score", fwd},
-                             {"forward_backward_ns_per_score", fb},
-                             {"forward_ratio_to_softmax", fwd / soft_fwd},
-                             {"forward_backward_ratio_to_softmax", fb / soft_both}});
+                             {"rows", rows}, {"forward_ns_per_score", fwd[k]},
+                             {"forward_backward_ns_per_score", fb[k]},
+                             {"forward_ratio_to_softmax", fwd[k] / soft_fwd},
+                             {"forward_backward_ratio_to_softmax", fb[k] / soft_both}});
       } else {
         std::printf("%-26s %7lld %10s %8s %12s %8s\n", var.label.c_str(),
-                    static_cast<long long>(n), fixed(fwd, 3).c_str(),
-                    fixed(fwd / soft_fwd, 2).c_str(), fixed(fb, 3).c_str(),
-                    fixed(fb / soft_both, 2).c_str());
+                    static_cast<long long>(n), fixed(fwd[k], 3).c_str(),
+                    fixed(fwd[k] / soft_fwd, 2).c_str(), fixed(fb[k], 3).c_str(),
+                    fixed(fb[k] / soft_both, 2).c_str());
       }
     }
   }
