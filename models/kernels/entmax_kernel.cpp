@@ -157,7 +157,10 @@ __attribute__((target("avx512f"))) int64_t gather_candidates_avx512(const float*
 }
 
 int64_t gather_candidates(const float* z, int64_t n, float m, float half, float* buf) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  static const bool avx512 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
   return avx512 ? gather_candidates_avx512(z, n, m, half, buf)
                 : gather_candidates_plain(z, n, m, half, buf);
 }
@@ -167,16 +170,104 @@ int64_t gather_candidates(const float* z, int64_t n, float m, float half, float*
 }
 #endif
 
+// The same search for rows of n <= kShortRow, in one call on a padded local buffer (simd.h):
+// candidates are not gathered, the statistics are float lane sums (n <= 64 terms).
+LB_SIMD_CLONES
+RowStats exact_entmax_short(const float* z, int64_t n, bool square, float* p) {
+  const float half = square ? 0.5f : 1.0f;
+  alignas(64) float v[kShortRow];
+  const int chunks = short_row_load(z, n, v);
+  float lane[16];
+  for (int l = 0; l < 16; ++l) lane[l] = v[l];
+  for (int c = 1; c < chunks; ++c) {
+    for (int l = 0; l < 16; ++l) lane[l] = v[c * 16 + l] > lane[l] ? v[c * 16 + l] : lane[l];
+  }
+  float m = lane[0];
+  for (int l = 1; l < 16; ++l) m = lane[l] > m ? lane[l] : m;
+  const int len = chunks * 16;
+  for (int i = 0; i < len; ++i) v[i] = (v[i] - m) * half;  // padding stays −inf
+  double lo = -1.0;
+  double hi = square ? -1.0 / std::sqrt(static_cast<double>(n)) : -1.0 / static_cast<double>(n);
+  float tau = -1.0f;
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    float kf = 0.0f, s1f = 0.0f, s2f = 0.0f, min_in = kInf, max_out = -kInf;
+#pragma omp simd reduction(+ : kf, s1f, s2f) reduction(min : min_in) reduction(max : max_out)
+    for (int i = 0; i < len; ++i) {
+      const float d = v[i] - tau;
+      const bool in = d > 0.0f;
+      const float dp = in ? d : 0.0f;
+      kf += in ? 1.0f : 0.0f;
+      s1f += dp;
+      s2f += dp * dp;
+      min_in = std::min(min_in, in ? d : kInf);
+      max_out = std::max(max_out, in ? -kInf : d);
+    }
+    const double k = kf, s1 = s1f, s2 = s2f;
+    const double f = (square ? s2 : s1) - 1.0;
+    double delta = 0.0;
+    bool have_delta = false;
+    if (k > 0.0) {
+      if (square) {
+        const double disc = s1 * s1 - k * f;
+        if (disc >= 0.0 && s1 + std::sqrt(disc) > 0.0) {
+          delta = f / (s1 + std::sqrt(disc));
+          have_delta = true;
+        }
+      } else {
+        delta = f / k;
+        have_delta = true;
+      }
+    }
+    if (have_delta && min_in > delta && max_out <= delta) {
+      tau = static_cast<float>(tau + delta);
+      break;
+    }
+    if (f > 0.0) lo = std::max(lo, static_cast<double>(tau));
+    if (f < 0.0) hi = std::min(hi, static_cast<double>(tau));
+    double next = tau + delta;
+    if (!have_delta || !(next > lo && next < hi)) {
+      next = s1 > 0.0 ? tau + f / ((square ? 2.0 : 1.0) * s1) : lo;
+      if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    }
+    const float next_f = static_cast<float>(next);
+    if (next_f == tau) break;
+    if (hi - lo <= 1e-7) {
+      tau = static_cast<float>(0.5 * (lo + hi));
+      break;
+    }
+    tau = next_f;
+  }
+  float total = 0.0f, support = 0.0f;
+  const float sq = square ? 1.0f : 0.0f;  // w = d² or d, without a branch in the loop
+#pragma omp simd reduction(+ : total, support)
+  for (int i = 0; i < len; ++i) {
+    const float d = std::max(v[i] - tau, 0.0f);
+    const float w = d * (sq * d + (1.0f - sq));
+    v[i] = w;
+    total += w;
+    support += d > 0.0f ? 1.0f : 0.0f;
+  }
+  const float scale = std::fabs(total - 1.0f) > 1e-7f ? 1.0f / total : 1.0f;
+  for (int64_t i = 0; i < n; ++i) p[i] = v[i] * scale;
+  RowStats out;
+  out.support = static_cast<int64_t>(support);
+  out.tau = tau + half * m;
+  out.has_tau = true;
+  return out;
+}
+
 // The exact search shared by 1.5-entmax (square = true, α − 1 = 1/2) and sparsemax (α − 1 = 1).
 // Pass 1: the max; pass 2: gather the candidates v > −1 (usually a small fraction of the row);
 // the τ search runs over the candidates only; last pass: the output.
 RowStats exact_entmax_forward(const float* z, int64_t n, bool square, float* p) {
+  if (n <= kShortRow) return exact_entmax_short(z, n, square, p);
   const float half = square ? 0.5f : 1.0f;
   const float m = row_max(z, n);
   thread_local std::vector<float> candidates;
-  if (static_cast<int64_t>(candidates.size()) < n) candidates.resize(n);
+  if (static_cast<int64_t>(candidates.size()) < n + 16) candidates.resize(n + 16);
   const float* v = candidates.data();
-  const int64_t nc = gather_candidates(z, n, m, half, candidates.data());
+  int64_t nc = gather_candidates(z, n, m, half, candidates.data());
+  while (nc % 16 != 0) candidates[nc++] = -kInf;  // whole vectors: no remainder loops
   // Bracket of τ' (shifted domain): [−1, −n^(1−α)], n the full row length.
   double lo = -1.0;
   double hi = square ? -1.0 / std::sqrt(static_cast<double>(n)) : -1.0 / static_cast<double>(n);

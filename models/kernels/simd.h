@@ -44,6 +44,19 @@ LB_INLINE float fast_exp(float x) {
   return x < -87.0f ? 0.0f : poly * scale;
 }
 
+// Rows up to this length take the short-row kernels: the row is copied into a local buffer padded
+// with −inf to whole 16-lane chunks, so every loop is a fixed vector op with no remainder loop
+// and the whole kernel is one call (training rows are mostly this short).
+constexpr int64_t kShortRow = 64;
+
+// Copies x[0..n) into buf (kShortRow floats) padded with −inf; returns the number of 16-lane chunks.
+LB_INLINE int short_row_load(const float* x, int64_t n, float* buf) {
+  const int chunks = static_cast<int>((n + 15) / 16);
+  for (int i = 0; i < chunks * 16; ++i) buf[i] = -__builtin_inff();
+  std::memcpy(buf, x, static_cast<size_t>(n) * sizeof(float));
+  return chunks;
+}
+
 // max of x[0..n), n >= 1. Sixteen independent lanes so the compiler emits vector max (a plain
 // `m = max(m, x[i])` loop, even under `omp simd reduction(max)`, stays a scalar dependency chain).
 LB_INLINE float simd_row_max(const float* x, int64_t n) {

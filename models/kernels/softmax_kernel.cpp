@@ -8,8 +8,44 @@
 
 namespace lb {
 
+namespace {
+
+// n <= kShortRow: one padded buffer, fixed 16-lane loops (simd.h).
+LB_SIMD_CLONES
+int64_t softmax_forward_short(const float* z, int64_t n, float scale, float* p) {
+  alignas(64) float v[kShortRow];
+  const int chunks = short_row_load(z, n, v);
+  float lane[16];
+  for (int l = 0; l < 16; ++l) lane[l] = v[l];
+  for (int c = 1; c < chunks; ++c) {
+    for (int l = 0; l < 16; ++l) lane[l] = v[c * 16 + l] > lane[l] ? v[c * 16 + l] : lane[l];
+  }
+  float m = lane[0];
+  for (int l = 1; l < 16; ++l) m = lane[l] > m ? lane[l] : m;
+  float sum[16] = {};
+  for (int c = 0; c < chunks; ++c) {
+    for (int l = 0; l < 16; ++l) {
+      const float e = fast_exp(scale * (v[c * 16 + l] - m));
+      v[c * 16 + l] = e;
+      sum[l] += e;
+    }
+  }
+  float total = 0.0f;
+  for (int l = 0; l < 16; ++l) total += sum[l];
+  const float inv = 1.0f / total;
+  int64_t support = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] = v[i] * inv;
+    support += p[i] > 0.0f ? 1 : 0;
+  }
+  return support;
+}
+
+}  // namespace
+
 LB_SIMD_CLONES
 int64_t softmax_forward(const float* z, int64_t n, float scale, float* p) {
+  if (n <= kShortRow) return softmax_forward_short(z, n, scale, p);
   const float m = simd_row_max(z, n);
   double total = 0.0;
   for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
