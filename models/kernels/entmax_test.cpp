@@ -2,6 +2,8 @@
 // differences, and the properties of issue 3 (sums, exact zeros, limits, bracket, extremes).
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "models/kernels/kernel_testing.h"
 
 namespace lb {
@@ -229,6 +231,100 @@ TEST_CASE("entmax: fast backward matches the twin; alpha gradient matches finite
     const double h = 1e-5;
     const double num = (loss(alpha + h) - loss(alpha - h)) / (2 * h);
     CHECK(entmax_alpha_grad(alpha, p.data(), g.data(), n) == doctest::Approx(num).epsilon(1e-3).scale(1e-3));
+  }
+}
+
+}  // namespace lb
+
+namespace lb {
+
+TEST_CASE("entmax: every length 1..200 (short-row and gathered paths) matches the twins") {
+  Rng rng(12);
+  for (int64_t n = 1; n <= 200; ++n) {
+    CAPTURE(n);
+    const auto z = random_row(rng, n, n % 3 == 0 ? 0.2 : 2.0);
+    std::vector<float> p(n);
+    entmax15_forward(z.data(), n, p.data());
+    CHECK(max_abs_diff(p, ref::entmax15_forward(to_double(z))) < 1e-6);
+    sparsemax_forward(z.data(), n, p.data());
+    CHECK(max_abs_diff(p, ref::sparsemax_forward(to_double(z))) < 1e-6);
+    softmax_forward(z.data(), n, 1.0f, p.data());
+    CHECK(max_abs_diff(p, ref::softmax_forward(to_double(z))) < 1e-6);
+  }
+}
+
+TEST_CASE("entmax: masked keys at -inf get exact zeros and do not disturb the rest") {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int64_t n : {5, 40, 300}) {
+    Rng rng(13);
+    auto z = random_row(rng, n, 1.0);
+    for (int64_t i = 0; i < n; i += 3) z[i] = -inf;
+    std::vector<float> kept;
+    for (int64_t i = 0; i < n; ++i) {
+      if (i % 3 != 0) kept.push_back(z[i]);
+    }
+    for (float alpha : {1.5f, 2.0f, 1.25f}) {
+      std::vector<float> p(n);
+      entmax_forward(z.data(), n, alpha, p.data());
+      const ref::Vec r = ref::entmax_bisect_forward(to_double(kept), alpha);
+      size_t k = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        if (i % 3 == 0) {
+          CHECK(p[i] == 0.0f);
+        } else {
+          CHECK(std::fabs(p[i] - r[k++]) < 1e-6);
+        }
+      }
+    }
+    std::vector<float> s(n);
+    softmax_forward(z.data(), n, 1.0f, s.data());
+    for (int64_t i = 0; i < n; i += 3) CHECK(s[i] == 0.0f);
+    CHECK(std::fabs(testing::row_sum(s) - 1.0) < 1e-6);
+  }
+}
+
+TEST_CASE("entmax: near-ties at the threshold still sum to 1 with tau in the bracket") {
+  // Many scores a hair apart around where the threshold lands.
+  for (int64_t n : {50, 2000}) {
+    std::vector<float> z(n);
+    for (int64_t i = 0; i < n; ++i) z[i] = 1.0f - 1e-7f * static_cast<float>(i % 7) - (i < 3 ? 0.0f : 1.0f);
+    for (float alpha : {1.5f, 2.0f}) {
+      std::vector<float> p(n);
+      const RowStats st = entmax_forward(z.data(), n, alpha, p.data());
+      CHECK(std::fabs(testing::row_sum(p) - 1.0) < 1e-6);
+      const ref::Vec r = ref::entmax_bisect_forward(to_double(z), alpha);
+      CHECK(max_abs_diff(p, r) < 1e-5);
+      const double m = (alpha - 1.0) * 1.0;
+      CHECK(st.tau >= m - 1.0 - 1e-6);
+      CHECK(st.tau <= m - std::pow(static_cast<double>(n), 1.0 - alpha) + 1e-6);
+    }
+  }
+}
+
+TEST_SUITE("slow") {
+  TEST_CASE("entmax: random sweep of lengths, spreads and alphas against the twins") {
+    Rng rng(99);
+    for (int rep = 0; rep < 300; ++rep) {
+      const int64_t n = 1 + static_cast<int64_t>(rng.below(rep % 10 == 0 ? 262144 : 4096));
+      const double sigma = std::exp(rng.uniform() * 8.0 - 4.0);  // e^-4 .. e^4
+      const float alphas[3] = {1.5f, 2.0f, 1.0f + static_cast<float>(rng.uniform()) * 2.0f};
+      const auto z = random_row(rng, n, sigma);
+      for (float alpha : alphas) {
+        CAPTURE(n);
+        CAPTURE(sigma);
+        CAPTURE(alpha);
+        std::vector<float> p(n);
+        entmax_forward(z.data(), n, alpha, p.data());
+        const ref::Vec r = alpha == 1.5f   ? ref::entmax15_forward(to_double(z))
+                           : alpha == 2.0f ? ref::sparsemax_forward(to_double(z))
+                                           : ref::entmax_bisect_forward(to_double(z), alpha);
+        CHECK(max_abs_diff(p, r) < 1e-6);
+        CHECK(std::fabs(testing::row_sum(p) - 1.0) < 1e-6);
+      }
+      std::vector<float> s(n);
+      softmax_forward(z.data(), n, 1.0f, s.data());
+      CHECK(std::fabs(testing::row_sum(s) - 1.0) < 1e-6);
+    }
   }
 }
 
