@@ -12,17 +12,7 @@
 namespace lb {
 
 double adaptive_temperature_beta(const float* z, int64_t n, PolyOrder order) {
-  float m = z[0];
-  for (int64_t i = 1; i < n; ++i) m = std::max(m, z[i]);
-  // H = log S − Σ e_i (z_i − m) / S with e_i = exp(z_i − m), S = Σ e_i.
-  double s = 0.0, sz = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(z[i]) - m;
-    const double e = std::exp(d);
-    s += e;
-    sz += e * d;
-  }
-  const double H = std::log(s) - sz / s;
+  const double H = softmax_entropy(z, n);
   if (!(H > 0.5)) return 1.0;
   static const double kCoef[5] = {-0.037, 0.481, -2.3, 4.917, -1.791};
   double poly = 0.0;

@@ -151,3 +151,30 @@ TEST_CASE("normalizer: bad names and parameters are one-line usage errors") {
 }
 
 }  // namespace lb
+
+namespace lb {
+
+TEST_CASE("normalizer: adaptive_temperature's beta in both polynomial orders") {
+  Rng rng(21);
+  for (PolyOrder order : {PolyOrder::kDescending, PolyOrder::kAscending}) {
+    for (int64_t n : {2, 20, 300}) {
+      const auto z = testing::random_row(rng, n, 0.5);
+      const double b = adaptive_temperature_beta(z.data(), n, order);
+      const double r = ref::adaptive_temperature_beta(testing::to_double(z), order == PolyOrder::kDescending);
+      CHECK(b == doctest::Approx(r).epsilon(1e-5));
+    }
+  }
+  // H = log 20 ≈ 3.0 for a flat row of 20: descending P(3.0) ≈ 2.26 > 1.
+  const std::vector<float> flat(20, 0.0f);
+  CHECK(adaptive_temperature_beta(flat.data(), 20, PolyOrder::kDescending) == doctest::Approx(
+        -0.037 * std::pow(std::log(20.0), 4) + 0.481 * std::pow(std::log(20.0), 3) -
+        2.3 * std::pow(std::log(20.0), 2) + 4.917 * std::log(20.0) - 1.791).epsilon(1e-5));
+  const auto spec = normalizer_from_name("adaptive_temperature", {{"poly", "ascending"}});
+  CHECK(spec.poly_order == PolyOrder::kAscending);
+  const auto z = testing::random_row(rng, 50, 0.3);
+  std::vector<float> p(50);
+  normalize_forward(spec, z.data(), 50, p.data());
+  CHECK(testing::max_abs_diff(p, testing::ref_forward(spec, testing::to_double(z))) < 2e-6);
+}
+
+}  // namespace lb

@@ -15,6 +15,8 @@ namespace lb {
 int64_t softmax_forward(const float* z, int64_t n, float scale, float* p);
 // dz = scale · p ⊙ (g − pᵀg).
 void softmax_backward(const float* p, const float* g, int64_t n, float scale, float* dz);
+// Shannon entropy (nats) of softmax(z): log Σe − Σ e·(z − max) / Σe with e = exp(z − max).
+double softmax_entropy(const float* z, int64_t n);
 // The same forward with std::exp, no blocking tricks: the plain fp32 twin used to check the fast
 // exp and as the benchmark's "libm softmax".
 void softmax_forward_plain(const float* z, int64_t n, float scale, float* p);
