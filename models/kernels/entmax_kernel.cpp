@@ -41,6 +41,58 @@ struct SupportStats {
   float max_out = -kInf;  // max_{not S} d (<= 0)
 };
 
+// The threshold search state in the shifted domain: τ' ∈ [lo, hi], trial point tau.
+struct TauSearch {
+  double lo, hi;
+  float tau;
+};
+
+// One step from the statistics of S = {d > 0} at the trial tau (square: c = 2, else c = 1).
+// Returns true when tau is final: either the exact threshold (self-consistent support; the
+// scores outside the statistics have v <= −1 <= the threshold), or fp32 resolution is reached.
+bool tau_search_step(const SupportStats& st, bool square, TauSearch& s) {
+  const double f = (square ? st.s2 : st.s1) - 1.0;  // f(τ) = Σ_S d^c − 1
+  double delta = 0.0;  // closed-form root of Σ_S (d − δ)^c = 1
+  bool have_delta = false;
+  if (st.k > 0.0) {
+    if (square) {
+      const double disc = st.s1 * st.s1 - st.k * f;
+      if (disc >= 0.0 && st.s1 + std::sqrt(disc) > 0.0) {
+        delta = f / (st.s1 + std::sqrt(disc));
+        have_delta = true;
+      }
+    } else {
+      delta = f / st.k;
+      have_delta = true;
+    }
+  }
+  if (have_delta && st.min_in > delta && st.max_out <= delta && s.tau + delta >= -1.0) {
+    s.tau = static_cast<float>(s.tau + delta);
+    return true;
+  }
+  if (f > 0.0) s.lo = std::max(s.lo, static_cast<double>(s.tau));
+  if (f < 0.0) s.hi = std::min(s.hi, static_cast<double>(s.tau));
+  double next = s.tau + delta;
+  if (!have_delta || !(next > s.lo && next < s.hi)) {
+    next = st.s1 > 0.0 ? s.tau + f / ((square ? 2.0 : 1.0) * st.s1) : s.lo;  // Newton
+    if (!(next > s.lo && next < s.hi)) next = 0.5 * (s.lo + s.hi);           // bisection
+  }
+  const float next_f = static_cast<float>(next);
+  if (next_f == s.tau) return true;  // converged to fp32 resolution
+  if (s.hi - s.lo <= 1e-7) {
+    s.tau = static_cast<float>(0.5 * (s.lo + s.hi));
+    return true;
+  }
+  s.tau = next_f;
+  return false;
+}
+
+// The bracket [−1, −n^(1−α)] for c = 2 (α = 1.5) or c = 1 (α = 2), starting at the left end.
+TauSearch tau_search_start(int64_t n, bool square) {
+  const double hi = square ? -1.0 / std::sqrt(static_cast<double>(n)) : -1.0 / static_cast<double>(n);
+  return {-1.0, hi, -1.0f};
+}
+
 LB_SIMD_CLONES
 float row_max(const float* z, int64_t n) {
   return simd_row_max(z, n);
@@ -186,57 +238,24 @@ RowStats exact_entmax_short(const float* z, int64_t n, bool square, float* p) {
   for (int l = 1; l < 16; ++l) m = lane[l] > m ? lane[l] : m;
   const int len = chunks * 16;
   for (int i = 0; i < len; ++i) v[i] = (v[i] - m) * half;  // padding stays −inf
-  double lo = -1.0;
-  double hi = square ? -1.0 / std::sqrt(static_cast<double>(n)) : -1.0 / static_cast<double>(n);
-  float tau = -1.0f;
+  TauSearch search = tau_search_start(n, square);
   for (int pass = 0; pass < kMaxPasses; ++pass) {
-    float kf = 0.0f, s1f = 0.0f, s2f = 0.0f, min_in = kInf, max_out = -kInf;
-#pragma omp simd reduction(+ : kf, s1f, s2f) reduction(min : min_in) reduction(max : max_out)
+    const float tau = search.tau;
+    float kf = 0.0f, s1 = 0.0f, s2 = 0.0f, min_in = kInf, max_out = -kInf;
+#pragma omp simd reduction(+ : kf, s1, s2) reduction(min : min_in) reduction(max : max_out)
     for (int i = 0; i < len; ++i) {
       const float d = v[i] - tau;
       const bool in = d > 0.0f;
       const float dp = in ? d : 0.0f;
       kf += in ? 1.0f : 0.0f;
-      s1f += dp;
-      s2f += dp * dp;
+      s1 += dp;
+      s2 += dp * dp;
       min_in = std::min(min_in, in ? d : kInf);
       max_out = std::max(max_out, in ? -kInf : d);
     }
-    const double k = kf, s1 = s1f, s2 = s2f;
-    const double f = (square ? s2 : s1) - 1.0;
-    double delta = 0.0;
-    bool have_delta = false;
-    if (k > 0.0) {
-      if (square) {
-        const double disc = s1 * s1 - k * f;
-        if (disc >= 0.0 && s1 + std::sqrt(disc) > 0.0) {
-          delta = f / (s1 + std::sqrt(disc));
-          have_delta = true;
-        }
-      } else {
-        delta = f / k;
-        have_delta = true;
-      }
-    }
-    if (have_delta && min_in > delta && max_out <= delta) {
-      tau = static_cast<float>(tau + delta);
-      break;
-    }
-    if (f > 0.0) lo = std::max(lo, static_cast<double>(tau));
-    if (f < 0.0) hi = std::min(hi, static_cast<double>(tau));
-    double next = tau + delta;
-    if (!have_delta || !(next > lo && next < hi)) {
-      next = s1 > 0.0 ? tau + f / ((square ? 2.0 : 1.0) * s1) : lo;
-      if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
-    }
-    const float next_f = static_cast<float>(next);
-    if (next_f == tau) break;
-    if (hi - lo <= 1e-7) {
-      tau = static_cast<float>(0.5 * (lo + hi));
-      break;
-    }
-    tau = next_f;
+    if (tau_search_step({kf, s1, s2, min_in, max_out}, square, search)) break;
   }
+  const float tau = search.tau;
   float total = 0.0f, support = 0.0f;
   const float sq = square ? 1.0f : 0.0f;  // w = d² or d, without a branch in the loop
 #pragma omp simd reduction(+ : total, support)
@@ -268,50 +287,12 @@ RowStats exact_entmax_forward(const float* z, int64_t n, bool square, float* p) 
   const float* v = candidates.data();
   int64_t nc = gather_candidates(z, n, m, half, candidates.data());
   while (nc % 16 != 0) candidates[nc++] = -kInf;  // whole vectors: no remainder loops
-  // Bracket of τ' (shifted domain): [−1, −n^(1−α)], n the full row length.
-  double lo = -1.0;
-  double hi = square ? -1.0 / std::sqrt(static_cast<double>(n)) : -1.0 / static_cast<double>(n);
-  float tau = -1.0f;
+  TauSearch search = tau_search_start(n, square);  // n: the full row length
   for (int pass = 0; pass < kMaxPasses; ++pass) {
     // d = v − τ: the same float operations as (z − m)·half − τ in the output pass.
-    const SupportStats st = support_stats(v, nc, 0.0f, 1.0f, tau);
-    // f(τ) = Σ_S d^c − 1 and the closed-form δ with Σ_S (d − δ)^c = 1.
-    const double f = (square ? st.s2 : st.s1) - 1.0;
-    double delta = 0.0;
-    bool have_delta = false;
-    if (st.k > 0.0) {
-      if (square) {
-        const double disc = st.s1 * st.s1 - st.k * f;
-        if (disc >= 0.0 && st.s1 + std::sqrt(disc) > 0.0) {
-          delta = f / (st.s1 + std::sqrt(disc));
-          have_delta = true;
-        }
-      } else {
-        delta = f / st.k;
-        have_delta = true;
-      }
-    }
-    // Self-consistent support: every member above τ + δ, every other score below it (the
-    // scores that are not candidates have v <= −1 <= τ + δ).
-    if (have_delta && st.min_in > delta && st.max_out <= delta && tau + delta >= -1.0) {
-      tau = static_cast<float>(tau + delta);
-      break;
-    }
-    if (f > 0.0) lo = std::max(lo, static_cast<double>(tau));
-    if (f < 0.0) hi = std::min(hi, static_cast<double>(tau));
-    double next = tau + delta;
-    if (!have_delta || !(next > lo && next < hi)) {
-      next = st.s1 > 0.0 ? tau + f / ((square ? 2.0 : 1.0) * st.s1) : lo;  // Newton
-      if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
-    }
-    const float next_f = static_cast<float>(next);
-    if (next_f == tau) break;  // converged to fp32 resolution
-    if (hi - lo <= 1e-7) {
-      tau = static_cast<float>(0.5 * (lo + hi));
-      break;
-    }
-    tau = next_f;
+    if (tau_search_step(support_stats(v, nc, 0.0f, 1.0f, search.tau), square, search)) break;
   }
+  const float tau = search.tau;
   // Output, then exact normalisation. At an exact threshold Σp is 1 up to rounding and the
   // rescaling pass is skipped; after a bracket-limited search (near-ties at the threshold within
   // fp32) it corrects the sum.
