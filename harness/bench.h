@@ -12,5 +12,6 @@ const std::vector<Command>& all_bench_targets();
 int bench_tasks(int argc, char** argv);
 int bench_train(int argc, char** argv);
 int bench_normalizers(int argc, char** argv);
+int bench_eval(int argc, char** argv);
 
 }  // namespace lb

@@ -12,6 +12,8 @@ const std::vector<Command>& all_bench_targets() {
       {"train", "decoder training tokens/s and MFU (copy config, softmax and asentmax)", bench_train},
       {"normalizers", "forward and forward+backward ns per score of every normalizer, ratio to softmax",
        bench_normalizers},
+      {"eval", "long-context inference: prefill/decode s, tokens/s, peak RSS, decode vs KV-read bound",
+       bench_eval},
   };
   return kTargets;
 }

@@ -12,6 +12,7 @@ int cmd_normalize(int argc, char** argv);
 int cmd_query(int argc, char** argv);
 int cmd_merge(int argc, char** argv);
 int cmd_status(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> kCommands = {
@@ -20,6 +21,8 @@ const std::vector<Command>& all_commands() {
       {"export", "write a dataset in the reference generator's .src/.trg format", cmd_export},
       {"bench", "benchmarks: tasks (more as they land)", cmd_bench},
       {"train", "train the Gemma-2-style decoder on a task; checkpoints in safetensors", cmd_train},
+      {"eval", "evaluate a checkpoint over a ladder of lengths: exact match, attention dispersion",
+       cmd_eval},
       {"normalize", "attention weights of one normalizer for one row of scores", cmd_normalize},
       {"query", "run read-only SQL on a results database (table, CSV or JSON)", cmd_query},
       {"status", "runs in a results database: done, running, failed", cmd_status},

@@ -1,0 +1,163 @@
+// `lengthbench eval`: evaluates a checkpoint on its task (or another) over a ladder of lengths:
+// exact match, token accuracy, edit distance and attention dispersion per length (harness/eval.h).
+// A table by default, one JSON object with --json; a progress bar on a terminal only.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/check.h"
+#include "harness/command.h"
+#include "harness/eval.h"
+#include "models/dnnl_util.h"
+#include "models/safetensors.h"
+#include "models/trainer.h"
+#include "tasks/registry.h"
+
+namespace po = boost::program_options;
+
+namespace lb {
+
+namespace {
+
+// Weights of DIR/model.safetensors into `model` (every parameter, same shapes).
+void load_weights(const std::string& dir, Transformer& model) {
+  const StFile f = read_safetensors(dir + "/model.safetensors");
+  for (Param& p : model.params()) {
+    auto it = f.tensors.find(p.name);
+    LB_REQUIRE(it != f.tensors.end(), "checkpoint '" << dir << "' lacks tensor '" << p.name << "'");
+    LB_REQUIRE(it->second.shape == p.shape,
+               "checkpoint '" << dir << "' tensor '" << p.name << "' has a different shape");
+    p.value = it->second.data;
+  }
+}
+
+void print_bar(int64_t length, int64_t done, int64_t total) {
+  const int width = 30;
+  const int fill = static_cast<int>(width * done / std::max<int64_t>(1, total));
+  std::fprintf(stderr, "\rlength %-6lld [%s%s] %lld/%lld ", static_cast<long long>(length),
+               std::string(fill, '=').c_str(), std::string(width - fill, ' ').c_str(),
+               static_cast<long long>(done), static_cast<long long>(total));
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  po::options_description opts("options");
+  opts.add_options()
+      ("checkpoint", po::value<std::string>(), "checkpoint directory (config.json + model.safetensors)")
+      ("task", po::value<std::string>(), "task (default: the checkpoint's)")
+      ("param", po::value<std::vector<std::string>>()->composing(),
+       "task parameter k=v (default: the checkpoint's task parameters)")
+      ("lengths", po::value<std::string>(), "comma-separated lengths (default: the task's ladder)")
+      ("samples", po::value<int64_t>()->default_value(1000), "samples per length")
+      ("seed", po::value<uint64_t>()->default_value(0), "evaluation split seed")
+      ("split", po::value<std::string>()->default_value("test"), "test or validation")
+      ("stop-at-zero", "after the first length at 0% exact match, record the rest as skipped")
+      ("kv-bf16", "bf16 KV cache (half the memory; numbers may differ slightly from fp32)")
+      ("no-draft", "decode token by token (no reference draft; same outputs, slower)")
+      ("no-attn", "skip the attention-dispersion statistics")
+      ("threads", po::value<int>()->default_value(cores), "threads")
+      ("json", "one JSON object instead of a table");
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv, "eval --checkpoint DIR [options]", opts, {}, vm)) return 0;
+  LB_REQUIRE(vm.count("checkpoint"), "eval needs --checkpoint DIR");
+  const std::string dir = vm["checkpoint"].as<std::string>();
+  set_num_threads(vm["threads"].as<int>());
+
+  ModelConfig mc;
+  TrainConfig tc;
+  Trainer::read_checkpoint_config(dir, mc, tc);
+  std::string task_name = tc.task;
+  auto task_params = tc.task_params;
+  if (vm.count("task")) {
+    task_name = vm["task"].as<std::string>();
+    if (task_name != tc.task) task_params.clear();
+  }
+  if (vm.count("param")) {
+    for (const auto& kv : parse_key_values(vm["param"].as<std::vector<std::string>>(), "--param")) {
+      task_params.push_back(kv);
+    }
+  }
+  const TaskDef& task = find_task(task_name);
+  const TaskParams params = make_params(task, task_params);
+  LB_REQUIRE(mc.vocab_size > 0 && mc.num_labels > 0,
+             "checkpoint '" << dir << "' config has no vocab_size/num_labels");
+  Transformer model(mc);
+  load_weights(dir, model);
+
+  EvalOptions opt;
+  if (vm.count("lengths")) opt.lengths = parse_int_list(vm["lengths"].as<std::string>(), "--lengths", 1, 1 << 24);
+  opt.samples = vm["samples"].as<int64_t>();
+  LB_REQUIRE(opt.samples >= 1, "--samples " << opt.samples << " must be >= 1");
+  opt.seed = vm["seed"].as<uint64_t>();
+  const std::string split = vm["split"].as<std::string>();
+  if (split == "test") opt.split = SplitKind::kTest;
+  else if (split == "validation") opt.split = SplitKind::kValidation;
+  else throw UsageError("--split '" + split + "' is not one of: test, validation");
+  opt.stop_at_zero = vm.count("stop-at-zero") > 0;
+  opt.inference.kv_bf16 = vm.count("kv-bf16") > 0;
+  opt.decode.draft_reference = vm.count("no-draft") == 0;
+  opt.decode.attn_stats = vm.count("no-attn") == 0;
+  const bool json = vm.count("json") > 0;
+  const bool tty = !json && isatty(STDERR_FILENO);
+
+  if (!json) {
+    std::printf("eval %s on %s (%s): %lldx%lld, %lld heads x %lld, %s + %s, %lld samples per "
+                "length, %d threads%s\n",
+                dir.c_str(), task.name, split.c_str(), static_cast<long long>(mc.layers),
+                static_cast<long long>(mc.hidden), static_cast<long long>(mc.heads),
+                static_cast<long long>(mc.head_dim), normalizer_name(mc.attention).c_str(),
+                position_encoding_name(mc.position), static_cast<long long>(opt.samples),
+                num_threads(), opt.inference.kv_bf16 ? ", bf16 KV cache" : "");
+    std::printf("%8s %8s %8s %8s %9s %8s %9s %9s\n", "length", "samples", "exact", "tok_acc",
+                "edit", "entropy", "support", "seconds");
+    std::fflush(stdout);
+  }
+  // Rows are printed as lengths finish, so a long ladder shows progress without a terminal too.
+  const std::vector<int64_t> lengths = opt.lengths.empty() ? task.eval_lengths : opt.lengths;
+  nlohmann::json out = {{"checkpoint", dir},
+                        {"task", task.name},
+                        {"split", split},
+                        {"normalizer", normalizer_name(mc.attention)},
+                        {"position", position_encoding_name(mc.position)},
+                        {"threads", num_threads()},
+                        {"kv_bf16", opt.inference.kv_bf16},
+                        {"lengths", nlohmann::json::array()}};
+  EvalOptions one = opt;
+  bool skip = false;
+  for (int64_t L : lengths) {
+    one.lengths = {L};
+    one.stop_at_zero = false;
+    LengthResult r;
+    if (skip) {
+      r.eval.split = split_kind_name(opt.split);
+      r.eval.length = L;
+      r.eval.skipped = true;
+    } else {
+      r = evaluate_ladder(model, task, params, one, tty ? EvalProgress(print_bar) : EvalProgress())[0];
+      skip = opt.stop_at_zero && r.eval.exact_match == 0.0;
+    }
+    if (tty) std::fprintf(stderr, "\r%70s\r", "");
+    out["lengths"].push_back(to_json(r));
+    if (json) continue;
+    if (r.eval.skipped) {
+      std::printf("%8lld %8s\n", static_cast<long long>(L), "skipped");
+    } else {
+      std::printf("%8lld %8lld %7.1f%% %7.1f%% %9.2f %8.3f %9.1f %9.2f\n", static_cast<long long>(L),
+                  static_cast<long long>(r.eval.samples), 100 * r.eval.exact_match,
+                  100 * r.eval.token_accuracy, r.eval.edit_distance, r.mean_entropy,
+                  r.mean_support, r.eval.seconds);
+    }
+    std::fflush(stdout);
+  }
+  if (json) std::cout << out.dump() << "\n";
+  return 0;
+}
+
+}  // namespace lb

@@ -1,0 +1,456 @@
+#include "models/inference.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include <dnnl.hpp>
+
+#include "harness/check.h"
+#include "models/dnnl_util.h"
+#include "models/kernels/length_scale.h"
+#include "models/kernels/simd.h"
+#include "models/ops.h"
+
+namespace lb {
+
+namespace {
+
+// ---- products -------------------------------------------------------------------------------
+
+// C (M, N; ldc) = A (M, K; lda) · op(B): op(B) = Bᵀ with B (N, K; ldb) when trans_b, else B
+// (K, N; ldb). fp32, one oneDNN primitive with runtime shapes per trans_b, executed
+// concurrently from worker threads (oneDNN is built with concurrent execution); inside a
+// parallel region it runs on the calling thread only.
+void gemm(bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float* C, int64_t ldc) {
+  using dt = dnnl::memory::data_type;
+  constexpr int64_t kRt = DNNL_RUNTIME_DIM_VAL;
+  static std::mutex mutex;
+  static std::map<bool, dnnl::matmul> prims;
+  dnnl::matmul prim;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = prims.find(trans_b);
+    if (it == prims.end()) {
+      dnnl::memory::desc a_md({kRt, kRt}, dt::f32, dnnl::memory::dims{kRt, 1});
+      dnnl::memory::desc b_md({kRt, kRt}, dt::f32,
+                              trans_b ? dnnl::memory::dims{1, kRt} : dnnl::memory::dims{kRt, 1});
+      dnnl::memory::desc c_md({kRt, kRt}, dt::f32, dnnl::memory::dims{kRt, 1});
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), dnnl_engine());
+      it = prims.emplace(trans_b, dnnl::matmul(pd)).first;
+    }
+    prim = it->second;
+  }
+  thread_local dnnl::stream stream(dnnl_engine());
+  auto& eng = dnnl_engine();
+  dnnl::memory::desc a_md({M, K}, dt::f32, dnnl::memory::dims{lda, 1});
+  dnnl::memory::desc b_md({K, N}, dt::f32,
+                          trans_b ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
+  dnnl::memory::desc c_md({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
+  dnnl::memory a(a_md, eng, const_cast<float*>(A)), b(b_md, eng, const_cast<float*>(B)),
+      c(c_md, eng, C);
+  prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+  stream.wait();
+}
+
+constexpr int64_t kRowBlock = 64;   // rows per linear-layer unit
+constexpr int64_t kColBlock = 256;  // output columns per linear-layer unit
+
+// y (rows, out) = x (rows, in) · Wᵀ, W (out, in). Fixed units of kRowBlock × kColBlock.
+void linear(const float* x, const float* w, float* y, int64_t rows, int64_t in, int64_t out) {
+  if (rows <= 0) return;
+  const int64_t rb = (rows + kRowBlock - 1) / kRowBlock, cb = (out + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t u = 0; u < rb * cb; ++u) {
+    const int64_t r0 = (u / cb) * kRowBlock, c0 = (u % cb) * kColBlock;
+    const int64_t nr = std::min(kRowBlock, rows - r0), nc = std::min(kColBlock, out - c0);
+    gemm(true, nr, nc, in, x + r0 * in, in, w + c0 * in, in, y + r0 * out + c0, out);
+  }
+}
+
+// ---- bf16 storage ---------------------------------------------------------------------------
+
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7FFFu + ((u >> 16) & 1u);  // round to nearest even (finite inputs)
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float from_bf16(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// ---- decode kernels (few query rows): scores and sparse/dense mixing straight from the cache --
+
+// s[j] = ⟨q, K_j⟩ for j < n. K (n, D).
+LB_SIMD_CLONES void scores_f32(const float* q, const float* K, int64_t n, int64_t D, float* s) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float* k = K + j * D;
+    float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t d = 0; d < D; ++d) acc += q[d] * k[d];
+    s[j] = acc;
+  }
+}
+LB_SIMD_CLONES void scores_bf16(const float* q, const uint16_t* K, int64_t n, int64_t D,
+                                float* s) {
+  for (int64_t j = 0; j < n; ++j) {
+    const uint16_t* k = K + j * D;
+    float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t d = 0; d < D; ++d) acc += q[d] * from_bf16(k[d]);
+    s[j] = acc;
+  }
+}
+// out (D) = Σ_{j in idx} p[j] V_j.
+LB_SIMD_CLONES void mix_f32(const float* p, const int32_t* idx, int64_t cnt, const float* V,
+                            int64_t D, float* out) {
+  for (int64_t d = 0; d < D; ++d) out[d] = 0.f;
+  for (int64_t t = 0; t < cnt; ++t) {
+    const float w = p[idx[t]];
+    const float* v = V + static_cast<int64_t>(idx[t]) * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) out[d] += w * v[d];
+  }
+}
+LB_SIMD_CLONES void mix_bf16(const float* p, const int32_t* idx, int64_t cnt, const uint16_t* V,
+                             int64_t D, float* out) {
+  for (int64_t d = 0; d < D; ++d) out[d] = 0.f;
+  for (int64_t t = 0; t < cnt; ++t) {
+    const float w = p[idx[t]];
+    const uint16_t* v = V + static_cast<int64_t>(idx[t]) * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) out[d] += w * from_bf16(v[d]);
+  }
+}
+// Indices of the nonzero weights of p (n) into idx; returns their count.
+int64_t nonzeros(const float* p, int64_t n, int32_t* idx) {
+  int64_t c = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    idx[c] = static_cast<int32_t>(j);
+    c += p[j] != 0.f;
+  }
+  return c;
+}
+
+float gelu_tanh(float x) {
+  return 0.5f * x * (1.f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+// Per-thread scratch of the attention units (grown, never shrunk).
+struct UnitScratch {
+  std::vector<float> s, p, kf, vf;
+  std::vector<int32_t> idx;
+};
+UnitScratch& unit_scratch() {
+  thread_local UnitScratch s;
+  return s;
+}
+template <typename V>
+void grow(V& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+}  // namespace
+
+int64_t argmax(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (x[i] > x[best]) best = i;
+  }
+  return best;
+}
+
+// ---- engine ---------------------------------------------------------------------------------
+
+InferenceEngine::InferenceEngine(const Transformer& model, InferenceOptions opts)
+    : cfg_(model.config()), opts_(opts) {
+  LB_REQUIRE(opts_.chunk >= 1 && opts_.q_block >= 1,
+             "inference chunk " << opts_.chunk << " and q_block " << opts_.q_block
+                                << " must be >= 1");
+  const auto& params = model.params();
+  auto get = [&](const std::string& name) -> const float* {
+    for (const Param& p : params) {
+      if (p.name == name) return p.data();
+    }
+    return nullptr;
+  };
+  auto need = [&](const std::string& name) {
+    const float* p = get(name);
+    LB_CHECK(p != nullptr, "model has no parameter '" << name << "'");
+    return p;
+  };
+  embed_ = need("model.embed_tokens.weight");
+  final_norm_ = need("model.norm.weight");
+  head_ = need("lm_head.weight");
+  const LengthScale ls = cfg_.attention.length_scale;
+  n_scaled_ = ls == LengthScale::kNone
+                  ? 0
+                  : num_length_scaled_heads(cfg_.position, static_cast<int>(cfg_.heads));
+  for (int64_t l = 0; l < cfg_.layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    Layer L;
+    L.w_in = need(p + "input_layernorm.weight");
+    L.wq = need(p + "self_attn.q_proj.weight");
+    L.wk = need(p + "self_attn.k_proj.weight");
+    L.wv = need(p + "self_attn.v_proj.weight");
+    L.wo = need(p + "self_attn.o_proj.weight");
+    L.w_post_attn = need(p + "post_attention_layernorm.weight");
+    L.w_pre_ffn = need(p + "pre_feedforward_layernorm.weight");
+    L.wg = need(p + "mlp.gate_proj.weight");
+    L.wu = need(p + "mlp.up_proj.weight");
+    L.wd = need(p + "mlp.down_proj.weight");
+    L.w_post_ffn = need(p + "post_feedforward_layernorm.weight");
+    if (ls == LengthScale::kNakanishi) {
+      L.ls_a = need(p + "self_attn.ssmax_scale");
+    } else if (ls == LengthScale::kLearn) {
+      L.ls_a = need(p + "self_attn.length_scale_beta");
+      L.ls_b = need(p + "self_attn.length_scale_gamma");
+    } else if (ls == LengthScale::kAdaptSoftplusTanh) {
+      L.ls_a = need(p + "self_attn.asentmax_beta_proj.weight");
+      L.ls_a_bias = need(p + "self_attn.asentmax_beta_proj.bias");
+      L.ls_b = need(p + "self_attn.asentmax_gamma_proj.weight");
+      L.ls_b_bias = need(p + "self_attn.asentmax_gamma_proj.bias");
+    }
+    layers_.push_back(L);
+  }
+  slopes_ = position_slopes(cfg_.position, static_cast<int>(cfg_.heads));
+}
+
+void InferenceEngine::reserve_positions(int64_t max_positions) {
+  if (cfg_.position != PosEncoding::kRope || rope_.max_pos >= max_positions) return;
+  rope_ = make_rope_table(std::max<int64_t>(max_positions, 2 * rope_.max_pos),
+                          static_cast<int>(cfg_.head_dim), cfg_.rope_theta);
+}
+
+int64_t InferenceEngine::kv_bytes_per_position() const {
+  return cfg_.layers * 2 * cfg_.heads * cfg_.head_dim * (opts_.kv_bf16 ? 2 : 4);
+}
+
+// ---- session --------------------------------------------------------------------------------
+
+struct InferenceSession::Impl {
+  // KV cache, layer l head h position t at ((l·H + h)·T_max + t)·D. Allocated without
+  // initialisation, so untouched pages cost no memory.
+  std::unique_ptr<float[]> k32, v32;
+  std::unique_ptr<uint16_t[]> k16, v16;
+  // Chunk activations (R rows).
+  std::vector<float> x, xn, q, k, v, att, o, h1, g, u, scale, sa, sb, rstd;
+  const AttnObserver* obs = nullptr;
+  int64_t obs_begin = 0, obs_end = 0;
+};
+
+InferenceSession::InferenceSession(const InferenceEngine& engine, int64_t max_length)
+    : impl_(std::make_unique<Impl>()), eng_(engine), max_length_(max_length) {
+  LB_REQUIRE(max_length >= 1, "inference max_length " << max_length << " must be >= 1");
+  LB_REQUIRE(engine.cfg_.position != PosEncoding::kRope || engine.rope_.max_pos >= max_length,
+             "call reserve_positions(" << max_length << ") on the engine first");
+  const auto& c = engine.cfg_;
+  const size_t n = static_cast<size_t>(c.layers * c.heads * max_length * c.head_dim);
+  if (engine.opts_.kv_bf16) {
+    impl_->k16.reset(new uint16_t[n]);
+    impl_->v16.reset(new uint16_t[n]);
+  } else {
+    impl_->k32.reset(new float[n]);
+    impl_->v32.reset(new float[n]);
+  }
+}
+
+InferenceSession::~InferenceSession() = default;
+
+void InferenceSession::truncate(int64_t n) {
+  LB_CHECK(n >= 0 && n <= length_, "truncate to " << n << " of " << length_);
+  length_ = n;
+}
+
+void InferenceSession::observe(const AttnObserver* obs, int64_t begin, int64_t end) {
+  impl_->obs = obs;
+  impl_->obs_begin = begin;
+  impl_->obs_end = end;
+}
+
+void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>& logits,
+                              int64_t logits_from) {
+  const ModelConfig& c = eng_.cfg_;
+  const InferenceOptions& opt = eng_.opts_;
+  LB_REQUIRE(length_ + n <= max_length_, "sequence of " << length_ + n
+                                                        << " positions exceeds the reserved "
+                                                        << max_length_);
+  if (logits_from < 0) logits_from = length_ + n - 1;
+  LB_CHECK(logits_from >= length_ && logits_from <= length_ + n, "logits_from " << logits_from);
+  const int64_t C = c.hidden, H = c.heads, D = c.head_dim, HD = H * D, F = c.ffn,
+                Vo = c.num_labels, Tm = max_length_, Hs = eng_.n_scaled_;
+  const LengthScale ls_kind = c.attention.length_scale;
+  const bool sparse = is_entmax_family(c.attention.kind) || c.attention.kind == NormKind::kTopk;
+  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
+  const float emb_scale = static_cast<float>(std::sqrt(static_cast<double>(C)));
+  for (int64_t i = 0; i < n; ++i) {
+    LB_REQUIRE(ids[i] >= 0 && ids[i] < c.vocab_size,
+               "token id " << ids[i] << " is outside the model vocabulary [0, " << c.vocab_size
+                           << ")");
+  }
+  logits.assign(static_cast<size_t>((length_ + n - logits_from) * Vo), 0.f);
+  Impl& m = *impl_;
+
+  for (int64_t c0 = 0; c0 < n; c0 += opt.chunk) {
+    const int64_t R = std::min(opt.chunk, n - c0), p0 = length_ + c0;
+    // First row (within the chunk) whose last-layer output is needed.
+    int64_t need = logits_from;
+    if (m.obs && m.obs_end > p0 && m.obs_begin < p0 + R) need = std::min(need, std::max(m.obs_begin, p0));
+    need = std::clamp<int64_t>(need - p0, 0, R);
+    grow(m.x, R * C), grow(m.xn, R * C), grow(m.o, R * C), grow(m.h1, R * C), grow(m.rstd, R);
+    grow(m.q, R * HD), grow(m.k, R * HD), grow(m.v, R * HD), grow(m.att, R * HD);
+    grow(m.g, R * F), grow(m.u, R * F), grow(m.scale, R * H), grow(m.sa, R * H), grow(m.sb, R * H);
+    for (int64_t r = 0; r < R; ++r) {
+      const float* e = eng_.embed_ + static_cast<int64_t>(ids[c0 + r]) * C;
+      for (int64_t j = 0; j < C; ++j) m.x[r * C + j] = e[j] * emb_scale;
+    }
+    for (int64_t l = 0; l < c.layers; ++l) {
+      const InferenceEngine::Layer& L = eng_.layers_[l];
+      const int64_t lo = (l == c.layers - 1) ? need : 0;  // rows lo .. R−1 go on
+      const int64_t Rq = R - lo;
+      rmsnorm_forward(m.x.data(), L.w_in, m.xn.data(), m.rstd.data(), R, C);
+      linear(m.xn.data(), L.wk, m.k.data(), R, C, HD);
+      linear(m.xn.data(), L.wv, m.v.data(), R, C, HD);
+      linear(m.xn.data() + lo * C, L.wq, m.q.data() + lo * HD, Rq, C, HD);
+      if (c.position == PosEncoding::kRope) {
+        for (int64_t h = 0; h < H; ++h) {
+          rope_forward(eng_.rope_, m.k.data() + h * D, R, HD, p0, m.k.data() + h * D);
+          if (Rq > 0) {
+            rope_forward(eng_.rope_, m.q.data() + lo * HD + h * D, Rq, HD, p0 + lo,
+                         m.q.data() + lo * HD + h * D);
+          }
+        }
+      }
+      // Query scale (R, H): 1 except the last Hs heads.
+      std::fill(m.scale.begin(), m.scale.begin() + R * H, 1.f);
+      if (Hs > 0 && Rq > 0) {
+        if (ls_kind == LengthScale::kAdaptSoftplusTanh) {
+          linear(m.xn.data() + lo * C, L.ls_a, m.sa.data(), Rq, C, Hs);
+          linear(m.xn.data() + lo * C, L.ls_b, m.sb.data(), Rq, C, Hs);
+        }
+        const LengthScaleParams lsp;
+        for (int64_t r = 0; r < Rq; ++r) {
+          for (int64_t h = 0; h < Hs; ++h) {
+            float a, b;
+            if (ls_kind == LengthScale::kAdaptSoftplusTanh) {
+              a = m.sa[r * Hs + h] + L.ls_a_bias[h];
+              b = m.sb[r * Hs + h] + L.ls_b_bias[h];
+            } else {
+              a = L.ls_a[h];
+              b = L.ls_b ? L.ls_b[h] : 0.f;
+            }
+            m.scale[(lo + r) * H + (H - Hs + h)] = length_scale(ls_kind, p0 + lo + r, a, b, lsp);
+          }
+        }
+      }
+      // Cache the chunk's keys and values.
+      const int64_t base = l * H * Tm;
+      for (int64_t h = 0; h < H; ++h) {
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t at = ((base + h * Tm) + p0 + r) * D;
+          const float* kr = m.k.data() + r * HD + h * D;
+          const float* vr = m.v.data() + r * HD + h * D;
+          if (opt.kv_bf16) {
+            for (int64_t d = 0; d < D; ++d) m.k16[at + d] = to_bf16(kr[d]);
+            for (int64_t d = 0; d < D; ++d) m.v16[at + d] = to_bf16(vr[d]);
+          } else {
+            std::copy(kr, kr + D, m.k32.get() + at);
+            std::copy(vr, vr + D, m.v32.get() + at);
+          }
+        }
+      }
+      // Attention units: head × query block.
+      const int64_t qb = opt.q_block, nqb = (Rq + qb - 1) / qb;
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int64_t unit = 0; unit < H * nqb; ++unit) {
+        const int64_t h = unit / nqb, r0 = lo + (unit % nqb) * qb;
+        const int64_t nr = std::min(qb, R - r0), n_end = p0 + r0 + nr;
+        const int64_t kv_at = (base + h * Tm) * D;
+        UnitScratch& s = unit_scratch();
+        grow(s.s, nr * n_end), grow(s.p, nr * n_end), grow(s.idx, n_end);
+        const float* Kf = nullptr;
+        const float* Vf = nullptr;
+        const bool few = nr <= 2;
+        if (!opt.kv_bf16) {
+          Kf = m.k32.get() + kv_at, Vf = m.v32.get() + kv_at;
+        } else if (!few) {
+          grow(s.kf, n_end * D), grow(s.vf, n_end * D);
+          for (int64_t t = 0; t < n_end * D; ++t) s.kf[t] = from_bf16(m.k16[kv_at + t]);
+          for (int64_t t = 0; t < n_end * D; ++t) s.vf[t] = from_bf16(m.v16[kv_at + t]);
+          Kf = s.kf.data(), Vf = s.vf.data();
+        }
+        const float* qh = m.q.data() + r0 * HD + h * D;
+        if (few) {
+          for (int64_t r = 0; r < nr; ++r) {
+            if (Kf) scores_f32(qh + r * HD, Kf, p0 + r0 + r + 1, D, s.s.data() + r * n_end);
+            else scores_bf16(qh + r * HD, m.k16.get() + kv_at, p0 + r0 + r + 1, D,
+                             s.s.data() + r * n_end);
+          }
+        } else {
+          gemm(true, nr, n_end, D, qh, HD, Kf, D, s.s.data(), n_end);
+        }
+        const float slope = eng_.slopes_[h];
+        for (int64_t r = 0; r < nr; ++r) {
+          const int64_t i = p0 + r0 + r, nk = i + 1;
+          const float sc = m.scale[(r0 + r) * H + h];
+          const float f = sc * inv_sqrt_d;
+          float* z = s.s.data() + r * n_end;
+          float* p = s.p.data() + r * n_end;
+          for (int64_t j = 0; j < nk; ++j) z[j] = z[j] * f + slope * static_cast<float>(j - i);
+          const RowStats st = normalize_forward(c.attention, z, nk, p);
+          std::fill(p + nk, p + n_end, 0.f);
+          if (m.obs && i >= m.obs_begin && i < m.obs_end) {
+            AttnRowView view;
+            view.layer = l, view.head = h, view.pos = i, view.n = nk, view.p = p, view.stats = st;
+            view.scale = sc, view.scaled = h >= H - Hs;
+            (*m.obs)(view);
+          }
+          float* out = m.att.data() + (r0 + r) * HD + h * D;
+          if (sparse || few) {
+            const int64_t cnt = nonzeros(p, nk, s.idx.data());
+            if (Vf) mix_f32(p, s.idx.data(), cnt, Vf, D, out);
+            else mix_bf16(p, s.idx.data(), cnt, m.v16.get() + kv_at, D, out);
+          }
+        }
+        if (!sparse && !few) {
+          gemm(false, nr, D, n_end, s.p.data(), n_end, Vf, D, m.att.data() + r0 * HD + h * D, HD);
+        }
+      }
+      if (Rq == 0) continue;
+      // Output projection, post-attention norm, residual; then the feed-forward block.
+      float* xl = m.x.data() + lo * C;
+      float* h1 = m.h1.data() + lo * C;
+      float* xn = m.xn.data() + lo * C;
+      linear(m.att.data() + lo * HD, L.wo, m.o.data(), Rq, HD, C);
+      rmsnorm_forward(m.o.data(), L.w_post_attn, h1, m.rstd.data(), Rq, C);
+      for (int64_t t = 0; t < Rq * C; ++t) h1[t] += xl[t];
+      rmsnorm_forward(h1, L.w_pre_ffn, xn, m.rstd.data(), Rq, C);
+      linear(xn, L.wg, m.g.data(), Rq, C, F);
+      linear(xn, L.wu, m.u.data(), Rq, C, F);
+      for (int64_t t = 0; t < Rq * F; ++t) m.g[t] = gelu_tanh(m.g[t]) * m.u[t];
+      linear(m.g.data(), L.wd, m.o.data(), Rq, F, C);
+      rmsnorm_forward(m.o.data(), L.w_post_ffn, xl, m.rstd.data(), Rq, C);
+      for (int64_t t = 0; t < Rq * C; ++t) xl[t] += h1[t];
+    }
+    // Final norm and head for the rows whose logits are asked for.
+    const int64_t f0 = std::clamp<int64_t>(logits_from - p0, 0, R);
+    if (f0 < R) {
+      rmsnorm_forward(m.x.data() + f0 * C, eng_.final_norm_, m.xn.data(), m.rstd.data(), R - f0,
+                      C);
+      linear(m.xn.data(), eng_.head_, logits.data() + (p0 + f0 - logits_from) * Vo, R - f0, C,
+             Vo);
+    }
+  }
+  length_ += n;
+}
+
+}  // namespace lb
