@@ -66,12 +66,23 @@ bool tau_search_step(const SupportStats& st, bool square, TauSearch& s) {
       have_delta = true;
     }
   }
-  if (have_delta && st.min_in > delta && st.max_out <= delta && s.tau + delta >= -1.0) {
+  const bool exact =
+      have_delta && st.min_in > delta && st.max_out <= delta && s.tau + delta >= -1.0;
+  // A far step solves a quadratic whose terms (sums of up to n squares) cancel to 1, so its fp32
+  // statistics give τ to ~1e-7·Σd² only: take the step, then confirm from the new point, where
+  // the sums are O(1).
+  if (exact && std::fabs(f) <= 1e-3) {
     s.tau = static_cast<float>(s.tau + delta);
     return true;
   }
   if (f > 0.0) s.lo = std::max(s.lo, static_cast<double>(s.tau));
   if (f < 0.0) s.hi = std::min(s.hi, static_cast<double>(s.tau));
+  if (exact) {
+    const float next_f = static_cast<float>(s.tau + delta);
+    if (next_f == s.tau) return true;
+    s.tau = next_f;
+    return false;
+  }
   double next = s.tau + delta;
   if (!have_delta || !(next > s.lo && next < s.hi)) {
     next = st.s1 > 0.0 ? s.tau + f / ((square ? 2.0 : 1.0) * st.s1) : s.lo;  // Newton

@@ -18,9 +18,13 @@
 namespace lb {
 
 // Rows are reduced in blocks: a float vector reduction inside a block of kSumBlock elements
-// (each lane adds <= kSumBlock / 4 terms), the block sums added in double. Rows of 65,536 then
-// sum to 1 within ~1e-7.
+// (each of 16 lanes adds <= 32 terms), the block sums added in double. Rows of 65,536 then sum to
+// 1 within ~1e-7. Unoptimised builds do not vectorise (one lane), so their blocks are shorter.
+#ifdef __OPTIMIZE__
 constexpr int64_t kSumBlock = 512;
+#else
+constexpr int64_t kSumBlock = 32;
+#endif
 
 // exp(x) for x <= 88 by range reduction x = k ln2 + r, |r| <= ln2/2, a degree-6 polynomial and an
 // exponent-bit shift. Relative error <= 2.5e-7; x < −87 returns exactly 0 (no denormals).
