@@ -50,7 +50,9 @@ struct TauSearch {
 // One step from the statistics of S = {d > 0} at the trial tau (square: c = 2, else c = 1).
 // Returns true when tau is final: either the exact threshold (self-consistent support; the
 // scores outside the statistics have v <= −1 <= the threshold), or fp32 resolution is reached.
-bool tau_search_step(const SupportStats& st, bool square, TauSearch& s) {
+// Inlined into each caller so that it is compiled for the caller's instruction set (a call from
+// AVX-512 code into SSE code costs a state transition per call).
+LB_INLINE bool tau_search_step(const SupportStats& st, bool square, TauSearch& s) {
   const double f = (square ? st.s2 : st.s1) - 1.0;  // f(τ) = Σ_S d^c − 1
   double delta = 0.0;  // closed-form root of Σ_S (d − δ)^c = 1
   bool have_delta = false;
@@ -71,7 +73,7 @@ bool tau_search_step(const SupportStats& st, bool square, TauSearch& s) {
   // A far step solves a quadratic whose terms (sums of up to n squares) cancel to 1, so its fp32
   // statistics give τ to ~1e-7·Σd² only: take the step, then confirm from the new point, where
   // the sums are O(1).
-  if (exact && std::fabs(f) <= 1e-3) {
+  if (exact && std::fabs(f) <= 1.0) {
     s.tau = static_cast<float>(s.tau + delta);
     return true;
   }
@@ -99,7 +101,7 @@ bool tau_search_step(const SupportStats& st, bool square, TauSearch& s) {
 }
 
 // The bracket [−1, −n^(1−α)] for c = 2 (α = 1.5) or c = 1 (α = 2), starting at the left end.
-TauSearch tau_search_start(int64_t n, bool square) {
+LB_INLINE TauSearch tau_search_start(int64_t n, bool square) {
   const double hi = square ? -1.0 / std::sqrt(static_cast<double>(n)) : -1.0 / static_cast<double>(n);
   return {-1.0, hi, -1.0f};
 }
