@@ -4,7 +4,9 @@
 
 #include "harness/check.h"
 #include "harness/command.h"
+#include "harness/suite.h"
 #include "results/db.h"
+#include "tools/table.h"
 
 namespace po = boost::program_options;
 
@@ -55,24 +57,79 @@ int cmd_merge(int argc, char** argv) {
 }
 
 int cmd_status(int argc, char** argv) {
-  std::string db_path;
+  std::string db_path, suite_path;
   po::options_description opts("options");
-  opts.add_options()("db", po::value(&db_path), "results database")("all", "list every run");
+  opts.add_options()
+      ("db", po::value(&db_path), "results database")
+      ("suite", po::value(&suite_path), "suite JSON: also list its runs not started yet")
+      ("all", "list every run, done ones included");
+  po::positional_options_description pos;
+  pos.add("db", 1).add("suite", 1);
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv, "status RESULTS.sqlite [SUITE.json] [--all]", opts, pos, vm)) {
+    return 0;
+  }
+  LB_REQUIRE(!db_path.empty(), "status: give RESULTS.sqlite");
+  ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
+  std::map<std::string, int64_t> counts;
+  std::map<std::string, std::string> status_of;
+  for (const auto& r : db.runs()) status_of[r.key] = r.status;
+  std::vector<std::string> keys;
+  if (!suite_path.empty()) {
+    for (const auto& r : load_suite(suite_path).runs) keys.push_back(r.key);
+  } else {
+    for (const auto& [k, s] : status_of) keys.push_back(k);
+  }
+  std::map<std::string, std::string> errors;
+  for (const auto& r : db.runs()) errors[r.key] = r.error;
+  for (const auto& k : keys) {
+    const auto it = status_of.find(k);
+    const std::string st = it == status_of.end() ? "pending" : it->second == "running" ? "running/interrupted" : it->second;
+    ++counts[st];
+    if (vm.count("all") || st != "done") {
+      std::cout << st << "  " << k << (errors[k].empty() ? "" : "  error: " + errors[k]) << "\n";
+    }
+  }
+  std::cout << counts["done"] << " done, " << counts["running/interrupted"]
+            << " running or interrupted, " << counts["failed"] << " failed";
+  if (!suite_path.empty()) std::cout << ", " << counts["pending"] << " pending";
+  std::cout << "\n";
+  return 0;
+}
+
+int cmd_table(int argc, char** argv) {
+  std::string db_path, format = "md", protocol = "mean";
+  TableOptions o;
+  po::options_description opts("options");
+  opts.add_options()
+      ("db", po::value(&db_path), "results database")
+      ("suite", po::value(&o.suite), "only this suite")
+      ("task", po::value(&o.task), "only this task")
+      ("split", po::value(&o.split), "evaluation split (default test)")
+      ("protocol", po::value(&protocol), "mean (± sd over seeds, per lr) or best (of seeds x lrs)")
+      ("format", po::value(&format), "md, latex or csv");
   po::positional_options_description pos;
   pos.add("db", 1);
   po::variables_map vm;
-  if (!parse_command_line(argc, argv, "status RESULTS.sqlite [--all]", opts, pos, vm)) return 0;
-  LB_REQUIRE(!db_path.empty(), "status: give RESULTS.sqlite");
-  ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
-  std::map<std::string, int> counts;
-  for (const auto& r : db.runs()) {
-    ++counts[r.status];
-    if (vm.count("all") || r.status != "done") {
-      std::cout << r.status << "  " << r.key << (r.error.empty() ? "" : "  error: " + r.error) << "\n";
-    }
+  if (!parse_command_line(argc, argv,
+                          "table RESULTS.sqlite [--suite S] [--task T] [--protocol mean|best] "
+                          "[--format md|latex|csv]",
+                          opts, pos, vm)) {
+    return 0;
   }
-  std::cout << counts["done"] << " done, " << counts["running"] << " running or interrupted, "
-            << counts["failed"] << " failed\n";
+  LB_REQUIRE(!db_path.empty(), "table: give RESULTS.sqlite");
+  LB_REQUIRE(format == "md" || format == "latex" || format == "csv",
+             "--format '" << format << "' is not one of: md, latex, csv");
+  LB_REQUIRE(protocol == "mean" || protocol == "best",
+             "--protocol '" << protocol << "' is not one of: mean, best");
+  o.format = format == "md" ? TableFormat::kMarkdown : format == "latex" ? TableFormat::kLatex
+                                                                         : TableFormat::kCsv;
+  o.protocol = protocol == "mean" ? TableProtocol::kMeanSd : TableProtocol::kBestOf;
+  ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
+  if (print_tables(db, o, std::cout) == 0) {
+    std::cerr << "no finished evaluations match in " << db_path << "\n";
+    return 1;
+  }
   return 0;
 }
 

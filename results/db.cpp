@@ -271,6 +271,17 @@ void ResultsDb::add_checkpoint(const std::string& key, const CheckpointRow& r) {
   });
 }
 
+std::optional<double> ResultsDb::checkpoint_metric(const std::string& key,
+                                                   const std::string& ckpt) const {
+  return guarded(path_, 0, [&]() -> std::optional<double> {
+    SQLite::Statement q(*db_, "SELECT metric FROM checkpoints WHERE run_key = ? AND ckpt = ?");
+    q.bind(1, key);
+    q.bind(2, ckpt);
+    if (q.executeStep() && !q.getColumn(0).isNull()) return q.getColumn(0).getDouble();
+    return std::nullopt;
+  });
+}
+
 void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::vector<AttnRow>& attn) {
   guarded(path_, 0, [&] {
     SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);

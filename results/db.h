@@ -88,6 +88,8 @@ class ResultsDb {
   // Rows replace rows of the same step, so a resumed run has no duplicates.
   void add_train_metrics(const std::string& key, const std::vector<TrainRow>& rows);
   void add_checkpoint(const std::string& key, const CheckpointRow& row);
+  // The metric recorded with a run's checkpoint (e.g. the best one's selection score), if any.
+  std::optional<double> checkpoint_metric(const std::string& key, const std::string& ckpt) const;
   // One evaluation length and its attention statistics, in one transaction.
   void add_eval(const std::string& key, const EvalRow& eval, const std::vector<AttnRow>& attn);
   void finish_run(const std::string& key, RunStatus status, const std::string& error = "");

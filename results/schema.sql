@@ -118,13 +118,16 @@ GROUP BY suite, task, normalizer, pos_encoding, lr, ckpt, split, length;
 -- the highest exact match on its selection split and length, then that run's every evaluation.
 CREATE VIEW v_best_of AS
 WITH scored AS (
-  SELECT r.key, r.suite, r.task, r.normalizer, r.pos_encoding,
+  SELECT r.key AS best_key,
          ROW_NUMBER() OVER (PARTITION BY r.suite, r.task, r.normalizer, r.pos_encoding
-                            ORDER BY e.exact_match DESC, e.token_accuracy DESC, r.key) AS rank
+                            ORDER BY e.exact_match DESC, e.token_accuracy DESC, r.key) AS best_rank
   FROM runs r JOIN evals e
     ON e.run_key = r.key AND e.split = r.select_split AND e.length = r.select_length
        AND e.ckpt = 'best'
   WHERE r.status = 'done'
 )
-SELECT v.* FROM scored s JOIN v_evals v ON v.run_key = s.key
-WHERE s.rank = 1 AND v.ckpt = 'best' AND v.split = 'test';
+SELECT v.suite, v.task, v.normalizer, v.pos_encoding, v.lr, v.seed, v.run_key, v.ckpt, v.step,
+       v.split, v.length, v.length_mult, v.status, v.samples, v.exact_match, v.token_accuracy,
+       v.edit_distance
+FROM v_evals v JOIN scored s ON s.best_key = v.run_key
+WHERE s.best_rank = 1 AND v.ckpt = 'best' AND v.split = 'test';

@@ -1,0 +1,152 @@
+// `lengthbench run` (a suite into a results database) and `lengthbench slurm` (an sbatch array
+// script that runs the shards of a suite, then merges them).
+#include <unistd.h>
+
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <thread>
+
+#include "harness/check.h"
+#include "harness/command.h"
+#include "harness/run.h"
+#include "harness/suite.h"
+#include "models/dnnl_util.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace lb {
+
+namespace {
+
+// Assumed sustained rate for --dry-run estimates: fp32 oneDNN matmuls on one core reach about
+// 50-100 GFLOP/s here; the estimate says which rate it used.
+constexpr double kAssumedGflopsPerThread = 40.0;
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  std::string suite_path, db_path, filter, shard, checkpoints;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  po::options_description opts("options");
+  opts.add_options()
+      ("suite", po::value(&suite_path), "suite JSON file")
+      ("db", po::value(&db_path), "results database (created if missing)")
+      ("filter", po::value(&filter), "only runs whose key matches this regular expression")
+      ("shard", po::value(&shard), "i/n: only shard i of n (each shard writes its own database)")
+      ("threads", po::value(&threads), "threads per run (default: all cores)")
+      ("checkpoints", po::value(&checkpoints), "checkpoint directory (default: DB path + .checkpoints)")
+      ("dry-run", "list the runs and their estimated cost; train nothing");
+  po::positional_options_description pos;
+  pos.add("suite", 1);
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv,
+                          "run SUITE.json --db RESULTS.sqlite [--filter REGEX] [--dry-run] "
+                          "[--shard i/n] [--threads N]",
+                          opts, pos, vm)) {
+    return 0;
+  }
+  LB_REQUIRE(!suite_path.empty(), "run: give a SUITE.json");
+  LB_REQUIRE(threads >= 1 && threads <= 1024, "--threads " << threads << " must be in [1, 1024]");
+  const Suite suite = load_suite(suite_path);
+  std::vector<RunSpec> runs = suite.runs;
+  if (!filter.empty()) runs = filter_runs(runs, filter);
+  if (!shard.empty()) {
+    const auto [i, n] = parse_shard(shard);
+    runs = shard_runs(runs, i, n);
+  }
+  if (vm.count("dry-run")) {
+    double total = 0;
+    for (const auto& r : runs) {
+      const double f = estimate_run_flops(r);
+      total += f;
+      std::cout << r.key << "  " << r.config_hash << "  ~" << std::setprecision(3) << f / 1e12
+                << " TFLOP\n";
+    }
+    const double rate = kAssumedGflopsPerThread * 1e9 * threads;
+    std::cout << runs.size() << " runs of " << suite.runs.size() << " in suite '" << suite.name
+              << "', ~" << std::setprecision(3) << total / 1e12 << " TFLOP, about "
+              << std::fixed << std::setprecision(1) << total / rate / 60 << " min at "
+              << kAssumedGflopsPerThread << " GFLOP/s per thread x " << threads << " threads\n";
+    return 0;
+  }
+  LB_REQUIRE(!db_path.empty(), "run: --db RESULTS.sqlite is required (or use --dry-run)");
+  set_num_threads(threads);
+  ResultsDb db(db_path, ResultsDb::Mode::kReadWrite);
+  RunnerOptions ro;
+  ro.threads = threads;
+  ro.checkpoint_root = checkpoints.empty() ? db_path + ".checkpoints" : checkpoints;
+  ro.progress_bar = isatty(STDERR_FILENO);
+  install_stop_handlers();
+  const SuiteTotals t = run_suite(runs, db, ro, std::cerr);
+  std::cout << suite.name << ": " << t.done << " done, " << t.skipped << " already done, "
+            << t.failed << " failed" << (t.interrupted ? ", interrupted (run again to resume)" : "")
+            << "\n";
+  if (t.interrupted) return 130;
+  return t.failed > 0 ? 1 : 0;
+}
+
+int cmd_slurm(int argc, char** argv) {
+  std::string suite_path, partition, time_limit = "24:00:00", out_dir, binary;
+  int64_t shards = 0;
+  int cpus = 4;
+  po::options_description opts("options");
+  opts.add_options()
+      ("suite", po::value(&suite_path), "suite JSON file")
+      ("shards", po::value(&shards), "number of array tasks (shards)")
+      ("partition", po::value(&partition), "SLURM partition (default: the cluster's)")
+      ("time", po::value(&time_limit), "time limit per shard (default 24:00:00)")
+      ("cpus", po::value(&cpus), "CPUs per shard (default 4)")
+      ("out", po::value(&out_dir), "shared directory for shard databases, checkpoints, logs "
+                                   "(default: SUITE's directory/NAME-slurm)")
+      ("binary", po::value(&binary), "lengthbench binary to run (default: this one)");
+  po::positional_options_description pos;
+  pos.add("suite", 1);
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv,
+                          "slurm SUITE.json --shards N [--partition P] [--time T] [--cpus C]",
+                          opts, pos, vm)) {
+    return 0;
+  }
+  LB_REQUIRE(!suite_path.empty(), "slurm: give a SUITE.json");
+  LB_REQUIRE(shards >= 1 && shards <= 100000, "--shards " << shards << " must be in [1, 100000]");
+  LB_REQUIRE(cpus >= 1 && cpus <= 1024, "--cpus " << cpus << " must be in [1, 1024]");
+  const Suite suite = load_suite(suite_path);  // refuse a bad suite before writing a script
+  const std::string suite_abs = fs::absolute(suite_path).string();
+  if (out_dir.empty()) out_dir = (fs::path(suite_abs).parent_path() / (suite.name + "-slurm")).string();
+  out_dir = fs::absolute(out_dir).string();
+  if (binary.empty()) binary = fs::canonical("/proc/self/exe").string();
+  std::cout << "#!/bin/bash\n"
+            << "# lengthbench suite '" << suite.name << "': " << suite.runs.size() << " runs in "
+            << shards << " shards.\n"
+            << "# Submit:  mkdir -p " << out_dir << " && job=$(sbatch --parsable THIS_SCRIPT)\n"
+            << "# Merge:   sbatch --dependency=afterok:$job --wrap \"" << binary << " merge "
+            << out_dir << "/results.sqlite " << out_dir << "/shard-*.sqlite\"\n"
+            << "#SBATCH --job-name=lb-" << suite.name << "\n"
+            << "#SBATCH --array=0-" << shards - 1 << "\n"
+            << "#SBATCH --cpus-per-task=" << cpus << "\n"
+            << "#SBATCH --time=" << time_limit << "\n";
+  if (!partition.empty()) std::cout << "#SBATCH --partition=" << partition << "\n";
+  std::cout << "#SBATCH --output=" << out_dir << "/slurm-%A_%a.out\n"
+            << "#SBATCH --requeue\n"
+            << "set -euo pipefail\n"
+            << "i=${SLURM_ARRAY_TASK_ID:?run under sbatch, or set SLURM_ARRAY_TASK_ID}\n"
+            << "out=" << out_dir << "\n"
+            << "mkdir -p \"$out\"\n"
+            << "# SQLite must not be shared over NFS: the shard database lives on node-local disk\n"
+            << "# and is copied back whole; a requeued task starts from the copy and skips done runs.\n"
+            << "local=\"${SLURM_TMPDIR:-${TMPDIR:-/tmp}}/lb-${SLURM_ARRAY_JOB_ID:-0}-$i\"\n"
+            << "mkdir -p \"$local\"\n"
+            << "if [ -f \"$out/shard-$i.sqlite\" ]; then cp \"$out/shard-$i.sqlite\" \"$local/shard.sqlite\"; fi\n"
+            << "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-" << cpus << "}\n"
+            << "rc=0\n"
+            << binary << " run " << suite_abs << " --db \"$local/shard.sqlite\" --shard \"$i/" << shards
+            << "\" --threads \"$OMP_NUM_THREADS\" --checkpoints \"$out/checkpoints\" || rc=$?\n"
+            << "cp \"$local/shard.sqlite\" \"$out/shard-$i.sqlite.tmp\" && mv \"$out/shard-$i.sqlite.tmp\" \"$out/shard-$i.sqlite\"\n"
+            << "rm -rf \"$local\"\n"
+            << "exit $rc\n";
+  return 0;
+}
+
+}  // namespace lb

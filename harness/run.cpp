@@ -1,0 +1,246 @@
+#include "harness/run.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+
+#include "harness/check.h"
+#include "harness/run_eval.h"
+#include "models/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace lb {
+
+std::atomic<bool>& stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+extern "C" void lb_on_stop_signal(int) { stop_requested() = true; }
+
+void install_stop_handlers() {
+  std::signal(SIGINT, lb_on_stop_signal);
+  std::signal(SIGTERM, lb_on_stop_signal);
+}
+
+namespace {
+
+// Saves atomically: a crash leaves either the old or the new checkpoint, never half of one.
+void save_checkpoint(const Trainer& t, const fs::path& dir) {
+  const fs::path tmp = dir.string() + ".tmp", old = dir.string() + ".old";
+  fs::remove_all(tmp);
+  t.save(tmp.string());
+  fs::remove_all(old);
+  if (fs::exists(dir)) fs::rename(dir, old);
+  fs::rename(tmp, dir);
+  fs::remove_all(old);
+}
+
+// The checkpoint to resume from: dir, or dir.old when a crash came between the two renames.
+fs::path existing_checkpoint(const fs::path& dir) {
+  if (fs::exists(dir / "config.json")) return dir;
+  const fs::path old = dir.string() + ".old";
+  if (fs::exists(old / "config.json")) return old;
+  return {};
+}
+
+std::string format_seconds(double s) {
+  std::ostringstream os;
+  if (s >= 3600) os << static_cast<int>(s / 3600) << "h" << std::setw(2) << std::setfill('0') << static_cast<int>(s / 60) % 60 << "m";
+  else if (s >= 60) os << static_cast<int>(s / 60) << "m" << std::setw(2) << std::setfill('0') << static_cast<int>(s) % 60 << "s";
+  else os << std::fixed << std::setprecision(1) << s << "s";
+  return os.str();
+}
+
+class Progress {
+ public:
+  Progress(bool bar, std::ostream& log, std::string label, int64_t total)
+      : bar_(bar), log_(log), label_(std::move(label)), total_(total) {}
+  void update(int64_t done, const std::string& detail) {
+    if (!bar_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (done < total_ && now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const int width = 24, fill = static_cast<int>(width * done / std::max<int64_t>(1, total_));
+    std::cerr << "\r" << label_ << " [" << std::string(fill, '#') << std::string(width - fill, '.')
+              << "] " << done << "/" << total_ << " " << detail;
+    if (done > first_ && done < total_) {
+      std::cerr << " ETA " << format_seconds(elapsed / (done - first_) * (total_ - done));
+    }
+    std::cerr << "\033[K" << std::flush;
+  }
+  void start_at(int64_t done) { first_ = done; }
+  void finish() {
+    if (bar_) std::cerr << "\r\033[K" << std::flush;
+  }
+
+ private:
+  bool bar_;
+  std::ostream& log_;
+  std::string label_;
+  int64_t total_, first_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
+};
+
+RunRecord record_of(const RunSpec& r) {
+  RunRecord rec;
+  rec.key = r.key;
+  rec.suite = r.suite;
+  rec.task = r.task;
+  rec.task_version = r.task_version;
+  rec.normalizer = normalizer_name(r.model.attention);
+  rec.pos_encoding = position_encoding_name(r.model.position);
+  rec.seed = static_cast<int64_t>(r.seed);
+  rec.lr = r.train.lr;
+  rec.train_max_length = r.train_max_length;
+  rec.select_split = r.select.split;
+  rec.select_length = r.select.length;
+  rec.config_json = r.config.dump();
+  rec.config_hash = r.config_hash;
+  return rec;
+}
+
+}  // namespace
+
+RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts, std::ostream& log) {
+  const RunStatus status = db.run_status(run.key);
+  if (status == RunStatus::kDone) {
+    const auto hash = db.run_config_hash(run.key);
+    LB_REQUIRE(hash && *hash == run.config_hash,
+               "run " << run.key << " is done in " << db.path() << " with config hash "
+                      << hash.value_or("?") << " but the suite now gives " << run.config_hash
+                      << "; use a new database or suite name");
+    return RunOutcome::kSkipped;
+  }
+  db.begin_run(record_of(run), Provenance::current(opts.threads));
+  const fs::path dir = fs::path(opts.checkpoint_root) / run.key;
+  try {
+    Trainer trainer(run.model, run.train);
+    const fs::path resume = existing_checkpoint(dir / "last");
+    if (!resume.empty()) {
+      trainer.load(resume.string());
+      log << run.key << ": resuming at step " << trainer.steps_done() << "\n";
+    }
+    std::optional<double> best = db.checkpoint_metric(run.key, "best");
+    auto select = [&](int64_t step) {
+      EvalOutcome v = evaluate_for_run(trainer.model(), run, run.select.split, run.select.length,
+                                       run.select.samples, opts.threads, false);
+      if (!best || v.row.exact_match > *best) {
+        best = v.row.exact_match;
+        save_checkpoint(trainer, dir / "best");
+        db.add_checkpoint(run.key, {"best", step, (dir / "best").string(), "",
+                                    "exact_match@" + run.select.split + "/" +
+                                        std::to_string(run.select.length),
+                                    v.row.exact_match});
+      }
+    };
+    const int64_t steps = run.train.steps;
+    Progress progress(opts.progress_bar, log, run.key, steps);
+    progress.start_at(trainer.steps_done());
+    std::vector<TrainRow> pending;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (trainer.steps_done() < steps) {
+      if (stop_requested()) {
+        db.add_train_metrics(run.key, pending);
+        progress.finish();
+        log << run.key << ": interrupted at step " << trainer.steps_done()
+            << "; resumes from its last checkpoint\n";
+        return RunOutcome::kInterrupted;
+      }
+      const StepStats s = trainer.step();
+      LB_CHECK(std::isfinite(s.loss) && std::isfinite(s.grad_norm),
+               "loss " << s.loss << ", gradient norm " << s.grad_norm << " at step " << s.step);
+      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      pending.push_back({s.step, s.loss, s.lr, s.grad_norm, s.tokens / std::max(1e-9, s.seconds), wall});
+      if (s.step % run.train.log_every == 0 || s.step == steps) {
+        db.add_train_metrics(run.key, pending);
+        pending.clear();
+        db.heartbeat(run.key);
+        if (!opts.progress_bar) {
+          log << run.key << ": step " << s.step << "/" << steps << " loss " << s.loss << " lr "
+              << s.lr << " |g| " << s.grad_norm << "\n";
+        }
+      }
+      progress.update(s.step, "loss " + std::to_string(s.loss).substr(0, 6));
+      const bool ckpt = s.step == steps ||
+                        (run.train.checkpoint_every > 0 && s.step % run.train.checkpoint_every == 0);
+      const bool sel = s.step == steps || (run.select.every > 0 && s.step % run.select.every == 0);
+      // Selection first, so a checkpoint never records a state whose selection is not yet saved.
+      if (sel) select(s.step);
+      if (ckpt) {
+        db.add_train_metrics(run.key, pending);
+        pending.clear();
+        save_checkpoint(trainer, dir / "last");
+        db.add_checkpoint(run.key, {"last", s.step, (dir / "last").string(), "", "", std::nullopt});
+      }
+    }
+    progress.finish();
+    // Evaluate the selected checkpoint: its selection score, then the ladder.
+    Trainer chosen(run.model, run.train);
+    chosen.load(existing_checkpoint(dir / "best").string());
+    const int64_t best_step = chosen.steps_done();
+    EvalOutcome v = evaluate_for_run(chosen.model(), run, run.select.split, run.select.length,
+                                     run.select.samples, opts.threads, true);
+    v.row.ckpt = "best";
+    v.row.step = best_step;
+    db.add_eval(run.key, v.row, v.attn);
+    bool zero = false;
+    for (int64_t L : run.eval.lengths) {
+      EvalRow skipped;
+      if (zero) {
+        skipped.ckpt = "best";
+        skipped.step = best_step;
+        skipped.split = run.eval.split;
+        skipped.length = L;
+        skipped.skipped = true;
+        db.add_eval(run.key, skipped, {});
+        continue;
+      }
+      EvalOutcome e = evaluate_for_run(chosen.model(), run, run.eval.split, L, run.eval.samples,
+                                       opts.threads, true);
+      e.row.ckpt = "best";
+      e.row.step = best_step;
+      db.add_eval(run.key, e.row, e.attn);
+      log << run.key << ": " << run.eval.split << " L=" << L << " exact match "
+          << 100 * e.row.exact_match << "%\n";
+      zero = run.eval.stop_at_zero && e.row.exact_match == 0.0;
+      if (stop_requested()) return RunOutcome::kInterrupted;
+    }
+    db.finish_run(run.key, RunStatus::kDone);
+    return RunOutcome::kDone;
+  } catch (const std::exception& e) {
+    db.finish_run(run.key, RunStatus::kFailed, e.what());
+    log << run.key << ": failed: " << e.what() << "\n";
+    return RunOutcome::kFailed;
+  }
+}
+
+SuiteTotals run_suite(const std::vector<RunSpec>& runs, ResultsDb& db, const RunnerOptions& opts,
+                      std::ostream& log) {
+  SuiteTotals t;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (stop_requested()) {
+      t.interrupted = true;
+      break;
+    }
+    if (db.run_status(runs[i].key) != RunStatus::kDone) {
+      log << "[" << i + 1 << "/" << runs.size() << "] " << runs[i].key << "\n";
+    }
+    switch (run_one(runs[i], db, opts, log)) {
+      case RunOutcome::kSkipped: ++t.skipped; break;
+      case RunOutcome::kDone: ++t.done; break;
+      case RunOutcome::kFailed: ++t.failed; break;
+      case RunOutcome::kInterrupted: t.interrupted = true; return t;
+    }
+  }
+  return t;
+}
+
+}  // namespace lb

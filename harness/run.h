@@ -1,0 +1,43 @@
+// Running suites: each run trains with periodic checkpoints and checkpoint selection, evaluates
+// its best checkpoint over the ladder, and writes everything to the results database.
+//
+// Restartability: a run already done in the database is skipped; a run found 'running' (killed,
+// Ctrl-C, power loss) resumes from its last checkpoint and re-logs the steps after it (rows are
+// replaced, never duplicated), giving the same numbers as an uninterrupted run at the same thread
+// count; a run that throws (NaN loss, bad config) is recorded 'failed' with its error and the
+// suite goes on.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "harness/suite.h"
+#include "results/db.h"
+
+namespace lb {
+
+struct RunnerOptions {
+  std::string checkpoint_root;  // checkpoints of run K live in checkpoint_root/K/{last,best}
+  int threads = 1;
+  bool progress_bar = false;    // redraw a bar on stderr (a terminal); else plain log lines
+};
+
+enum class RunOutcome { kSkipped, kDone, kFailed, kInterrupted };
+
+// Set by SIGINT/SIGTERM: the current run saves its checkpoint and stops (status stays 'running').
+std::atomic<bool>& stop_requested();
+void install_stop_handlers();
+
+RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts, std::ostream& log);
+
+// Runs every run in order; returns the number that failed. Stops early on a stop request.
+struct SuiteTotals {
+  int64_t done = 0, skipped = 0, failed = 0;
+  bool interrupted = false;
+};
+SuiteTotals run_suite(const std::vector<RunSpec>& runs, ResultsDb& db, const RunnerOptions& opts,
+                      std::ostream& log);
+
+}  // namespace lb

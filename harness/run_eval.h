@@ -1,0 +1,21 @@
+// The runner's view of evaluation: one split at one length for one model, as database rows.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "harness/suite.h"
+#include "models/transformer.h"
+#include "results/db.h"
+
+namespace lb {
+
+struct EvalOutcome {
+  EvalRow row;                // ckpt/step are filled by the caller
+  std::vector<AttnRow> attn;  // empty when with_attention is false
+};
+
+EvalOutcome evaluate_for_run(const Transformer& model, const RunSpec& run, const std::string& split,
+                             int64_t length, int64_t samples, int threads, bool with_attention);
+
+}  // namespace lb

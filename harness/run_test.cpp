@@ -1,0 +1,185 @@
+// The suite runner end to end on tiny models: completion, skipping, failures recorded, resume
+// after SIGKILL with the same numbers, and shards run as SLURM would, merged.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "harness/run.h"
+#include "models/dnnl_util.h"
+
+using namespace lb;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& tag) {
+  const fs::path d = fs::temp_directory_path() / ("lb_run_" + tag + "_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// Two tiny copy runs (softmax, entmax); the second run of `bad` cannot be built.
+json tiny_suite(bool bad = false) {
+  json j = json::parse(R"({
+    "name": "t",
+    "model": {"preset": "tiny"},
+    "train": {"steps": 24, "batch": 8, "warmup": 4, "log_every": 4, "checkpoint_every": 8,
+              "task_params": {"seq_len": 8, "vary_len": 2}},
+    "tasks": ["copy"],
+    "attention": ["softmax", "entmax"],
+    "lr": [3e-3],
+    "seeds": [0],
+    "eval": {"lengths": [8, 16], "samples": 8},
+    "select": {"length": 16, "samples": 8, "every": 8}
+  })");
+  if (bad) j["tasks"] = {"copy", {{"task", "sort"}, {"model", {{"vocab_size", 3}}}}};
+  return j;
+}
+
+std::string dump_results(const std::string& db_path) {
+  ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
+  std::ostringstream out;
+  print_query(db, "SELECT run_key, split, length, exact_match, token_accuracy, edit_distance FROM evals ORDER BY 1, 2, 3", QueryFormat::kCsv, out);
+  print_query(db, "SELECT run_key, step, loss, grad_norm FROM train_metrics ORDER BY 1, 2", QueryFormat::kCsv, out);
+  print_query(db, "SELECT run_key, layer, head, entropy, support, relevant_mass FROM attn_stats ORDER BY 1, 2, 3, 4", QueryFormat::kCsv, out);
+  return out.str();
+}
+
+int run_binary(const std::vector<std::string>& args, pid_t* child = nullptr) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, 2);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  if (child) {
+    *child = pid;
+    return 0;
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("run: a suite completes into the database, and a second pass skips it") {
+  set_num_threads(1);
+  const fs::path dir = temp_dir("complete");
+  const Suite suite = expand_suite(tiny_suite());
+  RunnerOptions opts;
+  opts.checkpoint_root = (dir / "ckpt").string();
+  std::ostringstream log;
+  {
+    ResultsDb db((dir / "r.sqlite").string(), ResultsDb::Mode::kReadWrite);
+    SuiteTotals t = run_suite(suite.runs, db, opts, log);
+    CHECK(t.done == 2);
+    CHECK(t.failed == 0);
+    auto count = [&](const std::string& sql) { return db.sql().execAndGet(sql).getInt64(); };
+    CHECK(count("SELECT count(*) FROM runs WHERE status = 'done'") == 2);
+    CHECK(count("SELECT count(*) FROM train_metrics") == 2 * 24);
+    CHECK(count("SELECT count(*) FROM evals WHERE split = 'test'") == 2 * 2);
+    CHECK(count("SELECT count(*) FROM evals WHERE split = 'validation'") == 2);
+    CHECK(count("SELECT count(*) FROM attn_stats WHERE split = 'test'") == 2 * 2 * 2 * 4);  // runs x lengths x layers x heads
+    CHECK(count("SELECT count(*) FROM checkpoints WHERE ckpt IN ('last', 'best')") == 4);
+    t = run_suite(suite.runs, db, opts, log);
+    CHECK(t.skipped == 2);
+    CHECK(t.done == 0);
+  }
+  CHECK(fs::exists(dir / "ckpt" / suite.runs[0].key / "best" / "model.safetensors"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run: a failing run is recorded with its error and the suite goes on") {
+  set_num_threads(1);
+  const fs::path dir = temp_dir("fail");
+  const Suite suite = expand_suite(tiny_suite(true));
+  RunnerOptions opts;
+  opts.checkpoint_root = (dir / "ckpt").string();
+  std::ostringstream log;
+  ResultsDb db((dir / "r.sqlite").string(), ResultsDb::Mode::kReadWrite);
+  const SuiteTotals t = run_suite(suite.runs, db, opts, log);
+  CHECK(t.failed == 2);  // both sort runs: vocab_size 3 is too small for the task
+  CHECK(t.done == 2);
+  SQLite::Statement q(db.sql(), "SELECT error FROM runs WHERE status = 'failed'");
+  REQUIRE(q.executeStep());
+  CHECK(q.getColumn(0).getString().find("vocab_size 3") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run: killed with SIGKILL mid-training, a run resumes to the same numbers") {
+  const fs::path dir = temp_dir("kill");
+  std::ofstream(dir / "suite.json") << tiny_suite().dump(2);
+  const std::string suite = (dir / "suite.json").string();
+  // Uninterrupted.
+  REQUIRE(run_binary({LB_BINARY, "run", suite, "--db", (dir / "a.sqlite").string(), "--threads", "1"}) == 0);
+  // Killed once the first run has a checkpoint and some logged steps past it, then resumed.
+  const std::string b = (dir / "b.sqlite").string();
+  pid_t pid = 0;
+  run_binary({LB_BINARY, "run", suite, "--db", b, "--threads", "1"}, &pid);
+  bool killed = false;
+  for (int i = 0; i < 20000 && !killed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    try {
+      SQLite::Database db(b, SQLite::OPEN_READONLY, 1000);
+      if (db.execAndGet("SELECT count(*) FROM train_metrics").getInt() >= 12) {
+        kill(pid, SIGKILL);
+        killed = true;
+      }
+    } catch (const SQLite::Exception&) {
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  REQUIRE(killed);
+  {
+    ResultsDb db(b, ResultsDb::Mode::kReadOnly);
+    CHECK(db.sql().execAndGet("SELECT count(*) FROM runs WHERE status = 'running'").getInt() == 1);
+  }
+  REQUIRE(run_binary({LB_BINARY, "run", suite, "--db", b, "--threads", "1"}) == 0);
+  CHECK(dump_results(b) == dump_results((dir / "a.sqlite").string()));
+  ResultsDb db(b, ResultsDb::Mode::kReadOnly);
+  CHECK(db.sql().execAndGet("SELECT max(attempts) FROM runs").getInt() == 2);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run: shards run as a SLURM array would, merged, equal one process") {
+  const fs::path dir = temp_dir("slurm");
+  std::ofstream(dir / "suite.json") << tiny_suite().dump(2);
+  const std::string suite = (dir / "suite.json").string();
+  REQUIRE(run_binary({LB_BINARY, "run", suite, "--db", (dir / "one.sqlite").string(), "--threads", "1"}) == 0);
+  const std::string script = (dir / "array.sh").string();
+  REQUIRE(std::system(("'" + std::string(LB_BINARY) + "' slurm '" + suite + "' --shards 3 --cpus 1 --out '" +
+                       (dir / "out").string() + "' > '" + script + "'").c_str()) == 0);
+  std::ifstream in(script);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.find("#SBATCH --array=0-2") != std::string::npos);
+  CHECK(text.find("--shard \"$i/3\"") != std::string::npos);
+  for (int i = 0; i < 3; ++i) {
+    const std::string cmd = "SLURM_ARRAY_TASK_ID=" + std::to_string(i) + " SLURM_CPUS_PER_TASK=1 TMPDIR='" +
+                            dir.string() + "' bash '" + script + "' > /dev/null 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+  }
+  std::vector<std::string> merge = {LB_BINARY, "merge", (dir / "merged.sqlite").string()};
+  for (int i = 0; i < 3; ++i) merge.push_back((dir / "out" / ("shard-" + std::to_string(i) + ".sqlite")).string());
+  REQUIRE(run_binary(merge) == 0);
+  CHECK(dump_results((dir / "merged.sqlite").string()) == dump_results((dir / "one.sqlite").string()));
+  fs::remove_all(dir);
+}
