@@ -24,7 +24,11 @@ int cmd_bench(int argc, char** argv) {
   if (argc < 2 || argv[1] == std::string("--help") || argv[1] == std::string("-h")) {
     std::cout << "usage: lengthbench bench TARGET [options]   (TARGET --help for each)\n\n"
                  "targets:\n";
-    for (const auto& t : all_bench_targets()) std::cout << "  " << t.name << "  " << t.summary << "\n";
+    for (const auto& t : all_bench_targets()) {
+      const std::string name = t.name;
+      std::cout << "  " << name << std::string(name.size() < 13 ? 13 - name.size() : 1, ' ')
+                << t.summary << "\n";
+    }
     return argc < 2 ? 2 : 0;
   }
   for (const auto& t : all_bench_targets()) {
