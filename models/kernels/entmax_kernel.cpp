@@ -15,6 +15,7 @@
 // down from the right), and a bracket [lo, hi] with Newton and bisection fallbacks keeps every
 // step safe. The last pass writes p over the whole row.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -191,6 +192,22 @@ void row_scale(float* p, int64_t n, float scale) {
   for (int64_t i = 0; i < n; ++i) p[i] *= scale;
 }
 
+std::atomic<bool> g_force_portable{false};
+
+// Whether the AVX-512 intrinsic kernels may run: the CPU has AVX-512 (checked once) and the
+// portable paths are not forced (force_portable_kernels, for tests).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LB_NO_CLONES)
+bool cpu_has_avx512() {
+  static const bool avx512 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return avx512 && !g_force_portable.load(std::memory_order_relaxed);
+}
+#else
+bool cpu_has_avx512() { return false; }
+#endif
+
 // Appends v_i = (z_i − m)·half for every v_i > −1 to buf and returns how many: only these can
 // be in the support, since τ' >= −1. The compiler does not vectorise a compaction, so there is an
 // AVX-512 version (compare + compress-store, 16 scores at a time) and a plain one, picked once.
@@ -222,11 +239,7 @@ __attribute__((target("avx512f"))) int64_t gather_candidates_avx512(const float*
 }
 
 int64_t gather_candidates(const float* z, int64_t n, float m, float half, float* buf) {
-  static const bool avx512 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return avx512 ? gather_candidates_avx512(z, n, m, half, buf)
+  return cpu_has_avx512() ? gather_candidates_avx512(z, n, m, half, buf)
                 : gather_candidates_plain(z, n, m, half, buf);
 }
 #else
@@ -288,10 +301,85 @@ RowStats exact_entmax_short(const float* z, int64_t n, bool square, float* p) {
   return out;
 }
 
+// Rows up to this length take exact_entmax_short_avx512 where the CPU has AVX-512.
+constexpr int64_t kShortRowAvx512 = 128;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LB_NO_CLONES)
+// exact_entmax_short with AVX-512 intrinsics: the row lives in at most eight registers, each
+// search pass is a handful of vector ops and one horizontal reduction per statistic.
+// (GCC 12's own reduce intrinsics trip -Wuninitialized on an internal temporary.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) RowStats exact_entmax_short_avx512(const float* z, int64_t n,
+                                                                      bool square, float* p) {
+  const float half = square ? 0.5f : 1.0f;
+  const int chunks = static_cast<int>((n + 15) / 16);
+  const __m512 neg_inf = _mm512_set1_ps(-kInf), pos_inf = _mm512_set1_ps(kInf);
+  const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+  constexpr int kMaxChunks = kShortRowAvx512 / 16;
+  __mmask16 mask[kMaxChunks];
+  __m512 v[kMaxChunks];
+  __m512 vmax = neg_inf;
+  for (int c = 0; c < kMaxChunks; ++c) {
+    const int64_t left = n - 16 * c;
+    mask[c] = left >= 16 ? static_cast<__mmask16>(0xFFFF)
+              : left > 0 ? static_cast<__mmask16>((1u << left) - 1u)
+                         : static_cast<__mmask16>(0);
+    v[c] = _mm512_mask_loadu_ps(neg_inf, mask[c], z + 16 * c);
+    vmax = _mm512_max_ps(vmax, v[c]);
+  }
+  const float m = _mm512_reduce_max_ps(vmax);
+  const __m512 vm = _mm512_set1_ps(m), vh = _mm512_set1_ps(half);
+  for (int c = 0; c < kMaxChunks; ++c) v[c] = _mm512_mul_ps(_mm512_sub_ps(v[c], vm), vh);  // pads: −inf
+  TauSearch search = tau_search_start(n, square);
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    const __m512 vt = _mm512_set1_ps(search.tau);
+    __m512 k = zero, s1 = zero, s2 = zero, mn = pos_inf, mx = neg_inf;
+    for (int c = 0; c < chunks; ++c) {
+      const __m512 d = _mm512_sub_ps(v[c], vt);
+      const __mmask16 in = _mm512_cmp_ps_mask(d, zero, _CMP_GT_OQ);
+      k = _mm512_mask_add_ps(k, in, k, one);
+      s1 = _mm512_mask_add_ps(s1, in, s1, d);
+      s2 = _mm512_mask3_fmadd_ps(d, d, s2, in);
+      mn = _mm512_mask_min_ps(mn, in, mn, d);
+      mx = _mm512_mask_max_ps(mx, static_cast<__mmask16>(~in), mx, d);
+    }
+    const SupportStats st{_mm512_reduce_add_ps(k), _mm512_reduce_add_ps(s1),
+                          _mm512_reduce_add_ps(s2), _mm512_reduce_min_ps(mn),
+                          _mm512_reduce_max_ps(mx)};
+    if (tau_search_step(st, square, search)) break;
+  }
+  const __m512 vt = _mm512_set1_ps(search.tau);
+  __m512 w[kMaxChunks];
+  __m512 total = zero;
+  int support = 0;
+  for (int c = 0; c < chunks; ++c) {
+    const __m512 d = _mm512_max_ps(_mm512_sub_ps(v[c], vt), zero);
+    w[c] = square ? _mm512_mul_ps(d, d) : d;
+    total = _mm512_add_ps(total, w[c]);
+    support += __builtin_popcount(_mm512_cmp_ps_mask(d, zero, _CMP_GT_OQ));
+  }
+  const float t = _mm512_reduce_add_ps(total);
+  const __m512 scale = _mm512_set1_ps(std::fabs(t - 1.0f) > 1e-7f ? 1.0f / t : 1.0f);
+  for (int c = 0; c < chunks; ++c) _mm512_mask_storeu_ps(p + 16 * c, mask[c], _mm512_mul_ps(w[c], scale));
+  RowStats out;
+  out.support = support;
+  out.tau = search.tau + half * m;
+  out.has_tau = true;
+  return out;
+}
+#pragma GCC diagnostic pop
+
+#else
+RowStats exact_entmax_short_avx512(const float*, int64_t, bool, float*) { return {}; }
+#endif
+
 // The exact search shared by 1.5-entmax (square = true, α − 1 = 1/2) and sparsemax (α − 1 = 1).
 // Pass 1: the max; pass 2: gather the candidates v > −1 (usually a small fraction of the row);
 // the τ search runs over the candidates only; last pass: the output.
 RowStats exact_entmax_forward(const float* z, int64_t n, bool square, float* p) {
+  if (n <= kShortRowAvx512 && cpu_has_avx512()) return exact_entmax_short_avx512(z, n, square, p);
   if (n <= kShortRow) return exact_entmax_short(z, n, square, p);
   const float half = square ? 0.5f : 1.0f;
   const float m = row_max(z, n);
@@ -318,6 +406,8 @@ RowStats exact_entmax_forward(const float* z, int64_t n, bool square, float* p) 
 }
 
 }  // namespace
+
+void force_portable_kernels(bool on) { g_force_portable.store(on); }
 
 RowStats entmax15_forward(const float* z, int64_t n, float* p) {
   return exact_entmax_forward(z, n, true, p);

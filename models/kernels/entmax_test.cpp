@@ -239,6 +239,9 @@ TEST_CASE("entmax: fast backward matches the twin; alpha gradient matches finite
 namespace lb {
 
 TEST_CASE("entmax: every length 1..200 (short-row and gathered paths) matches the twins") {
+  for (bool portable : {false, true}) {
+  CAPTURE(portable);
+  force_portable_kernels(portable);
   Rng rng(12);
   for (int64_t n = 1; n <= 200; ++n) {
     CAPTURE(n);
@@ -251,6 +254,8 @@ TEST_CASE("entmax: every length 1..200 (short-row and gathered paths) matches th
     softmax_forward(z.data(), n, 1.0f, p.data());
     CHECK(max_abs_diff(p, ref::softmax_forward(to_double(z))) < 1e-6);
   }
+  }
+  force_portable_kernels(false);
 }
 
 TEST_CASE("entmax: masked keys at -inf get exact zeros and do not disturb the rest") {

@@ -34,6 +34,9 @@ RowStats sparsemax_forward(const float* z, int64_t n, float* p);
 // do) on f(τ) = Σ[v − τ]_+^(1/(α−1)) − 1 over [−1, −n^(1−α)], to fp32 accuracy; then p is
 // normalised exactly (divided by its sum).
 RowStats entmax_root_forward(const float* z, int64_t n, float alpha, float* p);
+// Test hook: true makes the entmax kernels skip their AVX-512 intrinsic paths (the compiler's
+// multiversioned loops still pick AVX-512), so tests cover the portable paths on any CPU.
+void force_portable_kernels(bool on);
 // Backward of every α-entmax: u = p^(2−α) on the support, dz = u⊙g − u·(uᵀg)/Σu.
 void entmax_backward(const float* p, const float* g, int64_t n, float alpha, float* dz);
 
