@@ -80,27 +80,31 @@ int run_binary(const std::vector<std::string>& args, pid_t* child = nullptr) {
 
 }  // namespace
 
-TEST_CASE("run: a suite completes into the database, and a second pass skips it") {
+TEST_CASE("run: the smoke suite completes into the database, and a second pass skips it") {
   set_num_threads(1);
   const fs::path dir = temp_dir("complete");
-  const Suite suite = expand_suite(tiny_suite());
+  const Suite suite = load_suite(std::string(LB_SOURCE_DIR) + "/harness/suites/smoke.json");
   RunnerOptions opts;
   opts.checkpoint_root = (dir / "ckpt").string();
   std::ostringstream log;
   {
     ResultsDb db((dir / "r.sqlite").string(), ResultsDb::Mode::kReadWrite);
     SuiteTotals t = run_suite(suite.runs, db, opts, log);
-    CHECK(t.done == 2);
+    CHECK(t.done == 4);
     CHECK(t.failed == 0);
     auto count = [&](const std::string& sql) { return db.sql().execAndGet(sql).getInt64(); };
-    CHECK(count("SELECT count(*) FROM runs WHERE status = 'done'") == 2);
-    CHECK(count("SELECT count(*) FROM train_metrics") == 2 * 24);
-    CHECK(count("SELECT count(*) FROM evals WHERE split = 'test'") == 2 * 2);
-    CHECK(count("SELECT count(*) FROM evals WHERE split = 'validation'") == 2);
-    CHECK(count("SELECT count(*) FROM attn_stats WHERE split = 'test'") == 2 * 2 * 2 * 4);  // runs x lengths x layers x heads
-    CHECK(count("SELECT count(*) FROM checkpoints WHERE ckpt IN ('last', 'best')") == 4);
+    CHECK(count("SELECT count(*) FROM runs WHERE status = 'done'") == 4);
+    CHECK(count("SELECT count(*) FROM train_metrics") == 4 * 40);
+    CHECK(count("SELECT count(*) FROM evals WHERE split = 'test'") == 4 * 3);
+    CHECK(count("SELECT count(*) FROM evals WHERE split = 'validation'") == 4);
+    // runs x lengths x layers x heads
+    CHECK(count("SELECT count(*) FROM attn_stats WHERE split = 'test'") == 4 * 3 * 2 * 4);
+    CHECK(count("SELECT count(*) FROM attn_stats WHERE split = 'test' AND run_key LIKE '%asentmax%' AND head >= 2 "
+                "AND scale_p50 IS NOT NULL") == 2 * 3 * 2 * 2);  // NAPE: the NoPE heads scale
+    CHECK(count("SELECT count(*) FROM checkpoints WHERE ckpt IN ('last', 'best')") == 8);
+    CHECK(count("SELECT count(DISTINCT git_commit) FROM runs") == 1);
     t = run_suite(suite.runs, db, opts, log);
-    CHECK(t.skipped == 2);
+    CHECK(t.skipped == 4);
     CHECK(t.done == 0);
   }
   CHECK(fs::exists(dir / "ckpt" / suite.runs[0].key / "best" / "model.safetensors"));
