@@ -9,7 +9,9 @@ JOBS ?= $(shell nproc)
 DEPS = cmake g++ make pkg-config libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev \
        libboost-program-options-dev libsqlitecpp-dev libsqlite3-dev doctest-dev libbenchmark-dev
 
-.PHONY: all deps build test slow demo clean format
+SLOW_DEPS = slurm-wlm munge
+
+.PHONY: all deps deps-slow build test slow demo clean format
 
 all: build
 
@@ -21,6 +23,10 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# The slow suite also starts a single-node SLURM.
+deps-slow: deps-slow
+	@$(MAKE) --no-print-directory deps DEPS="$(SLOW_DEPS)"
+
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 
@@ -31,7 +37,7 @@ test: deps
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -L fast
 
-slow: deps
+slow: deps-slow
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -L slow
 
