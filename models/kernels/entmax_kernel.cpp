@@ -192,21 +192,7 @@ void row_scale(float* p, int64_t n, float scale) {
   for (int64_t i = 0; i < n; ++i) p[i] *= scale;
 }
 
-std::atomic<bool> g_force_portable{false};
-
-// Whether the AVX-512 intrinsic kernels may run: the CPU has AVX-512 (checked once) and the
-// portable paths are not forced (force_portable_kernels, for tests).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(LB_NO_CLONES)
-bool cpu_has_avx512() {
-  static const bool avx512 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return avx512 && !g_force_portable.load(std::memory_order_relaxed);
-}
-#else
-bool cpu_has_avx512() { return false; }
-#endif
+bool cpu_has_avx512() { return use_avx512_kernels(); }
 
 // Appends v_i = (z_i − m)·half for every v_i > −1 to buf and returns how many: only these can
 // be in the support, since τ' >= −1. The compiler does not vectorise a compaction, so there is an
@@ -382,7 +368,7 @@ RowStats exact_entmax_forward(const float* z, int64_t n, bool square, float* p) 
   if (n <= kShortRowAvx512 && cpu_has_avx512()) return exact_entmax_short_avx512(z, n, square, p);
   if (n <= kShortRow) return exact_entmax_short(z, n, square, p);
   const float half = square ? 0.5f : 1.0f;
-  const float m = row_max(z, n);
+  const float m = cpu_has_avx512() ? row_max_avx512(z, n) : row_max(z, n);
   thread_local std::vector<float> candidates;
   if (static_cast<int64_t>(candidates.size()) < n + 16) candidates.resize(n + 16);
   const float* v = candidates.data();
@@ -406,8 +392,6 @@ RowStats exact_entmax_forward(const float* z, int64_t n, bool square, float* p) 
 }
 
 }  // namespace
-
-void force_portable_kernels(bool on) { g_force_portable.store(on); }
 
 RowStats entmax15_forward(const float* z, int64_t n, float* p) {
   return exact_entmax_forward(z, n, true, p);

@@ -48,6 +48,12 @@ LB_INLINE float fast_exp(float x) {
   return x < -87.0f ? 0.0f : poly * scale;
 }
 
+// Whether the hand-written AVX-512 intrinsic kernels may run: the CPU has AVX-512F (checked
+// once) and force_portable_kernels (row_kernels.h, a test hook) is off. softmax_kernel.cpp.
+bool use_avx512_kernels();
+// max of z[0..n), n >= 1, with AVX-512 intrinsics; call only when use_avx512_kernels().
+float row_max_avx512(const float* z, int64_t n);
+
 // Rows up to this length take the short-row kernels: the row is copied into a local buffer padded
 // with −inf to whole 16-lane chunks, so every loop is a fixed vector op with no remainder loop
 // and the whole kernel is one call (training rows are mostly this short).
