@@ -24,8 +24,9 @@ namespace {
 
 // C (M, N; ldc) = A (M, K; lda) · op(B): op(B) = Bᵀ with B (N, K; ldb) when trans_b, else B
 // (K, N; ldb). fp32, one oneDNN primitive with runtime shapes per trans_b, executed
-// concurrently from worker threads (oneDNN is built with concurrent execution); inside a
-// parallel region it runs on the calling thread only.
+// concurrently from worker threads (oneDNN is built with concurrent execution). It always runs
+// on the calling thread alone: the calling thread's OpenMP thread count is 1 during the call, so
+// the result never depends on the thread count and no parallel region is opened per product.
 void gemm(bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
           const float* B, int64_t ldb, float* C, int64_t ldc) {
   using dt = dnnl::memory::data_type;
@@ -54,18 +55,24 @@ void gemm(bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t
   dnnl::memory::desc c_md({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
   dnnl::memory a(a_md, eng, const_cast<float*>(A)), b(b_md, eng, const_cast<float*>(B)),
       c(c_md, eng, C);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
   prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
   stream.wait();
+  omp_set_num_threads(threads);
 }
 
 constexpr int64_t kRowBlock = 64;   // rows per linear-layer unit
 constexpr int64_t kColBlock = 256;  // output columns per linear-layer unit
+// Work (multiply-adds) below which a loop stays on the calling thread: a parallel region costs
+// microseconds, and much more on a loaded machine when a team member is descheduled.
+constexpr int64_t kParallelWork = int64_t(1) << 22;
 
 // y (rows, out) = x (rows, in) · Wᵀ, W (out, in). Fixed units of kRowBlock × kColBlock.
 void linear(const float* x, const float* w, float* y, int64_t rows, int64_t in, int64_t out) {
   if (rows <= 0) return;
   const int64_t rb = (rows + kRowBlock - 1) / kRowBlock, cb = (out + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (rows * in * out >= kParallelWork)
   for (int64_t u = 0; u < rb * cb; ++u) {
     const int64_t r0 = (u / cb) * kRowBlock, c0 = (u % cb) * kColBlock;
     const int64_t nr = std::min(kRowBlock, rows - r0), nc = std::min(kColBlock, out - c0);
@@ -131,14 +138,50 @@ LB_SIMD_CLONES void mix_bf16(const float* p, const int32_t* idx, int64_t cnt, co
     for (int64_t d = 0; d < D; ++d) out[d] += w * from_bf16(v[d]);
   }
 }
-// Indices of the nonzero weights of p (n) into idx; returns their count.
-int64_t nonzeros(const float* p, int64_t n, int32_t* idx) {
-  int64_t c = 0;
-  for (int64_t j = 0; j < n; ++j) {
+// Indices of the nonzero weights of p (n) into idx; returns their count. Blocks of 16 are
+// tested with one vector comparison first, so a sparse row costs little more than a read.
+LB_SIMD_CLONES int64_t nonzeros(const float* p, int64_t n, int32_t* idx) {
+  int64_t c = 0, j = 0;
+  for (; j + 16 <= n; j += 16) {
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int k = 0; k < 16; ++k) any |= p[j + k] != 0.f;
+    if (!any) continue;
+    for (int k = 0; k < 16; ++k) {
+      idx[c] = static_cast<int32_t>(j + k);
+      c += p[j + k] != 0.f;
+    }
+  }
+  for (; j < n; ++j) {
     idx[c] = static_cast<int32_t>(j);
     c += p[j] != 0.f;
   }
   return c;
+}
+// z[j] = z[j]·f + slope·(j − i) for j < n: the score of key j for query i (as attention.cpp).
+LB_SIMD_CLONES void scale_and_bias(float* z, int64_t n, float f, float slope, int64_t i) {
+  const int32_t i32 = static_cast<int32_t>(i);
+#pragma omp simd
+  for (int32_t j = 0; j < static_cast<int32_t>(n); ++j) {
+    z[j] = z[j] * f + slope * static_cast<float>(j - i32);
+  }
+}
+LB_SIMD_CLONES void bf16_to_f32(const uint16_t* x, int64_t n, float* y) {
+#pragma omp simd
+  for (int64_t t = 0; t < n; ++t) y[t] = from_bf16(x[t]);
+}
+
+// y = x / sqrt(mean(x²) + eps) · (1 + w) over R rows of C, on the calling thread (the same
+// arithmetic as ops.h rmsnorm_forward, without its parallel region per call).
+void rmsnorm_rows(const float* x, const float* w, float* y, int64_t R, int64_t C) {
+  for (int64_t r = 0; r < R; ++r) {
+    const float* xr = x + r * C;
+    float* yr = y + r * C;
+    float ss = 0.f;
+    for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
+    const float s = 1.f / std::sqrt(ss / static_cast<float>(C) + kRmsEps);
+    for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * s * (1.f + w[c]);
+  }
 }
 
 float gelu_tanh(float x) {
@@ -243,7 +286,7 @@ struct InferenceSession::Impl {
   std::unique_ptr<float[]> k32, v32;
   std::unique_ptr<uint16_t[]> k16, v16;
   // Chunk activations (R rows).
-  std::vector<float> x, xn, q, k, v, att, o, h1, g, u, scale, sa, sb, rstd;
+  std::vector<float> x, xn, q, k, v, att, o, h1, g, u, scale, sa, sb;
   const AttnObserver* obs = nullptr;
   int64_t obs_begin = 0, obs_end = 0;
 };
@@ -306,7 +349,7 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
     int64_t need = logits_from;
     if (m.obs && m.obs_end > p0 && m.obs_begin < p0 + R) need = std::min(need, std::max(m.obs_begin, p0));
     need = std::clamp<int64_t>(need - p0, 0, R);
-    grow(m.x, R * C), grow(m.xn, R * C), grow(m.o, R * C), grow(m.h1, R * C), grow(m.rstd, R);
+    grow(m.x, R * C), grow(m.xn, R * C), grow(m.o, R * C), grow(m.h1, R * C);
     grow(m.q, R * HD), grow(m.k, R * HD), grow(m.v, R * HD), grow(m.att, R * HD);
     grow(m.g, R * F), grow(m.u, R * F), grow(m.scale, R * H), grow(m.sa, R * H), grow(m.sb, R * H);
     for (int64_t r = 0; r < R; ++r) {
@@ -317,7 +360,7 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
       const InferenceEngine::Layer& L = eng_.layers_[l];
       const int64_t lo = (l == c.layers - 1) ? need : 0;  // rows lo .. R−1 go on
       const int64_t Rq = R - lo;
-      rmsnorm_forward(m.x.data(), L.w_in, m.xn.data(), m.rstd.data(), R, C);
+      rmsnorm_rows(m.x.data(), L.w_in, m.xn.data(), R, C);
       linear(m.xn.data(), L.wk, m.k.data(), R, C, HD);
       linear(m.xn.data(), L.wv, m.v.data(), R, C, HD);
       linear(m.xn.data() + lo * C, L.wq, m.q.data() + lo * HD, Rq, C, HD);
@@ -370,7 +413,7 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
       }
       // Attention units: head × query block.
       const int64_t qb = opt.q_block, nqb = (Rq + qb - 1) / qb;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (Rq * (p0 + R) * HD >= kParallelWork)
       for (int64_t unit = 0; unit < H * nqb; ++unit) {
         const int64_t h = unit / nqb, r0 = lo + (unit % nqb) * qb;
         const int64_t nr = std::min(qb, R - r0), n_end = p0 + r0 + nr;
@@ -384,8 +427,8 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
           Kf = m.k32.get() + kv_at, Vf = m.v32.get() + kv_at;
         } else if (!few) {
           grow(s.kf, n_end * D), grow(s.vf, n_end * D);
-          for (int64_t t = 0; t < n_end * D; ++t) s.kf[t] = from_bf16(m.k16[kv_at + t]);
-          for (int64_t t = 0; t < n_end * D; ++t) s.vf[t] = from_bf16(m.v16[kv_at + t]);
+          bf16_to_f32(m.k16.get() + kv_at, n_end * D, s.kf.data());
+          bf16_to_f32(m.v16.get() + kv_at, n_end * D, s.vf.data());
           Kf = s.kf.data(), Vf = s.vf.data();
         }
         const float* qh = m.q.data() + r0 * HD + h * D;
@@ -405,9 +448,9 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
           const float f = sc * inv_sqrt_d;
           float* z = s.s.data() + r * n_end;
           float* p = s.p.data() + r * n_end;
-          for (int64_t j = 0; j < nk; ++j) z[j] = z[j] * f + slope * static_cast<float>(j - i);
+          scale_and_bias(z, nk, f, slope, i);
           const RowStats st = normalize_forward(c.attention, z, nk, p);
-          std::fill(p + nk, p + n_end, 0.f);
+          if (!sparse && !few) std::fill(p + nk, p + n_end, 0.f);
           if (m.obs && i >= m.obs_begin && i < m.obs_end) {
             AttnRowView view;
             view.layer = l, view.head = h, view.pos = i, view.n = nk, view.p = p, view.stats = st;
@@ -431,21 +474,20 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
       float* h1 = m.h1.data() + lo * C;
       float* xn = m.xn.data() + lo * C;
       linear(m.att.data() + lo * HD, L.wo, m.o.data(), Rq, HD, C);
-      rmsnorm_forward(m.o.data(), L.w_post_attn, h1, m.rstd.data(), Rq, C);
+      rmsnorm_rows(m.o.data(), L.w_post_attn, h1, Rq, C);
       for (int64_t t = 0; t < Rq * C; ++t) h1[t] += xl[t];
-      rmsnorm_forward(h1, L.w_pre_ffn, xn, m.rstd.data(), Rq, C);
+      rmsnorm_rows(h1, L.w_pre_ffn, xn, Rq, C);
       linear(xn, L.wg, m.g.data(), Rq, C, F);
       linear(xn, L.wu, m.u.data(), Rq, C, F);
       for (int64_t t = 0; t < Rq * F; ++t) m.g[t] = gelu_tanh(m.g[t]) * m.u[t];
       linear(m.g.data(), L.wd, m.o.data(), Rq, F, C);
-      rmsnorm_forward(m.o.data(), L.w_post_ffn, xl, m.rstd.data(), Rq, C);
+      rmsnorm_rows(m.o.data(), L.w_post_ffn, xl, Rq, C);
       for (int64_t t = 0; t < Rq * C; ++t) xl[t] += h1[t];
     }
     // Final norm and head for the rows whose logits are asked for.
     const int64_t f0 = std::clamp<int64_t>(logits_from - p0, 0, R);
     if (f0 < R) {
-      rmsnorm_forward(m.x.data() + f0 * C, eng_.final_norm_, m.xn.data(), m.rstd.data(), R - f0,
-                      C);
+      rmsnorm_rows(m.x.data() + f0 * C, eng_.final_norm_, m.xn.data(), R - f0, C);
       linear(m.xn.data(), eng_.head_, logits.data() + (p0 + f0 - logits_from) * Vo, R - f0, C,
              Vo);
     }
