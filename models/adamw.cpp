@@ -4,6 +4,10 @@
 
 namespace lb {
 
+namespace {
+constexpr int64_t kParallelMin = 1 << 15;  // smaller tensors: one thread (no fork/join cost)
+}  // namespace
+
 double lr_at(const TrainConfig& c, int64_t step) {
   if (step < c.warmup) return c.lr * static_cast<double>(step) / std::max<int64_t>(1, c.warmup);
   const double progress =
@@ -17,7 +21,7 @@ double global_grad_norm(const std::vector<Param>& params) {
     const float* g = p.grad.data();
     const int64_t n = p.size();
     double s = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : s)
+#pragma omp parallel for schedule(static) reduction(+ : s) if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) s += static_cast<double>(g[i]) * g[i];
     total += s;
   }
@@ -28,7 +32,10 @@ void clip_grads(std::vector<Param>& params, double norm, double max_norm) {
   if (max_norm <= 0 || norm <= max_norm) return;
   const float f = static_cast<float>(max_norm / (norm + 1e-6));
   for (Param& p : params) {
-    for (float& g : p.grad) g *= f;
+    float* g = p.grad.data();
+    const int64_t n = p.size();
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) g[i] *= f;
   }
 }
 
@@ -56,7 +63,7 @@ void AdamW::update(std::vector<Param>& params, double lr) {
     float* m = m_[k].data();
     float* v = v_[k].data();
     const int64_t n = params[k].size();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) {
       w[i] *= decay;
       m[i] = b1 * m[i] + (1.f - b1) * g[i];

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "harness/check.h"
+#include "models/profile.h"
 #include "models/dnnl_util.h"
 
 namespace lb {
@@ -21,24 +22,22 @@ namespace {
 
 // Packed (T, H·D) rows of one sample <-> per-head contiguous (H, T, D).
 void gather_heads(const float* x, int64_t T, int64_t H, int64_t D, float* out) {
-#pragma omp parallel for schedule(static)
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t t = 0; t < T; ++t) {
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t h = 0; h < H; ++h) {
       std::copy(x + t * H * D + h * D, x + t * H * D + h * D + D, out + (h * T + t) * D);
     }
   }
 }
 
 void scatter_heads(const float* in, int64_t T, int64_t H, int64_t D, float* x) {
-#pragma omp parallel for schedule(static)
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t t = 0; t < T; ++t) {
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t h = 0; h < H; ++h) {
       std::copy(in + (h * T + t) * D, in + (h * T + t) * D + D, x + t * H * D + h * D);
     }
   }
 }
 
-// Scratch buffers reused across samples and calls (grown, never shrunk).
+// Per-thread scratch reused across samples and calls (grown, never shrunk).
 struct Scratch {
   std::vector<float> q, k, v, o, s, ds;
   void reserve(int64_t H, int64_t T, int64_t D) {
@@ -49,8 +48,86 @@ struct Scratch {
 };
 
 Scratch& scratch() {
-  static Scratch s;
+  thread_local Scratch s;
   return s;
+}
+
+// Samples longest first, so the dynamic schedule ends with short ones (balance). Each sample is
+// computed by one thread from its inputs alone: results do not depend on the thread count.
+std::vector<int64_t> longest_first(const std::vector<int64_t>& offsets) {
+  std::vector<int64_t> order(offsets.size() - 1);
+  for (size_t b = 0; b < order.size(); ++b) order[b] = static_cast<int64_t>(b);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return offsets[a + 1] - offsets[a] > offsets[b + 1] - offsets[b];
+  });
+  return order;
+}
+
+void forward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r0, int64_t T,
+                    const float* q, const float* k, const float* v, const float* scale,
+                    const float* slopes, float* P, float* att) {
+  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
+  Scratch& sc = scratch();
+  sc.reserve(H, T, D);
+  gather_heads(q + r0 * H * D, T, H, D, sc.q.data());
+  gather_heads(k + r0 * H * D, T, H, D, sc.k.data());
+  gather_heads(v + r0 * H * D, T, H, D, sc.v.data());
+  // S (H, T, T) = Q Kᵀ
+  matmul(false, true, H, T, T, D, sc.q.data(), sc.k.data(), sc.s.data(), false);
+  for (int64_t hi = 0; hi < H * T; ++hi) {
+    const int64_t h = hi / T, i = hi % T;
+    float* z = sc.s.data() + hi * T;
+    const float f = scale[(r0 + i) * H + h] * inv_sqrt_d;
+    const float m = slopes[h];
+    for (int64_t j = 0; j <= i; ++j) z[j] = z[j] * f + m * static_cast<float>(j - i);
+    float* p = P + hi * T;
+    normalize_forward(spec, z, i + 1, p);
+    std::fill(p + i + 1, p + T, 0.f);
+  }
+  // O (H, T, D) = P V
+  matmul(false, false, H, T, D, T, P, sc.v.data(), sc.o.data(), false);
+  scatter_heads(sc.o.data(), T, H, D, att + r0 * H * D);
+}
+
+void backward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r0, int64_t T,
+                     const float* q, const float* k, const float* v, const float* scale,
+                     const float* slopes, const float* P, const float* datt, float* dq, float* dk,
+                     float* dv, float* dscale) {
+  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
+  Scratch& sc = scratch();
+  sc.reserve(H, T, D);
+  gather_heads(q + r0 * H * D, T, H, D, sc.q.data());
+  gather_heads(k + r0 * H * D, T, H, D, sc.k.data());
+  gather_heads(v + r0 * H * D, T, H, D, sc.v.data());
+  gather_heads(datt + r0 * H * D, T, H, D, sc.o.data());  // dO
+  // dP (H, T, T) = dO Vᵀ;  dV = Pᵀ dO
+  matmul(false, true, H, T, T, D, sc.o.data(), sc.v.data(), sc.ds.data(), false);
+  matmul(true, false, H, T, D, T, P, sc.o.data(), sc.v.data(), false);
+  scatter_heads(sc.v.data(), T, H, D, dv + r0 * H * D);
+  // S again (cheaper than keeping it): z is rebuilt per row for the normalizer's backward.
+  matmul(false, true, H, T, T, D, sc.q.data(), sc.k.data(), sc.s.data(), false);
+  std::vector<float> z(T);
+  for (int64_t hi = 0; hi < H * T; ++hi) {
+    const int64_t h = hi / T, i = hi % T;
+    const float* s = sc.s.data() + hi * T;
+    float* dz = sc.ds.data() + hi * T;
+    const float f = scale[(r0 + i) * H + h] * inv_sqrt_d;
+    const float m = slopes[h];
+    for (int64_t j = 0; j <= i; ++j) z[j] = s[j] * f + m * static_cast<float>(j - i);
+    normalize_backward(spec, z.data(), P + hi * T, dz, i + 1, dz);
+    double dsc = 0.0;
+    for (int64_t j = 0; j <= i; ++j) {
+      dsc += static_cast<double>(dz[j]) * s[j];
+      dz[j] *= f;
+    }
+    std::fill(dz + i + 1, dz + T, 0.f);
+    dscale[(r0 + i) * H + h] = static_cast<float>(dsc * inv_sqrt_d);
+  }
+  // dQ = dS K;  dK = dSᵀ Q
+  matmul(false, false, H, T, D, T, sc.ds.data(), sc.k.data(), sc.o.data(), false);
+  scatter_heads(sc.o.data(), T, H, D, dq + r0 * H * D);
+  matmul(true, false, H, T, D, T, sc.ds.data(), sc.q.data(), sc.o.data(), false);
+  scatter_heads(sc.o.data(), T, H, D, dk + r0 * H * D);
 }
 
 }  // namespace
@@ -59,34 +136,15 @@ void attention_forward(const NormalizerSpec& spec, AttentionDims dims,
                        const std::vector<int64_t>& offsets, const float* q, const float* k,
                        const float* v, const float* scale, const float* slopes, float* probs,
                        float* att) {
-  const int64_t H = dims.H, D = dims.D;
-  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
-  const auto prob_off = attention_prob_offsets(offsets, H);
-  Scratch& sc = scratch();
-  for (size_t b = 0; b + 1 < offsets.size(); ++b) {
-    const int64_t r0 = offsets[b], T = offsets[b + 1] - r0;
+  ProfileScope prof("attention");
+  const auto prob_off = attention_prob_offsets(offsets, dims.H);
+  const auto order = longest_first(offsets);
+  const int64_t B = static_cast<int64_t>(order.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t n = 0; n < B; ++n) {
+    const int64_t b = order[n], r0 = offsets[b], T = offsets[b + 1] - r0;
     if (T == 0) continue;
-    sc.reserve(H, T, D);
-    gather_heads(q + r0 * H * D, T, H, D, sc.q.data());
-    gather_heads(k + r0 * H * D, T, H, D, sc.k.data());
-    gather_heads(v + r0 * H * D, T, H, D, sc.v.data());
-    // S (H, T, T) = Q Kᵀ
-    matmul(false, true, H, T, T, D, sc.q.data(), sc.k.data(), sc.s.data(), false);
-    float* P = probs + prob_off[b];
-#pragma omp parallel for schedule(dynamic, 8)
-    for (int64_t hi = 0; hi < H * T; ++hi) {
-      const int64_t h = hi / T, i = hi % T;
-      float* z = sc.s.data() + hi * T;
-      const float f = scale[(r0 + i) * H + h] * inv_sqrt_d;
-      const float m = slopes[h];
-      for (int64_t j = 0; j <= i; ++j) z[j] = z[j] * f + m * static_cast<float>(j - i);
-      float* p = P + hi * T;
-      normalize_forward(spec, z, i + 1, p);
-      std::fill(p + i + 1, p + T, 0.f);
-    }
-    // O (H, T, D) = P V
-    matmul(false, false, H, T, D, T, P, sc.v.data(), sc.o.data(), false);
-    scatter_heads(sc.o.data(), T, H, D, att + r0 * H * D);
+    forward_sample(spec, dims.H, dims.D, r0, T, q, k, v, scale, slopes, probs + prob_off[b], att);
   }
 }
 
@@ -95,55 +153,16 @@ void attention_backward(const NormalizerSpec& spec, AttentionDims dims,
                         const float* v, const float* scale, const float* slopes,
                         const float* probs, const float* datt, float* dq, float* dk, float* dv,
                         float* dscale) {
-  const int64_t H = dims.H, D = dims.D;
-  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
-  const auto prob_off = attention_prob_offsets(offsets, H);
-  Scratch& sc = scratch();
-  for (size_t b = 0; b + 1 < offsets.size(); ++b) {
-    const int64_t r0 = offsets[b], T = offsets[b + 1] - r0;
+  ProfileScope prof("attention");
+  const auto prob_off = attention_prob_offsets(offsets, dims.H);
+  const auto order = longest_first(offsets);
+  const int64_t B = static_cast<int64_t>(order.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t n = 0; n < B; ++n) {
+    const int64_t b = order[n], r0 = offsets[b], T = offsets[b + 1] - r0;
     if (T == 0) continue;
-    sc.reserve(H, T, D);
-    const float* P = probs + prob_off[b];
-    gather_heads(q + r0 * H * D, T, H, D, sc.q.data());
-    gather_heads(k + r0 * H * D, T, H, D, sc.k.data());
-    gather_heads(v + r0 * H * D, T, H, D, sc.v.data());
-    gather_heads(datt + r0 * H * D, T, H, D, sc.o.data());  // dO
-    // dP (H, T, T) = dO Vᵀ;  dV = Pᵀ dO
-    matmul(false, true, H, T, T, D, sc.o.data(), sc.v.data(), sc.ds.data(), false);
-    matmul(true, false, H, T, D, T, P, sc.o.data(), sc.v.data(), false);
-    scatter_heads(sc.v.data(), T, H, D, dv + r0 * H * D);
-    // S again (cheaper than keeping it): z is rebuilt per row for the normalizer's backward.
-    matmul(false, true, H, T, T, D, sc.q.data(), sc.k.data(), sc.s.data(), false);
-#pragma omp parallel for schedule(dynamic, 8)
-    for (int64_t hi = 0; hi < H * T; ++hi) {
-      const int64_t h = hi / T, i = hi % T;
-      float* s = sc.s.data() + hi * T;
-      float* dz = sc.ds.data() + hi * T;
-      const float f = scale[(r0 + i) * H + h] * inv_sqrt_d;
-      const float m = slopes[h];
-      // z into a row buffer: s is still needed for ∂L/∂scale.
-      float zbuf[256];
-      std::vector<float> zvec;
-      float* z = zbuf;
-      if (i + 1 > 256) {
-        zvec.resize(i + 1);
-        z = zvec.data();
-      }
-      for (int64_t j = 0; j <= i; ++j) z[j] = s[j] * f + m * static_cast<float>(j - i);
-      normalize_backward(spec, z, P + hi * T, dz, i + 1, dz);
-      double dsc = 0.0;
-      for (int64_t j = 0; j <= i; ++j) {
-        dsc += static_cast<double>(dz[j]) * s[j];
-        dz[j] *= f;
-      }
-      std::fill(dz + i + 1, dz + T, 0.f);
-      dscale[(r0 + i) * H + h] = static_cast<float>(dsc * inv_sqrt_d);
-    }
-    // dQ = dS K;  dK = dSᵀ Q
-    matmul(false, false, H, T, D, T, sc.ds.data(), sc.k.data(), sc.o.data(), false);
-    scatter_heads(sc.o.data(), T, H, D, dq + r0 * H * D);
-    matmul(true, false, H, T, D, T, sc.ds.data(), sc.q.data(), sc.o.data(), false);
-    scatter_heads(sc.o.data(), T, H, D, dk + r0 * H * D);
+    backward_sample(spec, dims.H, dims.D, r0, T, q, k, v, scale, slopes, probs + prob_off[b], datt,
+                    dq, dk, dv, dscale);
   }
 }
 

@@ -6,11 +6,13 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include <omp.h>
 
 #include "harness/check.h"
+#include "models/profile.h"
 
 namespace lb {
 
@@ -49,6 +51,7 @@ struct MatmulKey {
 
 struct MatmulEntry {
   dnnl::matmul prim;
+  size_t scratchpad_bytes = 0;  // user scratchpad (static shapes only); 0: oneDNN's own
 };
 
 struct EltKey {
@@ -59,7 +62,6 @@ struct EltKey {
 
 std::map<MatmulKey, MatmulEntry> g_matmuls;
 std::map<EltKey, dnnl::primitive> g_elts;
-std::vector<uint16_t> g_a_bf16, g_b_bf16;  // bf16 copies of the operands (bf16 mode)
 
 constexpr int64_t kRt = DNNL_RUNTIME_DIM_VAL;
 
@@ -88,15 +90,19 @@ MatmulEntry& matmul_entry(const MatmulKey& key, bool runtime) {
     po.append_sum(1.f);
     attr.set_post_ops(po);
   }
+  // Static-shape products may run concurrently from several threads (attention, one sample per
+  // thread): each thread then passes its own scratchpad.
+  if (!runtime) attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, dnnl_engine());
-  return g_matmuls.emplace(key, MatmulEntry{dnnl::matmul(pd)}).first->second;
+  MatmulEntry e{dnnl::matmul(pd), runtime ? 0 : pd.scratchpad_desc().get_size()};
+  return g_matmuls.emplace(key, e).first->second;
 }
 
 // fp32 -> bf16 with round-to-nearest-even (inputs are finite).
 void to_bf16(const float* x, int64_t n, std::vector<uint16_t>& out) {
   out.resize(n);
   uint16_t* o = out.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
   for (int64_t i = 0; i < n; ++i) {
     uint32_t u;
     std::memcpy(&u, &x[i], 4);
@@ -116,31 +122,46 @@ void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int
             const float* A, const float* B, float* C, bool accumulate) {
   LB_CHECK(batch >= 1 && M >= 1 && N >= 1 && K >= 1,
            "matmul shape " << batch << "x" << M << "x" << N << "x" << K);
-  std::lock_guard<std::mutex> lock(g_mutex);
+  ProfileScope prof(batch == 1 ? "matmul.linear" : nullptr);  // attention: timed as a whole
   // Single products (the linear layers, whose row count changes every batch) use one primitive
   // with runtime shapes (oneDNN's jit gemm); batched products (attention, a fixed set of shapes
   // per sequence length) get one brgemm primitive per shape.
   const bool runtime = batch == 1;
-  const MatmulKey key = runtime ? MatmulKey{trans_a, trans_b, accumulate, g_bf16, 0, 0, 0, 0}
-                                : MatmulKey{trans_a, trans_b, accumulate, g_bf16, batch, M, N, K};
-  MatmulEntry& e = matmul_entry(key, runtime);
+  const bool bf16 = g_bf16;
+  const MatmulKey key = runtime ? MatmulKey{trans_a, trans_b, accumulate, bf16, 0, 0, 0, 0}
+                                : MatmulKey{trans_a, trans_b, accumulate, bf16, batch, M, N, K};
+  const MatmulEntry* e;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    e = &matmul_entry(key, runtime);  // std::map: entries never move
+  }
+  thread_local dnnl::stream stream(dnnl_engine());
+  thread_local std::vector<uint8_t> scratchpad;
+  thread_local std::vector<uint16_t> a_bf16, b_bf16;
   auto& eng = dnnl_engine();
-  auto& s = dnnl_stream();
-  const dt in_type = g_bf16 ? dt::bf16 : dt::f32;
+  const dt in_type = bf16 ? dt::bf16 : dt::f32;
   const auto a_md = md3(batch, M, K, trans_a, in_type, false);
   const auto b_md = md3(batch, K, N, trans_b, in_type, false);
   const auto c_md = md3(batch, M, N, false, dt::f32, false);
   void* a_ptr = const_cast<float*>(A);
   void* b_ptr = const_cast<float*>(B);
-  if (g_bf16) {
-    to_bf16(A, batch * M * K, g_a_bf16);
-    to_bf16(B, batch * K * N, g_b_bf16);
-    a_ptr = g_a_bf16.data();
-    b_ptr = g_b_bf16.data();
+  if (bf16) {
+    to_bf16(A, batch * M * K, a_bf16);
+    to_bf16(B, batch * K * N, b_bf16);
+    a_ptr = a_bf16.data();
+    b_ptr = b_bf16.data();
   }
   dnnl::memory a(a_md, eng, a_ptr), b(b_md, eng, b_ptr), c(c_md, eng, C);
-  e.prim.execute(s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
-  s.wait();
+  std::unordered_map<int, dnnl::memory> args = {
+      {DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
+  if (e->scratchpad_bytes > 0) {
+    if (scratchpad.size() < e->scratchpad_bytes) scratchpad.resize(e->scratchpad_bytes);
+    args[DNNL_ARG_SCRATCHPAD] =
+        dnnl::memory({{static_cast<int64_t>(e->scratchpad_bytes)}, dt::u8, tag::a}, eng,
+                     scratchpad.data());
+  }
+  e->prim.execute(stream, args);
+  stream.wait();
 }
 
 namespace {
@@ -165,36 +186,48 @@ dnnl::primitive& gelu_primitive(bool backward, int64_t n) {
   return g_elts.emplace(EltKey{backward, n}, p).first->second;
 }
 
-// Eltwise primitives are built for fixed chunks of kEltChunk elements (plus one for the tail),
-// so a varying element count reuses them.
-constexpr int64_t kEltChunk = 1 << 16;
+// Eltwise primitives are built for one chunk size; a last partial chunk is run as a full chunk
+// ending at n (it overlaps the previous one, which only recomputes the same values: the maps are
+// elementwise and outputs must not alias inputs). Counts below one chunk get their own primitive.
+constexpr int64_t kEltChunk = 1 << 20;
+
+template <typename Fn>
+void for_chunks(int64_t n, Fn fn) {
+  if (n <= kEltChunk) {
+    fn(0, n);
+    return;
+  }
+  for (int64_t off = 0; off < n; off += kEltChunk) fn(std::min(off, n - kEltChunk), kEltChunk);
+}
 
 }  // namespace
 
 void gelu_tanh_forward(const float* x, float* y, int64_t n) {
+  ProfileScope prof("gelu");
+  LB_CHECK(x != y, "gelu_tanh_forward: y must not alias x");
   std::lock_guard<std::mutex> lock(g_mutex);
   auto& eng = dnnl_engine();
-  for (int64_t off = 0; off < n; off += kEltChunk) {
-    const int64_t len = std::min(kEltChunk, n - off);
+  for_chunks(n, [&](int64_t off, int64_t len) {
     dnnl::memory::desc md({len}, dt::f32, tag::a);
     dnnl::memory src(md, eng, const_cast<float*>(x + off)), dst(md, eng, y + off);
     gelu_primitive(false, len).execute(dnnl_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-  }
+  });
   dnnl_stream().wait();
 }
 
 void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  ProfileScope prof("gelu");
+  LB_CHECK(dx != dy && dx != x, "gelu_tanh_backward: dx must not alias x or dy");
   std::lock_guard<std::mutex> lock(g_mutex);
   auto& eng = dnnl_engine();
-  for (int64_t off = 0; off < n; off += kEltChunk) {
-    const int64_t len = std::min(kEltChunk, n - off);
+  for_chunks(n, [&](int64_t off, int64_t len) {
     dnnl::memory::desc md({len}, dt::f32, tag::a);
     dnnl::memory src(md, eng, const_cast<float*>(x + off)),
         ddst(md, eng, const_cast<float*>(dy + off)), dsrc(md, eng, dx + off);
     gelu_primitive(true, len).execute(
         dnnl_stream(),
         {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
-  }
+  });
   dnnl_stream().wait();
 }
 

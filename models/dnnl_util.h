@@ -39,7 +39,8 @@ inline void linear_backward(const float* x, const float* w, const float* dy, flo
 void set_matmul_bf16(bool on);
 bool matmul_bf16();
 
-// tanh-approximated GELU through oneDNN eltwise: y = gelu(x); dx = gelu'(x) · dy. n elements.
+// tanh-approximated GELU through oneDNN eltwise: y = gelu(x); dx = gelu'(x) · dy. n elements;
+// outputs must not alias inputs.
 void gelu_tanh_forward(const float* x, float* y, int64_t n);
 void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n);
 

@@ -1,4 +1,5 @@
 #include "models/ops.h"
+#include "models/profile.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +16,7 @@ constexpr int64_t kChunks = 64;
 }  // namespace
 
 void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int64_t R, int64_t C) {
+  ProfileScope prof("rmsnorm");
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < R; ++r) {
     const float* xr = x + r * C;
@@ -29,6 +31,7 @@ void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int6
 
 void rmsnorm_backward(const float* x, const float* w, const float* rstd, const float* dy,
                       float* dx, float* dw, int64_t R, int64_t C) {
+  ProfileScope prof("rmsnorm");
   std::vector<float> partial(kChunks * C, 0.f);
   const int64_t per = (R + kChunks - 1) / kChunks;
 #pragma omp parallel for schedule(static)
@@ -60,6 +63,7 @@ void rmsnorm_backward(const float* x, const float* w, const float* rstd, const f
 
 void embedding_forward(const int32_t* ids, const float* table, float* y, int64_t R, int64_t C,
                        float scale) {
+  ProfileScope prof("embedding");
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < R; ++r) {
     const float* t = table + static_cast<int64_t>(ids[r]) * C;
@@ -70,6 +74,7 @@ void embedding_forward(const int32_t* ids, const float* table, float* y, int64_t
 
 void embedding_backward(const int32_t* ids, const float* dy, float* dtable, int64_t R, int64_t C,
                         float scale, int32_t frozen_id) {
+  ProfileScope prof("embedding");
   // Serial in row order: rows sharing an id add in a fixed order.
   for (int64_t r = 0; r < R; ++r) {
     if (ids[r] == frozen_id) continue;
@@ -82,6 +87,7 @@ void embedding_backward(const int32_t* ids, const float* dy, float* dtable, int6
 double cross_entropy_forward_backward(const float* logits, const int32_t* target,
                                       const uint8_t* mask, float* dlogits, int64_t R, int64_t V,
                                       double denom) {
+  ProfileScope prof("cross_entropy");
   std::vector<double> row_loss(R, 0.0);
   const float inv = static_cast<float>(1.0 / denom);
 #pragma omp parallel for schedule(static)
@@ -109,12 +115,14 @@ double cross_entropy_forward_backward(const float* logits, const int32_t* target
 }
 
 void mul_forward(const float* a, const float* u, float* m, int64_t n) {
+  ProfileScope prof("geglu_mul");
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) m[i] = a[i] * u[i];
 }
 
 void mul_backward(const float* a, const float* u, const float* dm, float* da, float* du,
                   int64_t n) {
+  ProfileScope prof("geglu_mul");
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     da[i] = dm[i] * u[i];

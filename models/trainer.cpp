@@ -8,6 +8,7 @@
 
 #include "harness/check.h"
 #include "models/dnnl_util.h"
+#include "models/profile.h"
 #include "models/safetensors.h"
 #include "tasks/registry.h"
 
@@ -51,15 +52,22 @@ Batch Trainer::next_batch() const {
 StepStats Trainer::step() {
   const auto t0 = std::chrono::steady_clock::now();
   set_matmul_bf16(train_.bf16);
-  const Batch batch = next_batch();
+  Batch batch;
+  {
+    ProfileScope prof("data");
+    batch = next_batch();
+  }
   StepStats s;
   s.lr = lr_at(train_, opt_.step());
   model_.zero_grad();
   s.loss = model_.forward(batch);
   model_.backward();
-  s.grad_norm = global_grad_norm(model_.params());
-  clip_grads(model_.params(), s.grad_norm, train_.clip);
-  opt_.update(model_.params(), s.lr);
+  {
+    ProfileScope prof("optimizer");
+    s.grad_norm = global_grad_norm(model_.params());
+    clip_grads(model_.params(), s.grad_norm, train_.clip);
+    opt_.update(model_.params(), s.lr);
+  }
   data_position_ += train_.batch;
   s.step = opt_.step();
   s.tokens = batch.rows();

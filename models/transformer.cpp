@@ -8,6 +8,7 @@
 #include "models/dnnl_util.h"
 #include "models/kernels/length_scale.h"
 #include "models/ops.h"
+#include "models/profile.h"
 
 namespace lb {
 
@@ -123,6 +124,7 @@ void Transformer::zero_grad() {
 // ---- query length scale -------------------------------------------------------------------
 
 void Transformer::scale_forward(int64_t l) {
+  ProfileScope prof("length_scale");
   LayerActs& a = acts_[l];
   const LayerParams& lp = layer_params_[l];
   const int64_t N = batch_.rows(), H = cfg_.heads, Hs = n_scaled_, C = cfg_.hidden;
@@ -162,6 +164,7 @@ void Transformer::scale_forward(int64_t l) {
 
 void Transformer::scale_backward(int64_t l, const float* dscale, float* dxn) {
   if (n_scaled_ == 0) return;
+  ProfileScope prof("length_scale");
   LayerActs& a = acts_[l];
   const LayerParams& lp = layer_params_[l];
   const int64_t N = batch_.rows(), H = cfg_.heads, Hs = n_scaled_, C = cfg_.hidden;
@@ -250,46 +253,49 @@ void Transformer::layer_backward(int64_t l, float* dh) {
   const LayerParams& lp = layer_params_[l];
   const int64_t N = batch_.rows(), C = cfg_.hidden, H = cfg_.heads, D = cfg_.head_dim,
                 HD = H * D, F = cfg_.ffn;
-  std::vector<float> dc(N * C), dc2(N * C), dF1(N * F), dF2(N * F);
+  ensure(ws_c1_, N * C), ensure(ws_c2_, N * C);
+  ensure(ws_f1_, N * F), ensure(ws_f2_, N * F), ensure(ws_f3_, N * F);
+  ensure(ws_datt_, N * HD), ensure(ws_dq_, N * HD), ensure(ws_dk_, N * HD), ensure(ws_dv_, N * HD);
+  ensure(ws_dscale_, N * H);
+  float *dc = ws_c1_.data(), *dc2 = ws_c2_.data();
+  float *dm = ws_f1_.data(), *dge = ws_f2_.data(), *dg = ws_f3_.data();
 
   // Feed-forward block: out = h1 + norm4(d).
-  rmsnorm_backward(a.d.data(), P(lp.w_post_ffn), a.rstd4.data(), dh, dc.data(), G(lp.w_post_ffn),
-                   N, C);                                                          // dc = ∂d
-  linear_backward(a.m.data(), P(lp.wd), dc.data(), dF1.data(), G(lp.wd), N, F, C);  // dF1 = ∂m
-  mul_backward(a.ge.data(), a.u.data(), dF1.data(), dF2.data(), dF1.data(), N * F);  // ∂ge, ∂u
-  linear_backward(a.xn3.data(), P(lp.wu), dF1.data(), dc.data(), G(lp.wu), N, C, F);  // dc = ∂xn3
-  gelu_tanh_backward(a.g.data(), dF2.data(), dF2.data(), N * F);                       // ∂g
-  linear_backward(a.xn3.data(), P(lp.wg), dF2.data(), dc.data(), G(lp.wg), N, C, F, true);
-  rmsnorm_backward(a.h1.data(), P(lp.w_pre_ffn), a.rstd3.data(), dc.data(), dc2.data(),
-                   G(lp.w_pre_ffn), N, C);
-  add_into(dh, dc2.data(), N * C);  // dh = ∂h1
+  rmsnorm_backward(a.d.data(), P(lp.w_post_ffn), a.rstd4.data(), dh, dc, G(lp.w_post_ffn), N,
+                   C);                                                       // dc = ∂d
+  linear_backward(a.m.data(), P(lp.wd), dc, dm, G(lp.wd), N, F, C);           // ∂m
+  mul_backward(a.ge.data(), a.u.data(), dm, dge, dm, N * F);                  // ∂ge, ∂u (in dm)
+  linear_backward(a.xn3.data(), P(lp.wu), dm, dc, G(lp.wu), N, C, F);         // dc = ∂xn3
+  gelu_tanh_backward(a.g.data(), dge, dg, N * F);                             // ∂g
+  linear_backward(a.xn3.data(), P(lp.wg), dg, dc, G(lp.wg), N, C, F, true);
+  rmsnorm_backward(a.h1.data(), P(lp.w_pre_ffn), a.rstd3.data(), dc, dc2, G(lp.w_pre_ffn), N, C);
+  add_into(dh, dc2, N * C);  // dh = ∂h1
 
   // Attention block: h1 = x + norm2(o).
-  rmsnorm_backward(a.o.data(), P(lp.w_post_attn), a.rstd2.data(), dh, dc.data(),
-                   G(lp.w_post_attn), N, C);  // dc = ∂o
-  std::vector<float> datt(N * HD), dq(N * HD), dk(N * HD), dv(N * HD), dscale(N * H);
-  linear_backward(a.att.data(), P(lp.wo), dc.data(), datt.data(), G(lp.wo), N, HD, C);
+  rmsnorm_backward(a.o.data(), P(lp.w_post_attn), a.rstd2.data(), dh, dc, G(lp.w_post_attn), N,
+                   C);  // dc = ∂o
+  float *datt = ws_datt_.data(), *dq = ws_dq_.data(), *dk = ws_dk_.data(), *dv = ws_dv_.data();
+  float* dscale = ws_dscale_.data();
+  linear_backward(a.att.data(), P(lp.wo), dc, datt, G(lp.wo), N, HD, C);
   attention_backward(cfg_.attention, {H, D}, batch_.offsets, a.q.data(), a.k.data(), a.v.data(),
-                     a.scale.data(), slopes_.data(), a.probs.data(), datt.data(), dq.data(),
-                     dk.data(), dv.data(), dscale.data());
+                     a.scale.data(), slopes_.data(), a.probs.data(), datt, dq, dk, dv, dscale);
   if (cfg_.position == PosEncoding::kRope) {
     for (int64_t b = 0; b < batch_.samples(); ++b) {
       const int64_t r0 = batch_.offsets[b], T = batch_.offsets[b + 1] - r0;
       for (int64_t h = 0; h < H; ++h) {
-        rope_backward(rope_, dq.data() + r0 * HD + h * D, T, HD, 0, dq.data() + r0 * HD + h * D);
-        rope_backward(rope_, dk.data() + r0 * HD + h * D, T, HD, 0, dk.data() + r0 * HD + h * D);
+        rope_backward(rope_, dq + r0 * HD + h * D, T, HD, 0, dq + r0 * HD + h * D);
+        rope_backward(rope_, dk + r0 * HD + h * D, T, HD, 0, dk + r0 * HD + h * D);
       }
     }
   }
   // dc = ∂xn1. Pre-RoPE q, k are not kept: the projections' weight grads use xn1 and the
   // un-rotated dq, dk, which is all they need.
-  linear_backward(a.xn1.data(), P(lp.wq), dq.data(), dc.data(), G(lp.wq), N, C, HD);
-  linear_backward(a.xn1.data(), P(lp.wk), dk.data(), dc.data(), G(lp.wk), N, C, HD, true);
-  linear_backward(a.xn1.data(), P(lp.wv), dv.data(), dc.data(), G(lp.wv), N, C, HD, true);
-  scale_backward(l, dscale.data(), dc.data());
-  rmsnorm_backward(a.x.data(), P(lp.w_in), a.rstd1.data(), dc.data(), dc2.data(), G(lp.w_in), N,
-                   C);
-  add_into(dh, dc2.data(), N * C);  // dh = ∂x
+  linear_backward(a.xn1.data(), P(lp.wq), dq, dc, G(lp.wq), N, C, HD);
+  linear_backward(a.xn1.data(), P(lp.wk), dk, dc, G(lp.wk), N, C, HD, true);
+  linear_backward(a.xn1.data(), P(lp.wv), dv, dc, G(lp.wv), N, C, HD, true);
+  scale_backward(l, dscale, dc);
+  rmsnorm_backward(a.x.data(), P(lp.w_in), a.rstd1.data(), dc, dc2, G(lp.w_in), N, C);
+  add_into(dh, dc2, N * C);  // dh = ∂x
 }
 
 // ---- model ---------------------------------------------------------------------------------

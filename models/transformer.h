@@ -81,6 +81,9 @@ class Transformer {
   Batch batch_;
   std::vector<LayerActs> acts_;
   std::vector<float> h_final_, xnf_, rstdf_, logits_, dlogits_;
+  // Backward workspace, reused across steps: (N, C) ×2, (N, F) ×3, (N, H·D) ×4, (N, H).
+  std::vector<float> ws_c1_, ws_c2_, ws_f1_, ws_f2_, ws_f3_, ws_datt_, ws_dq_, ws_dk_, ws_dv_;
+  std::vector<float> ws_dscale_;
   double loss_ = 0.0;
 };
 
