@@ -59,7 +59,8 @@ int cmd_eval(int argc, char** argv) {
       ("seed", po::value<uint64_t>()->default_value(0), "evaluation split seed")
       ("split", po::value<std::string>()->default_value("test"), "test or validation")
       ("stop-at-zero", "after the first length at 0% exact match, record the rest as skipped")
-      ("kv-bf16", "bf16 KV cache (half the memory; numbers may differ slightly from fp32)")
+      ("kv", po::value<std::string>()->default_value("auto"),
+       "KV cache storage: auto (fp32 while one sample's cache is <= 512 MiB, else bf16), f32, bf16")
       ("no-draft", "decode token by token (no reference draft; same outputs, slower)")
       ("no-attn", "skip the attention-dispersion statistics")
       ("threads", po::value<int>()->default_value(cores), "threads")
@@ -101,7 +102,11 @@ int cmd_eval(int argc, char** argv) {
   else if (split == "validation") opt.split = SplitKind::kValidation;
   else throw UsageError("--split '" + split + "' is not one of: test, validation");
   opt.stop_at_zero = vm.count("stop-at-zero") > 0;
-  opt.inference.kv_bf16 = vm.count("kv-bf16") > 0;
+  const std::string kv = vm["kv"].as<std::string>();
+  if (kv == "auto") opt.kv = EvalOptions::Kv::kAuto;
+  else if (kv == "f32") opt.kv = EvalOptions::Kv::kF32;
+  else if (kv == "bf16") opt.kv = EvalOptions::Kv::kBf16;
+  else throw UsageError("--kv '" + kv + "' is not one of: auto, f32, bf16");
   opt.decode.draft_reference = vm.count("no-draft") == 0;
   opt.decode.attn_stats = vm.count("no-attn") == 0;
   const bool json = vm.count("json") > 0;
@@ -114,7 +119,7 @@ int cmd_eval(int argc, char** argv) {
                 static_cast<long long>(mc.hidden), static_cast<long long>(mc.heads),
                 static_cast<long long>(mc.head_dim), normalizer_name(mc.attention).c_str(),
                 position_encoding_name(mc.position), static_cast<long long>(opt.samples),
-                num_threads(), opt.inference.kv_bf16 ? ", bf16 KV cache" : "");
+                num_threads(), (", KV cache " + kv).c_str());
     std::printf("%8s %8s %8s %8s %9s %8s %9s %9s\n", "length", "samples", "exact", "tok_acc",
                 "edit", "entropy", "support", "seconds");
     std::fflush(stdout);
@@ -127,7 +132,7 @@ int cmd_eval(int argc, char** argv) {
                         {"normalizer", normalizer_name(mc.attention)},
                         {"position", position_encoding_name(mc.position)},
                         {"threads", num_threads()},
-                        {"kv_bf16", opt.inference.kv_bf16},
+                        {"kv", kv},
                         {"lengths", nlohmann::json::array()}};
   EvalOptions one = opt;
   bool skip = false;

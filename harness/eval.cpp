@@ -266,7 +266,7 @@ LengthResult evaluate_length(InferenceEngine& engine, const TaskDef& task, const
     }
     engine.reserve_positions(est_len);
   }
-  const int64_t per_sample = engine.kv_bytes_per_position() * est_len;
+  int64_t per_sample = engine.kv_bytes_per_position() * est_len;
   const int threads = omp_get_max_threads();
   const bool side_by_side = threads > 1 && N > 1 && per_sample * threads <= opt.parallel_bytes;
   std::atomic<int64_t> done{0};
@@ -354,7 +354,6 @@ std::vector<LengthResult> evaluate_ladder(const Transformer& model, const TaskDe
                                  << model.config().num_labels << " is smaller than task '"
                                  << task.name << "' needs (" << v.size << " / " << v.num_labels
                                  << ")");
-  InferenceEngine engine(model, opt.inference);
   std::vector<LengthResult> out;
   bool skip = false;
   for (int64_t L : lengths) {
@@ -367,7 +366,18 @@ std::vector<LengthResult> evaluate_ladder(const Transformer& model, const TaskDe
       continue;
     }
     const Split split(task, params, opt.seed, opt.split, L);
+    InferenceOptions io = opt.inference;
+    if (opt.kv != EvalOptions::Kv::kAuto) {
+      io.kv_bf16 = opt.kv == EvalOptions::Kv::kBf16;
+    } else {
+      io.kv_bf16 = false;
+      const int64_t f32_bytes =
+          InferenceEngine(model, io).kv_bytes_per_position() * (split.get(0).length() + 1);
+      io.kv_bf16 = f32_bytes > opt.kv_f32_max_bytes;
+    }
+    InferenceEngine engine(model, io);
     out.push_back(evaluate_length(engine, task, split, opt, progress));
+    out.back().kv_bf16 = io.kv_bf16;
     if (opt.stop_at_zero && out.back().eval.exact_match == 0.0) skip = true;
   }
   return out;
@@ -383,6 +393,7 @@ nlohmann::json to_json(const LengthResult& r) {
                       {"edit_distance", r.eval.edit_distance},
                       {"seconds", r.eval.seconds},
                       {"generated_tokens", r.generated_tokens},
+                      {"kv", r.kv_bf16 ? "bf16" : "f32"},
                       {"mean_entropy", r.mean_entropy},
                       {"mean_support", r.mean_support},
                       {"attn", nlohmann::json::array()}};

@@ -94,7 +94,12 @@ struct EvalOptions {
   SplitKind split = SplitKind::kTest;
   bool stop_at_zero = false;     // after the first length at 0% exact match, skip the rest
   DecodeOptions decode;
-  InferenceOptions inference;
+  InferenceOptions inference;  // inference.kv_bf16 is set per length by `kv`
+  // KV storage: kAuto keeps fp32 (bit-for-bit the training arithmetic up to summation order)
+  // while one sample's fp32 cache stays within kv_f32_max_bytes and switches to bf16 above
+  // (MQMTAR from L = 32,768 on), so one sample at 65,536 stays well under 1 GiB.
+  enum class Kv { kAuto, kF32, kBf16 } kv = Kv::kAuto;
+  int64_t kv_f32_max_bytes = int64_t(512) << 20;
   int64_t parallel_bytes = int64_t(1) << 30;  // KV bytes allowed for samples run side by side
 };
 
@@ -102,6 +107,7 @@ struct LengthResult {
   EvalRow eval;
   std::vector<AttnRow> attn;       // (layers·heads) in layer-major order; empty when skipped
   int64_t generated_tokens = 0;
+  bool kv_bf16 = false;            // the KV storage this length used
   double mean_entropy = 0, mean_support = 0;  // over every observed row of every head
 };
 

@@ -2,12 +2,20 @@
 // model: draft decoding equals plain greedy decoding, per-position tasks, thread-count
 // independence, the stop-at-zero rule.
 #include <omp.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
+#include "harness/check.h"
 #include "harness/eval.h"
+#include "models/trainer.h"
 #include "tasks/registry.h"
 
 namespace lb {
@@ -149,6 +157,72 @@ TEST_CASE("eval: ladder numbers do not depend on the thread count; stop at zero"
   CHECK_FALSE(r[0].eval.skipped);
   CHECK(r[1].eval.skipped);
   CHECK(r[2].eval.skipped);
+}
+
+}  // namespace
+}  // namespace lb
+
+namespace lb {
+int cmd_eval(int argc, char** argv);
+namespace {
+
+std::string run_eval_command(std::vector<std::string> args) {
+  args.insert(args.begin(), "eval");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  std::ostringstream captured;
+  std::streambuf* old = std::cout.rdbuf(captured.rdbuf());
+  try {
+    cmd_eval(static_cast<int>(argv.size()), argv.data());
+  } catch (...) {
+    std::cout.rdbuf(old);
+    throw;
+  }
+  std::cout.rdbuf(old);
+  return captured.str();
+}
+
+TEST_CASE("eval: the eval command reads a checkpoint and reports every length") {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("lb_eval_test_" + std::to_string(::getpid())))
+          .string();
+  ModelConfig mc = model_preset("tiny");
+  mc.attention = normalizer_from_name("asentmax");
+  TrainConfig tc;
+  tc.task = "copy";
+  tc.batch = 4;
+  tc.steps = 2;
+  Trainer trainer(mc, tc);
+  trainer.step();
+  trainer.save(dir);
+  const auto j = nlohmann::json::parse(run_eval_command(
+      {"--checkpoint", dir, "--lengths", "8,12", "--samples", "3", "--threads", "1", "--json"}));
+  CHECK(j["task"] == "copy");
+  CHECK(j["normalizer"] == "asentmax");
+  REQUIRE(j["lengths"].size() == 2);
+  CHECK(j["lengths"][1]["length"] == 12);
+  CHECK(j["lengths"][1]["samples"] == 3);
+  CHECK(j["lengths"][1]["kv"] == "f32");
+  CHECK(j["lengths"][0]["attn"].size() == static_cast<size_t>(mc.layers * mc.heads));
+  // Same numbers as the library call on the same weights.
+  Transformer model(trainer.model_config());
+  for (size_t i = 0; i < model.params().size(); ++i) {
+    model.params()[i].value = trainer.model().params()[i].value;
+  }
+  EvalOptions opt;
+  opt.lengths = {12};
+  opt.samples = 3;
+  const TaskDef& task = find_task("copy");
+  const auto r = evaluate_ladder(model, task, make_params(task, {}), opt);
+  CHECK(j["lengths"][1]["token_accuracy"].get<double>() == r[0].eval.token_accuracy);
+  CHECK(j["lengths"][1]["mean_entropy"].get<double>() == r[0].mean_entropy);
+
+  CHECK_THROWS_AS(run_eval_command({"--checkpoint", dir, "--split", "train"}), UsageError);
+  CHECK_THROWS_AS(run_eval_command({"--checkpoint", dir, "--kv", "f16"}), UsageError);
+  CHECK_THROWS_AS(run_eval_command({"--checkpoint", dir, "--task", "cpy"}), UsageError);
+  CHECK_THROWS_AS(run_eval_command({"--checkpoint", dir + "/missing"}), UsageError);
+  CHECK_THROWS_AS(run_eval_command({"--checkpoint", dir, "--samples", "0"}), UsageError);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
