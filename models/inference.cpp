@@ -1,5 +1,6 @@
 #include "models/inference.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <type_traits>
 
 #include <dnnl.hpp>
 
@@ -138,6 +140,63 @@ LB_SIMD_CLONES void mix_bf16(const float* p, const int32_t* idx, int64_t cnt, co
     for (int64_t d = 0; d < D; ++d) out[d] += w * from_bf16(v[d]);
   }
 }
+// AVX-512 versions of the two decode kernels for D = 16·NB: a key's D values are NB vectors, q
+// stays in registers, one horizontal sum per key; mixing keeps the output in NB registers.
+template <typename KV>
+__attribute__((target("avx512f"))) inline __m512 load16(const KV* x) {
+  if constexpr (std::is_same<KV, float>::value) {
+    return _mm512_loadu_ps(x);
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+template <int NB, typename KV>
+__attribute__((target("avx512f"))) void scores_avx512(const float* q, const KV* K, int64_t n,
+                                                      float* s) {
+  __m512 qv[NB];
+  for (int b = 0; b < NB; ++b) qv[b] = _mm512_loadu_ps(q + 16 * b);
+  for (int64_t j = 0; j < n; ++j) {
+    const KV* k = K + j * 16 * NB;
+    __m512 acc = _mm512_mul_ps(qv[0], load16(k));
+    for (int b = 1; b < NB; ++b) acc = _mm512_fmadd_ps(qv[b], load16(k + 16 * b), acc);
+    s[j] = _mm512_reduce_add_ps(acc);
+  }
+}
+template <int NB, typename KV>
+__attribute__((target("avx512f"))) void mix_avx512(const float* p, const int32_t* idx,
+                                                   int64_t cnt, const KV* V, float* out) {
+  __m512 acc[NB];
+  for (int b = 0; b < NB; ++b) acc[b] = _mm512_setzero_ps();
+  for (int64_t t = 0; t < cnt; ++t) {
+    const __m512 w = _mm512_set1_ps(p[idx[t]]);
+    const KV* v = V + static_cast<int64_t>(idx[t]) * 16 * NB;
+    for (int b = 0; b < NB; ++b) acc[b] = _mm512_fmadd_ps(w, load16(v + 16 * b), acc[b]);
+  }
+  for (int b = 0; b < NB; ++b) _mm512_storeu_ps(out + 16 * b, acc[b]);
+}
+bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+// Decode kernels: the AVX-512 ones where D is 16, 32 or 64, the portable loops otherwise.
+template <typename KV>
+void scores_row(const float* q, const KV* K, int64_t n, int64_t D, float* s) {
+  if (has_avx512() && D == 32) return scores_avx512<2>(q, K, n, s);
+  if (has_avx512() && D == 16) return scores_avx512<1>(q, K, n, s);
+  if (has_avx512() && D == 64) return scores_avx512<4>(q, K, n, s);
+  if constexpr (std::is_same<KV, float>::value) scores_f32(q, K, n, D, s);
+  else scores_bf16(q, K, n, D, s);
+}
+template <typename KV>
+void mix_row(const float* p, const int32_t* idx, int64_t cnt, const KV* V, int64_t D, float* out) {
+  if (has_avx512() && D == 32) return mix_avx512<2>(p, idx, cnt, V, out);
+  if (has_avx512() && D == 16) return mix_avx512<1>(p, idx, cnt, V, out);
+  if (has_avx512() && D == 64) return mix_avx512<4>(p, idx, cnt, V, out);
+  if constexpr (std::is_same<KV, float>::value) mix_f32(p, idx, cnt, V, D, out);
+  else mix_bf16(p, idx, cnt, V, D, out);
+}
+
 // Indices of the nonzero weights of p (n) into idx; returns their count. Blocks of 16 are
 // tested with one vector comparison first, so a sparse row costs little more than a read.
 LB_SIMD_CLONES int64_t nonzeros(const float* p, int64_t n, int32_t* idx) {
@@ -434,9 +493,9 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
         const float* qh = m.q.data() + r0 * HD + h * D;
         if (few) {
           for (int64_t r = 0; r < nr; ++r) {
-            if (Kf) scores_f32(qh + r * HD, Kf, p0 + r0 + r + 1, D, s.s.data() + r * n_end);
-            else scores_bf16(qh + r * HD, m.k16.get() + kv_at, p0 + r0 + r + 1, D,
-                             s.s.data() + r * n_end);
+            if (Kf) scores_row(qh + r * HD, Kf, p0 + r0 + r + 1, D, s.s.data() + r * n_end);
+            else scores_row(qh + r * HD, m.k16.get() + kv_at, p0 + r0 + r + 1, D,
+                            s.s.data() + r * n_end);
           }
         } else {
           gemm(true, nr, n_end, D, qh, HD, Kf, D, s.s.data(), n_end);
@@ -460,8 +519,8 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
           float* out = m.att.data() + (r0 + r) * HD + h * D;
           if (sparse || few) {
             const int64_t cnt = nonzeros(p, nk, s.idx.data());
-            if (Vf) mix_f32(p, s.idx.data(), cnt, Vf, D, out);
-            else mix_bf16(p, s.idx.data(), cnt, m.v16.get() + kv_at, D, out);
+            if (Vf) mix_row(p, s.idx.data(), cnt, Vf, D, out);
+            else mix_row(p, s.idx.data(), cnt, m.v16.get() + kv_at, D, out);
           }
         }
         if (!sparse && !few) {
