@@ -178,3 +178,27 @@ TEST_CASE("normalizer: adaptive_temperature's beta in both polynomial orders") {
 }
 
 }  // namespace lb
+
+namespace lb {
+
+TEST_CASE("normalizer: topk keeps the lowest-index ties and the K-th score as tau") {
+  const std::vector<float> z = {1.0f, 3.0f, 3.0f, 3.0f, 0.0f, 3.0f};
+  std::vector<float> p(z.size());
+  const RowStats st = topk_forward(z.data(), 6, 2, p.data());
+  CHECK(p[1] == doctest::Approx(0.5));
+  CHECK(p[2] == doctest::Approx(0.5));
+  CHECK(p[3] == 0.0f);
+  CHECK(p[5] == 0.0f);
+  CHECK(st.support == 2);
+  CHECK(st.tau == 3.0f);
+  // Spread-out rows: the widening window must reach far below the max.
+  Rng rng(5);
+  for (double sigma : {0.01, 1.0, 300.0}) {
+    const auto w = testing::random_row(rng, 5000, sigma);
+    std::vector<float> q(w.size());
+    topk_forward(w.data(), 5000, 40, q.data());
+    CHECK(testing::max_abs_diff(q, ref::topk_forward(testing::to_double(w), 40)) < 1e-6);
+  }
+}
+
+}  // namespace lb
