@@ -33,6 +33,37 @@ double matmul_peak(int64_t n) {
   return 2.0 * n * n * n / best;
 }
 
+// Runs the PyTorch peer with our sizes; its last stdout line is a JSON object with tokens_per_s.
+// Softmax runs the peer's softmax, the entmax family its exact 1.5-entmax. Returns null on failure.
+nlohmann::json run_peer(const std::string& python, const std::string& script, const ModelConfig& m,
+                        const TrainConfig& t, int threads, int64_t steps, int64_t warm) {
+  std::ostringstream cmd;
+  cmd << "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} '"
+      << python << "' '" << script << "' train --threads " << threads << " --layers " << m.layers
+      << " --hidden " << m.hidden << " --heads " << m.heads << " --head-dim " << m.head_dim
+      << " --ffn " << m.ffn << " --batch " << t.batch << " --steps " << steps << " --warmup "
+      << warm << " --attn " << (is_entmax_family(m.attention.kind) ? "entmax15" : "softmax")
+      << (t.bf16 ? " --bf16" : "") << " 2>/dev/null";
+  FILE* f = popen(cmd.str().c_str(), "r");
+  if (!f) return nullptr;
+  std::string out, last;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, f)) out += buf;
+  pclose(f);
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) last = line;
+  }
+  try {
+    auto j = nlohmann::json::parse(last);
+    return {{"attn", is_entmax_family(m.attention.kind) ? "entmax15" : "softmax"},
+            {"torch", j.value("torch", "")},
+            {"tokens_per_s", j.at("tokens_per_s")}};
+  } catch (const nlohmann::json::exception&) {
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 int bench_train(int argc, char** argv) {
@@ -46,6 +77,8 @@ int bench_train(int argc, char** argv) {
       ("batch", po::value<int64_t>(), "samples per batch (default 128)")
       ("bf16", "bf16 matmul inputs")
       ("threads", po::value<int>()->default_value(2), "threads")
+      ("peer", po::value<std::string>(), "also run this PyTorch peer script (../shared/peers/torch_gemma.py) after each of ours, same sizes, and report the ratio")
+      ("python", po::value<std::string>()->default_value("/usr/bin/python3"), "interpreter for --peer")
       ("json", "one JSON object instead of a table");
   po::variables_map vm;
   if (!parse_command_line(argc, argv, "bench train [options]", opts, {}, vm)) return 0;
@@ -91,7 +124,15 @@ int bench_train(int argc, char** argv) {
     const double mean_len = static_cast<double>(tokens) / samples;
     const double flops = model_train_flops_per_token(trainer.model_config(), mean_len) * tokens;
     const double tok_s = tokens / seconds;
-    out["runs"].push_back({{"attention", normalizer_name(mc.attention)},
+    nlohmann::json peer = nullptr;
+    if (vm.count("peer")) {
+      peer = run_peer(vm["python"].as<std::string>(), vm["peer"].as<std::string>(),
+                      trainer.model_config(), train, num_threads(), steps, warm);
+      LB_REQUIRE(!peer.is_null(), "--peer '" << vm["peer"].as<std::string>()
+                                             << "' did not print a JSON result");
+      peer["ratio"] = tok_s / peer["tokens_per_s"].get<double>();
+    }
+    out["runs"].push_back({{"peer", peer},{"attention", normalizer_name(mc.attention)},
                            {"position", position_encoding_name(mc.position)},
                            {"tokens_per_s", tok_s},
                            {"step_s", seconds / steps},
@@ -107,13 +148,18 @@ int bench_train(int argc, char** argv) {
   std::printf("bench train: %s, batch %lld, %d threads%s; oneDNN fp32 matmul 2048^3: %.1f GFLOP/s\n",
               train.task.c_str(), static_cast<long long>(train.batch), num_threads(),
               train.bf16 ? ", bf16 matmuls" : "", peak / 1e9);
-  std::printf("%-12s %-6s %10s %8s %10s %6s\n", "attention", "pos", "tokens/s", "step s",
-              "GFLOP/s", "MFU");
+  std::printf("%-12s %-6s %10s %8s %10s %6s %14s %7s\n", "attention", "pos", "tokens/s",
+              "step s", "GFLOP/s", "MFU", "peer tokens/s", "ratio");
   for (const auto& r : out["runs"]) {
-    std::printf("%-12s %-6s %10.0f %8.3f %10.1f %5.1f%%\n",
-                r["attention"].get<std::string>().c_str(), r["position"].get<std::string>().c_str(),
-                r["tokens_per_s"].get<double>(), r["step_s"].get<double>(),
-                r["model_gflops"].get<double>(), 100 * r["mfu"].get<double>());
+    std::printf("%-12s %-6s %10.0f %8.3f %10.1f %5.1f%%", r["attention"].get<std::string>().c_str(),
+                r["position"].get<std::string>().c_str(), r["tokens_per_s"].get<double>(),
+                r["step_s"].get<double>(), r["model_gflops"].get<double>(),
+                100 * r["mfu"].get<double>());
+    if (!r["peer"].is_null()) {
+      std::printf(" %14.0f %6.2fx", r["peer"]["tokens_per_s"].get<double>(),
+                  r["peer"]["ratio"].get<double>());
+    }
+    std::printf("\n");
   }
   return 0;
 }
