@@ -46,11 +46,12 @@ struct SupportStats {
 struct TauSearch {
   double lo, hi;
   float tau;
+  float floor = -1.0f;  // every score outside the statistics has v <= floor <= τ*
 };
 
 // One step from the statistics of S = {d > 0} at the trial tau (square: c = 2, else c = 1).
 // Returns true when tau is final: either the exact threshold (self-consistent support; the
-// scores outside the statistics have v <= −1 <= the threshold), or fp32 resolution is reached.
+// scores outside the statistics have v <= floor <= the threshold), or fp32 resolution is reached.
 // Inlined into each caller so that it is compiled for the caller's instruction set (a call from
 // AVX-512 code into SSE code costs a state transition per call).
 LB_INLINE bool tau_search_step(const SupportStats& st, bool square, TauSearch& s) {
@@ -70,7 +71,7 @@ LB_INLINE bool tau_search_step(const SupportStats& st, bool square, TauSearch& s
     }
   }
   const bool exact =
-      have_delta && st.min_in > delta && st.max_out <= delta && s.tau + delta >= -1.0;
+      have_delta && st.min_in > delta && st.max_out <= delta && s.tau + delta >= s.floor;
   // A far step solves a quadratic whose terms (sums of up to n squares) cancel to 1, so its fp32
   // statistics give τ to ~1e-7·Σd² only: take the step, then confirm from the new point, where
   // the sums are O(1).
@@ -361,6 +362,55 @@ __attribute__((target("avx512f"))) RowStats exact_entmax_short_avx512(const floa
 RowStats exact_entmax_short_avx512(const float*, int64_t, bool, float*) { return {}; }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LB_NO_CLONES)
+// support_stats over candidates v[0..*nc) at tau (m = 0, half = 1) that also compacts the
+// candidates in place to those with v > keep_above (keep_above <= τ*: the dropped ones can never
+// be in the support). Flat rows have many candidates and need several passes; each pass then
+// reads only the survivors of the last left-hand bracket point. *nc stays a multiple of 16
+// (padded with −inf).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) SupportStats support_stats_compact_avx512(float* v, int64_t* nc,
+                                                                             float keep_above,
+                                                                             float tau) {
+  const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+  const __m512 vt = _mm512_set1_ps(tau), vk = _mm512_set1_ps(keep_above);
+  SupportStats st;
+  int64_t out = 0;
+  const int64_t n = *nc;
+  for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
+    const int64_t b1 = std::min(n, b0 + kSumBlock);
+    __m512 k = zero, s1 = zero, s2 = zero;
+    __m512 mn = _mm512_set1_ps(kInf), mx = _mm512_set1_ps(-kInf);
+    for (int64_t i = b0; i < b1; i += 16) {
+      const __m512 x = _mm512_loadu_ps(v + i);
+      const __m512 d = _mm512_sub_ps(x, vt);
+      const __mmask16 in = _mm512_cmp_ps_mask(d, zero, _CMP_GT_OQ);
+      k = _mm512_mask_add_ps(k, in, k, one);
+      s1 = _mm512_mask_add_ps(s1, in, s1, d);
+      s2 = _mm512_mask3_fmadd_ps(d, d, s2, in);
+      mn = _mm512_mask_min_ps(mn, in, mn, d);
+      mx = _mm512_mask_max_ps(mx, static_cast<__mmask16>(~in), mx, d);
+      const __mmask16 keep = _mm512_cmp_ps_mask(x, vk, _CMP_GT_OQ);
+      _mm512_mask_compressstoreu_ps(v + out, keep, x);  // out <= i: never overtakes the reads
+      out += __builtin_popcount(keep);
+    }
+    st.k += _mm512_reduce_add_ps(k);
+    st.s1 += _mm512_reduce_add_ps(s1);
+    st.s2 += _mm512_reduce_add_ps(s2);
+    st.min_in = std::min(st.min_in, _mm512_reduce_min_ps(mn));
+    st.max_out = std::max(st.max_out, _mm512_reduce_max_ps(mx));
+  }
+  while (out % 16 != 0) v[out++] = -kInf;
+  *nc = out;
+  return st;
+}
+#pragma GCC diagnostic pop
+#else
+SupportStats support_stats_compact_avx512(float*, int64_t*, float, float) { return {}; }
+#endif
+
 // The exact search shared by 1.5-entmax (square = true, α − 1 = 1/2) and sparsemax (α − 1 = 1).
 // Pass 1: the max; pass 2: gather the candidates v > −1 (usually a small fraction of the row);
 // the τ search runs over the candidates only; last pass: the output.
@@ -375,9 +425,23 @@ RowStats exact_entmax_forward(const float* z, int64_t n, bool square, float* p) 
   int64_t nc = gather_candidates(z, n, m, half, candidates.data());
   while (nc % 16 != 0) candidates[nc++] = -kInf;  // whole vectors: no remainder loops
   TauSearch search = tau_search_start(n, square);  // n: the full row length
+  const bool compact = cpu_has_avx512();
   for (int pass = 0; pass < kMaxPasses; ++pass) {
     // d = v − τ: the same float operations as (z − m)·half − τ in the output pass.
-    if (tau_search_step(support_stats(v, nc, 0.0f, 1.0f, search.tau), square, search)) break;
+    SupportStats st;
+    float lo_f = static_cast<float>(search.lo);  // rounded down: the floor must stay <= τ*
+    if (lo_f > search.lo) lo_f = std::nextafter(lo_f, -kInf);
+    if (compact && lo_f > search.floor) {
+      // The stats are taken before the compaction takes effect, so they still describe every
+      // candidate above the old floor.
+      st = support_stats_compact_avx512(candidates.data(), &nc, lo_f, search.tau);
+      const float new_floor = lo_f;
+      if (tau_search_step(st, square, search)) break;
+      search.floor = new_floor;
+    } else {
+      st = support_stats(v, nc, 0.0f, 1.0f, search.tau);
+      if (tau_search_step(st, square, search)) break;
+    }
   }
   const float tau = search.tau;
   // Output, then exact normalisation. At an exact threshold Σp is 1 up to rounding and the
