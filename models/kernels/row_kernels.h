@@ -25,17 +25,20 @@ void softmax_forward_plain(const float* z, int64_t n, float scale, float* p);
 // p_i = [v_i − τ']_+^(1/(α−1)), τ' ∈ [−1, −n^(1−α)]; the returned RowStats.tau is τ' + (α−1)max.
 // Dispatch: α == 2 -> sparsemax_forward, α == 1.5 -> entmax15_forward, else entmax_root_forward.
 RowStats entmax_forward(const float* z, int64_t n, float alpha, float* p);
-// Exact 1.5-entmax: Newton/exact-quadratic passes on the support statistics, finished when the
-// support is self-consistent (τ solves the quadratic of its own support exactly).
+// Exact 1.5-entmax: exact-quadratic / Newton / bisection passes on the support statistics of the
+// candidates v > −1, finished when the support is self-consistent (τ solves the quadratic of its
+// own support exactly). Rows <= 128 run in registers (AVX-512) or a padded buffer (<= 64).
 RowStats entmax15_forward(const float* z, int64_t n, float* p);
 // Exact sparsemax (α = 2): Michelot-style passes, finished when the support is self-consistent.
 RowStats sparsemax_forward(const float* z, int64_t n, float* p);
 // Generic α > 1: safeguarded Halley (Newton where Halley leaves the bracket, bisection where both
-// do) on f(τ) = Σ[v − τ]_+^(1/(α−1)) − 1 over [−1, −n^(1−α)], to fp32 accuracy; then p is
-// normalised exactly (divided by its sum).
+// do) on f(τ) = Σ[v − τ]_+^(1/(α−1)) − 1 over [−1, −n^(1−α)], in double on the candidates
+// v > −1, to double resolution (fp32 accuracy and beyond); then p is normalised exactly (divided
+// by its sum). Large α is ill-conditioned: weights d^(1/(α−1)) need d near double resolution.
 RowStats entmax_root_forward(const float* z, int64_t n, float alpha, float* p);
-// Test hook: true makes the entmax kernels skip their AVX-512 intrinsic paths (the compiler's
-// multiversioned loops still pick AVX-512), so tests cover the portable paths on any CPU.
+// Test hook: true makes the softmax, entmax and topk kernels skip their AVX-512 intrinsic paths
+// (the compiler's multiversioned loops still pick AVX-512), so tests cover the portable paths on
+// any CPU. Process-wide; not for use while other threads run kernels.
 void force_portable_kernels(bool on);
 // Backward of every α-entmax: u = p^(2−α) on the support, dz = u⊙g − u·(uᵀg)/Σu.
 void entmax_backward(const float* p, const float* g, int64_t n, float alpha, float* dz);
