@@ -30,6 +30,8 @@ class AdamW {
   // State, for checkpoints: moments (one per param, same sizes) and the step count.
   std::vector<std::vector<float>>& exp_avg() { return m_; }
   std::vector<std::vector<float>>& exp_avg_sq() { return v_; }
+  const std::vector<std::vector<float>>& exp_avg() const { return m_; }
+  const std::vector<std::vector<float>>& exp_avg_sq() const { return v_; }
   void set_step(int64_t s) { step_ = s; }
 
  private:

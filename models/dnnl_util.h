@@ -18,7 +18,10 @@ void set_num_threads(int n);
 int num_threads();
 
 // C = op(A) · op(B) (+ C when accumulate), batched over `batch` independent products stored one
-// after the other. op(A) is (M, K): A is (M, K) row-major, or (K, M) when trans_a. op(B) is
+// after the other. Threads: batched products (batch > 1, one primitive per shape) may run
+// concurrently, each on the calling thread (per-thread stream and scratchpad), e.g. one sample
+// per thread; single products (batch == 1, one runtime-shape primitive) are parallelised by
+// oneDNN itself and must be called from outside parallel regions. op(A) is (M, K): A is (M, K) row-major, or (K, M) when trans_a. op(B) is
 // (K, N): B is (K, N), or (N, K) when trans_b. C is (M, N). `+=` uses oneDNN's sum post-op.
 void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
             const float* A, const float* B, float* C, bool accumulate);

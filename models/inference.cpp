@@ -70,9 +70,37 @@ constexpr int64_t kColBlock = 256;  // output columns per linear-layer unit
 // microseconds, and much more on a loaded machine when a team member is descheduled.
 constexpr int64_t kParallelWork = int64_t(1) << 22;
 
-// y (rows, out) = x (rows, in) · Wᵀ, W (out, in). Fixed units of kRowBlock × kColBlock.
+// One row through a weight matrix: y (out) = W (out, in) · x (in), in % 16 == 0. A decode step
+// is bound by reading W; this reads it once, with no packing.
+__attribute__((target("avx512f"))) void gemv_avx512(const float* x, const float* w, float* y,
+                                                    int64_t in, int64_t out) {
+  for (int64_t o = 0; o < out; ++o) {
+    const float* wr = w + o * in;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= in; k += 32) {
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), _mm512_loadu_ps(wr + k), a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), _mm512_loadu_ps(wr + k + 16), a1);
+    }
+    if (k < in) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), _mm512_loadu_ps(wr + k), a0);
+    y[o] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+  }
+}
+
+// y (rows, out) = x (rows, in) · Wᵀ, W (out, in). Fixed units of kRowBlock × kColBlock; a single
+// row with in % 16 == 0 takes the AVX-512 GEMV where the CPU has it.
 void linear(const float* x, const float* w, float* y, int64_t rows, int64_t in, int64_t out) {
   if (rows <= 0) return;
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (rows == 1 && in % 16 == 0 && avx512) {
+    const int64_t cb = (out + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(dynamic, 1) if (in * out >= kParallelWork)
+    for (int64_t u = 0; u < cb; ++u) {
+      const int64_t c0 = u * kColBlock, nc = std::min(kColBlock, out - c0);
+      gemv_avx512(x, w + c0 * in, y + c0, in, nc);
+    }
+    return;
+  }
   const int64_t rb = (rows + kRowBlock - 1) / kRowBlock, cb = (out + kColBlock - 1) / kColBlock;
 #pragma omp parallel for schedule(dynamic, 1) if (rows * in * out >= kParallelWork)
   for (int64_t u = 0; u < rb * cb; ++u) {

@@ -82,11 +82,10 @@ void Trainer::save(const std::string& dir) const {
   std::vector<StTensor> weights(params.size()), moments(2 * params.size());
   std::vector<std::string> names, moment_names;
   std::vector<const StTensor*> wp, mp;
-  auto& opt = const_cast<AdamW&>(opt_);
   for (size_t i = 0; i < params.size(); ++i) {
     weights[i] = {params[i].shape, params[i].value};
-    moments[2 * i] = {params[i].shape, opt.exp_avg()[i]};
-    moments[2 * i + 1] = {params[i].shape, opt.exp_avg_sq()[i]};
+    moments[2 * i] = {params[i].shape, opt_.exp_avg()[i]};
+    moments[2 * i + 1] = {params[i].shape, opt_.exp_avg_sq()[i]};
     names.push_back(params[i].name);
     wp.push_back(&weights[i]);
     moment_names.push_back("exp_avg." + params[i].name);
