@@ -144,11 +144,13 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
     const int64_t steps = run.train.steps;
     Progress progress(opts.progress_bar, log, run.key, steps);
     progress.start_at(trainer.steps_done());
-    std::vector<TrainRow> pending;
+    // One row per log_every steps: means over the interval (a resumed run rewrites the rows
+    // after its checkpoint, by step).
+    double sum_loss = 0, sum_grad = 0, sum_seconds = 0;
+    int64_t sum_tokens = 0, interval = 0;
     const auto t0 = std::chrono::steady_clock::now();
     while (trainer.steps_done() < steps) {
       if (stop_requested()) {
-        db.add_train_metrics(run.key, pending);
         progress.finish();
         log << run.key << ": interrupted at step " << trainer.steps_done()
             << "; resumes from its last checkpoint\n";
@@ -157,11 +159,17 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       const StepStats s = trainer.step();
       LB_CHECK(std::isfinite(s.loss) && std::isfinite(s.grad_norm),
                "loss " << s.loss << ", gradient norm " << s.grad_norm << " at step " << s.step);
-      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      pending.push_back({s.step, s.loss, s.lr, s.grad_norm, s.tokens / std::max(1e-9, s.seconds), wall});
+      sum_loss += s.loss;
+      sum_grad += s.grad_norm;
+      sum_seconds += s.seconds;
+      sum_tokens += s.tokens;
+      ++interval;
       if (s.step % run.train.log_every == 0 || s.step == steps) {
-        db.add_train_metrics(run.key, pending);
-        pending.clear();
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        db.add_train_metrics(run.key, {{s.step, sum_loss / interval, s.lr, sum_grad / interval,
+                                        sum_tokens / std::max(1e-9, sum_seconds), wall}});
+        sum_loss = sum_grad = sum_seconds = 0;
+        sum_tokens = interval = 0;
         db.heartbeat(run.key);
         if (!opts.progress_bar) {
           log << run.key << ": step " << s.step << "/" << steps << " loss " << s.loss << " lr "
@@ -175,8 +183,6 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       // Selection first, so a checkpoint never records a state whose selection is not yet saved.
       if (sel) select(s.step);
       if (ckpt) {
-        db.add_train_metrics(run.key, pending);
-        pending.clear();
         save_checkpoint(trainer, dir / "last");
         db.add_checkpoint(run.key, {"last", s.step, (dir / "last").string(), "", "", std::nullopt});
       }

@@ -218,6 +218,10 @@ Suite expand_suite(const json& j) {
               r.seed = seed.get<uint64_t>();
               r.model = model_config_from_json(model, "suite " + tpath + "/model");
               r.train = train_config_from_json(train, "suite " + tpath + "/train");
+              LB_REQUIRE(r.train.checkpoint_every % r.train.log_every == 0,
+                         "suite " << tpath << "/train: checkpoint_every " << r.train.checkpoint_every
+                                  << " must be a multiple of log_every " << r.train.log_every
+                                  << " (logged rows average whole intervals, also after a resume)");
               const TaskParams params = make_params(task, r.train.task_params);
               for (int64_t L : eval.lengths) Split(task, params, eval.seed, SplitKind::kTest, L);
               Split(task, params, eval.seed, SplitKind::kValidation, select.length);

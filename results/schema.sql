@@ -34,6 +34,8 @@ CREATE TABLE runs(
   error TEXT
 ) STRICT;
 
+-- One row per log_every steps: loss, grad_norm and tokens_per_s are means over the steps since
+-- the previous row; lr is the step's.
 CREATE TABLE train_metrics(
   run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
   step INTEGER NOT NULL,
