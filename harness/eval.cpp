@@ -163,7 +163,15 @@ SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task
     }
     rec.rows[slot] = row_dispersion(v.p, v.n, sparse, rb, re);
     rec.scale[slot] = v.scale;
-    rec.scaled[v.layer * H + v.head] = v.scaled;
+  };
+  // Which heads are length-scaled is fixed by the config (set here, not by the observer, which
+  // runs on several threads).
+  const int64_t n_scaled =
+      c.attention.length_scale == LengthScale::kNone
+          ? 0
+          : num_length_scaled_heads(c.position, static_cast<int>(c.heads));
+  auto mark_scaled = [&] {
+    for (int64_t lh = 0; lh < LH; ++lh) rec.scaled[lh] = lh % H >= H - n_scaled;
   };
   std::vector<float> logits;
 
@@ -175,6 +183,7 @@ SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task
     InferenceSession s(engine, T);
     if (opt.attn_stats && last >= first) {
       rec.reset(first, last + 1 - first, LH);
+      mark_scaled();
       s.observe(&obs, first, last + 1);
     }
     s.append(sample.input.data(), T, logits, 0);
@@ -204,6 +213,7 @@ SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task
   InferenceSession s(engine, P + std::max(max_new, R1));
   if (opt.attn_stats) {
     rec.reset(P - 1, R1, LH);
+    mark_scaled();
     s.observe(&obs, P - 1, P - 1 + R1);
   }
   std::vector<int32_t>& gen = out.generated;
