@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <string>
 
 #include <doctest/doctest.h>
 
@@ -212,6 +214,41 @@ TEST_CASE("inference: decode kernels for head_dim 16, 32, 64 match the training 
         CHECK(max_rel_diff(all, ref) < (bf ? 3e-2 : 2e-4));
       }
     }
+  }
+}
+
+// Peak resident memory of this process (VmHWM), bytes.
+int64_t peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+TEST_SUITE("slow") {
+  TEST_CASE("inference: 16,384 positions in O(T) memory, chunking-independent") {
+    ModelConfig c = tiny_config(normalizer_from_name("asentmax"), PosEncoding::kNape);
+    Transformer model(c);
+    model.init(17);
+    const int64_t T = 16384;
+    const auto ids = random_ids(T, 13, 23);
+    std::vector<float> a, b;
+    const int64_t before = peak_rss_bytes();
+    {
+      InferenceEngine eng(model);
+      InferenceSession s(eng, T);
+      s.append(ids.data(), T, a);
+    }
+    // A T×T fp32 matrix of one head alone would be 1 GiB; the cache is T·2·L·H·D·4 = 4 MiB.
+    CHECK(peak_rss_bytes() - before < (int64_t(64) << 20));
+    InferenceOptions opt;
+    opt.chunk = 1000, opt.q_block = 100;
+    InferenceEngine eng(model, opt);
+    InferenceSession s(eng, T);
+    s.append(ids.data(), T, b);
+    CHECK(max_rel_diff(a, b) < 2e-4);
   }
 }
 
