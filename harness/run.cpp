@@ -95,7 +95,7 @@ RunRecord record_of(const RunSpec& r) {
   rec.suite = r.suite;
   rec.task = r.task;
   rec.task_version = r.task_version;
-  rec.normalizer = normalizer_name(r.model.attention);
+  rec.normalizer = attention_code(r.model.attention);
   rec.pos_encoding = position_encoding_name(r.model.position);
   rec.seed = static_cast<int64_t>(r.seed);
   rec.lr = r.train.lr;

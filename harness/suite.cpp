@@ -86,7 +86,14 @@ std::string short_number(double v) {
   return os.str();
 }
 
-// The attention part of a key: the name, plus every parameter that differs from its default.
+std::string model_code(const ModelConfig& m) {
+  std::ostringstream os;
+  os << "L" << m.layers << "C" << m.hidden << "H" << m.heads << "D" << m.head_dim << "F" << m.ffn;
+  return os.str();
+}
+
+}  // namespace
+
 std::string attention_code(const NormalizerSpec& spec) {
   const std::string name = normalizer_name(spec);
   const json have = to_json(spec), base = to_json(normalizer_from_name(name));
@@ -98,14 +105,6 @@ std::string attention_code(const NormalizerSpec& spec) {
   }
   return code;
 }
-
-std::string model_code(const ModelConfig& m) {
-  std::ostringstream os;
-  os << "L" << m.layers << "C" << m.hidden << "H" << m.heads << "D" << m.head_dim << "F" << m.ffn;
-  return os.str();
-}
-
-}  // namespace
 
 std::string fnv1a64_hex(const std::string& text) {
   std::ostringstream os;

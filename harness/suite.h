@@ -77,5 +77,8 @@ std::pair<int64_t, int64_t> parse_shard(const std::string& text);
 double estimate_run_flops(const RunSpec& run);
 
 std::string fnv1a64_hex(const std::string& text);
+// The attention part of a run key and the runs.normalizer column: the normalizer's name plus
+// every parameter that differs from its default ("entmax-alpha=1.3", "asentmax-init=near-one").
+std::string attention_code(const NormalizerSpec& spec);
 
 }  // namespace lb

@@ -9,7 +9,7 @@ CREATE TABLE runs(
   suite TEXT NOT NULL,
   task TEXT NOT NULL,
   task_version INTEGER NOT NULL,
-  normalizer TEXT NOT NULL,
+  normalizer TEXT NOT NULL,            -- name plus non-default parameters: 'entmax-alpha=1.3'
   pos_encoding TEXT NOT NULL,
   seed INTEGER NOT NULL,
   lr REAL NOT NULL,
