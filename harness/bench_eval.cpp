@@ -6,6 +6,7 @@
 // Decoding generates the MQMTAR target length (12 tokens + eos) regardless of what is predicted.
 #include <omp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -59,19 +60,37 @@ double read_bandwidth(int64_t bytes) {
   return static_cast<double>(n) * 4.0 / best;
 }
 
-// VmHWM of this process in bytes, and its reset (Linux >= 4.0: "5" > /proc/self/clear_refs).
-int64_t peak_rss() {
+// Resident memory of this process now (VmRSS), bytes.
+int64_t current_rss() {
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
   }
   return 0;
 }
-void reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-}
+
+// Peak RSS while it lives: a thread samples VmRSS every 5 ms. (VmHWM cannot be reset in every
+// container, and one process measures several runs.)
+class RssSampler {
+ public:
+  RssSampler() : peak_(current_rss()), thread_([this] {
+    while (!stop_) {
+      peak_ = std::max<int64_t>(peak_, current_rss());
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }) {}
+  int64_t stop() {
+    stop_ = true;
+    thread_.join();
+    return std::max<int64_t>(peak_, current_rss());
+  }
+
+ private:
+  std::atomic<int64_t> peak_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -128,7 +147,7 @@ int bench_eval(int argc, char** argv) {
       const Sample s = Split(task, params, 0, SplitKind::kTest, L).get(0);
       const int64_t P = s.first_target_pos + 1;
       engine.reserve_positions(P + new_tokens);
-      reset_peak_rss();
+      RssSampler rss_sampler;
       const double t0 = now_s();
       std::vector<float> logits;
       InferenceSession session(engine, P + new_tokens);
@@ -143,7 +162,7 @@ int bench_eval(int argc, char** argv) {
         session.append(&next, 1, logits);
       }
       const double t2 = now_s();
-      const int64_t rss = peak_rss();
+      const int64_t rss = rss_sampler.stop();
       const double kv_bytes = static_cast<double>(engine.kv_bytes_per_position()) * session.length();
       out["runs"].push_back({{"attention", name},
                              {"length", L},

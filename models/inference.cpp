@@ -529,6 +529,7 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
           gemm(true, nr, n_end, D, qh, HD, Kf, D, s.s.data(), n_end);
         }
         const float slope = eng_.slopes_[h];
+        int64_t support_total = 0;
         for (int64_t r = 0; r < nr; ++r) {
           const int64_t i = p0 + r0 + r, nk = i + 1;
           const float sc = m.scale[(r0 + r) * H + h];
@@ -537,21 +538,31 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
           float* p = s.p.data() + r * n_end;
           scale_and_bias(z, nk, f, slope, i);
           const RowStats st = normalize_forward(c.attention, z, nk, p);
-          if (!sparse && !few) std::fill(p + nk, p + n_end, 0.f);
+          if (!few) std::fill(p + nk, p + n_end, 0.f);
+          support_total += sparse ? st.support : nk;
           if (m.obs && i >= m.obs_begin && i < m.obs_end) {
             AttnRowView view;
             view.layer = l, view.head = h, view.pos = i, view.n = nk, view.p = p, view.stats = st;
             view.scale = sc, view.scaled = h >= H - Hs;
             (*m.obs)(view);
           }
-          float* out = m.att.data() + (r0 + r) * HD + h * D;
-          if (sparse || few) {
+          if (few) {
+            float* out = m.att.data() + (r0 + r) * HD + h * D;
             const int64_t cnt = nonzeros(p, nk, s.idx.data());
             if (Vf) mix_row(p, s.idx.data(), cnt, Vf, D, out);
             else mix_row(p, s.idx.data(), cnt, m.v16.get() + kv_at, D, out);
           }
         }
-        if (!sparse && !few) {
+        // Mixing a block: rows whose supports are small gather only their support's values;
+        // a block whose supports cover more than 1/8 of its keys (and every dense normalizer)
+        // takes one product over the whole block, cheaper there (the weights are 0 elsewhere).
+        if (!few && support_total * 8 <= nr * n_end) {
+          for (int64_t r = 0; r < nr; ++r) {
+            const float* p = s.p.data() + r * n_end;
+            const int64_t cnt = nonzeros(p, p0 + r0 + r + 1, s.idx.data());
+            mix_row(p, s.idx.data(), cnt, Vf, D, m.att.data() + (r0 + r) * HD + h * D);
+          }
+        } else if (!few) {
           gemm(false, nr, D, n_end, s.p.data(), n_end, Vf, D, m.att.data() + r0 * HD + h * D, HD);
         }
       }

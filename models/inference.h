@@ -2,7 +2,8 @@
 // one-row decode steps, in O(T) memory per sequence — no T×T matrix anywhere. Each query row is
 // normalised over all its visible keys with the configured normalizer, exactly as in the training
 // forward (models/transformer.h); entmax-family and topk rows mix only the values of their
-// support.
+// support (decode steps always; a prefill block of 64 queries does so while its supports cover
+// at most 1/8 of its keys, and otherwise takes one dense product, where that is cheaper).
 //
 // Work split. A sequence is processed in chunks of `chunk` rows through all layers. Inside a
 // chunk the products run in fixed units (row blocks × column blocks, heads × query blocks), each
