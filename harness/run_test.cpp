@@ -111,6 +111,28 @@ TEST_CASE("run: the smoke suite completes into the database, and a second pass s
   fs::remove_all(dir);
 }
 
+TEST_CASE("run: when checkpoints tie at 0 exact match, token accuracy breaks the tie") {
+  set_num_threads(1);
+  const fs::path dir = temp_dir("select");
+  json j = tiny_suite();
+  j["attention"] = {"softmax"};
+  j["tasks"] = {"n_back"};
+  j["select"]["length"] = 24;  // beyond training: exact match is 0 at every checkpoint
+  const Suite suite = expand_suite(j);
+  RunnerOptions opts;
+  opts.checkpoint_root = (dir / "ckpt").string();
+  std::ostringstream log;
+  ResultsDb db((dir / "r.sqlite").string(), ResultsDb::Mode::kReadWrite);
+  REQUIRE(run_suite(suite.runs, db, opts, log).done == 1);
+  CHECK(db.sql().execAndGet("SELECT exact_match FROM evals WHERE split = 'validation'").getDouble() == 0.0);
+  // The stored selection score is the tie-breaker, and it is the evaluated checkpoint's.
+  const double metric = db.sql().execAndGet("SELECT metric FROM checkpoints WHERE ckpt = 'best'").getDouble();
+  const double tok = db.sql().execAndGet("SELECT token_accuracy FROM evals WHERE split = 'validation'").getDouble();
+  CHECK(metric > 0);
+  CHECK(metric == doctest::Approx(1e-4 * tok));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("run: a failing run is recorded with its error and the suite goes on") {
   set_num_threads(1);
   const fs::path dir = temp_dir("fail");

@@ -16,7 +16,8 @@
 // Runs = tasks x attention x position x variants x lr x seeds. A seed sets both the
 // initialisation and the training-data order; evaluation data use eval.seed, shared by all runs.
 // Checkpoint selection: every `select.every` steps (0: only at the end) the model is scored by
-// exact match on `select.split` at `select.length`; the best checkpoint is the one evaluated.
+// exact match on `select.split` at `select.length`, ties broken by token accuracy; the best
+// checkpoint is the one evaluated.
 #pragma once
 #include <cstdint>
 #include <string>
