@@ -107,7 +107,7 @@ int bench_eval(int argc, char** argv) {
   po::variables_map vm;
   if (!parse_command_line(argc, argv, "bench eval [options]", opts, {}, vm)) return 0;
   set_num_threads(vm["threads"].as<int>());
-  const auto lengths = parse_int_list(vm["lengths"].as<std::string>(), "--lengths", 64, 1 << 20);
+  const auto lengths = parse_int_list(vm["lengths"].as<std::string>(), "lengths", 64, 1 << 20);
   const std::string kv = vm["kv"].as<std::string>();
   LB_REQUIRE(kv == "bf16" || kv == "f32", "--kv '" << kv << "' is not one of: bf16, f32");
   const int64_t new_tokens = vm["new-tokens"].as<int64_t>();

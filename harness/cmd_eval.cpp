@@ -93,7 +93,9 @@ int cmd_eval(int argc, char** argv) {
   load_weights(dir, model);
 
   EvalOptions opt;
-  if (vm.count("lengths")) opt.lengths = parse_int_list(vm["lengths"].as<std::string>(), "--lengths", 1, 1 << 24);
+  if (vm.count("lengths")) {
+    opt.lengths = parse_int_list(vm["lengths"].as<std::string>(), "lengths", 1, 1 << 24);
+  }
   opt.samples = vm["samples"].as<int64_t>();
   LB_REQUIRE(opt.samples >= 1, "--samples " << opt.samples << " must be >= 1");
   opt.seed = vm["seed"].as<uint64_t>();

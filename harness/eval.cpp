@@ -199,7 +199,9 @@ SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task
     }
     out.generated = out.decoded;
     out.edit = out.total - out.correct;
-    if (opt.attn_stats && last >= first) sum_records(rec, rec.count, H, opt.max_scales_per_row_set, out.attn);
+    if (opt.attn_stats && last >= first) {
+      sum_records(rec, rec.count, H, opt.max_scales_per_row_set, out.attn);
+    }
     return out;
   }
 
@@ -248,7 +250,9 @@ SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task
   const std::vector<int32_t>& trg = sample.raw.trg;
   out.exact = out.decoded == trg;
   out.total = R1;
-  for (int64_t t = 0; t < R1 && t < static_cast<int64_t>(gen.size()); ++t) out.correct += gen[t] == ref[t];
+  for (int64_t t = 0; t < R1 && t < static_cast<int64_t>(gen.size()); ++t) {
+    out.correct += gen[t] == ref[t];
+  }
   out.edit = edit_distance(out.decoded, trg);
   if (opt.attn_stats) {
     sum_records(rec, static_cast<int64_t>(gen.size()), H, opt.max_scales_per_row_set, out.attn);
@@ -357,7 +361,8 @@ std::vector<LengthResult> evaluate_ladder(const Transformer& model, const TaskDe
                                           const EvalProgress& progress) {
   LB_REQUIRE(opt.samples >= 1, "--samples " << opt.samples << " must be >= 1");
   const std::vector<int64_t> lengths = opt.lengths.empty() ? task.eval_lengths : opt.lengths;
-  LB_REQUIRE(!lengths.empty(), "task '" << task.name << "' has no evaluation lengths; give --lengths");
+  LB_REQUIRE(!lengths.empty(),
+             "task '" << task.name << "' has no evaluation lengths; give --lengths");
   const Vocab v = task_vocab(task, params);
   LB_REQUIRE(model.config().vocab_size >= v.size && model.config().num_labels >= v.num_labels,
              "model vocabulary " << model.config().vocab_size << " / labels "

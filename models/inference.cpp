@@ -434,7 +434,9 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
     const int64_t R = std::min(opt.chunk, n - c0), p0 = length_ + c0;
     // First row (within the chunk) whose last-layer output is needed.
     int64_t need = logits_from;
-    if (m.obs && m.obs_end > p0 && m.obs_begin < p0 + R) need = std::min(need, std::max(m.obs_begin, p0));
+    if (m.obs && m.obs_end > p0 && m.obs_begin < p0 + R) {
+      need = std::min(need, std::max(m.obs_begin, p0));
+    }
     need = std::clamp<int64_t>(need - p0, 0, R);
     grow(m.x, R * C), grow(m.xn, R * C), grow(m.o, R * C), grow(m.h1, R * C);
     grow(m.q, R * HD), grow(m.k, R * HD), grow(m.v, R * HD), grow(m.att, R * HD);
