@@ -58,10 +58,11 @@ std::string format_seconds(double s) {
   return os.str();
 }
 
+// A one-line progress bar with ETA on stderr (a terminal only; redrawn at most 5 times a second).
 class Progress {
  public:
-  Progress(bool bar, std::ostream& log, std::string label, int64_t total)
-      : bar_(bar), log_(log), label_(std::move(label)), total_(total) {}
+  Progress(bool bar, std::string label, int64_t total)
+      : bar_(bar), label_(std::move(label)), total_(total) {}
   void update(int64_t done, const std::string& detail) {
     if (!bar_) return;
     const auto now = std::chrono::steady_clock::now();
@@ -83,7 +84,6 @@ class Progress {
 
  private:
   bool bar_;
-  std::ostream& log_;
   std::string label_;
   int64_t total_, first_ = 0;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
@@ -149,7 +149,7 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       }
     };
     const int64_t steps = run.train.steps;
-    Progress progress(opts.progress_bar, log, run.key, steps);
+    Progress progress(opts.progress_bar, run.key, steps);
     progress.start_at(trainer.steps_done());
     // One row per log_every steps: means over the interval (a resumed run rewrites the rows
     // after its checkpoint, by step).
@@ -164,8 +164,11 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
         return RunOutcome::kInterrupted;
       }
       const StepStats s = trainer.step();
-      LB_CHECK(std::isfinite(s.loss) && std::isfinite(s.grad_norm),
-               "loss " << s.loss << ", gradient norm " << s.grad_norm << " at step " << s.step);
+      if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) {
+        throw std::runtime_error("training diverged at step " + std::to_string(s.step) + ": loss " +
+                                 std::to_string(s.loss) + ", gradient norm " +
+                                 std::to_string(s.grad_norm));
+      }
       sum_loss += s.loss;
       sum_grad += s.grad_norm;
       sum_seconds += s.seconds;
