@@ -110,6 +110,7 @@ int cmd_slurm(int argc, char** argv) {
     return 0;
   }
   LB_REQUIRE(!suite_path.empty(), "slurm: give a SUITE.json");
+  LB_REQUIRE(vm.count("shards"), "slurm: --shards N is required");
   LB_REQUIRE(shards >= 1 && shards <= 100000, "--shards " << shards << " must be in [1, 100000]");
   LB_REQUIRE(cpus >= 1 && cpus <= 1024, "--cpus " << cpus << " must be in [1, 1024]");
   const Suite suite = load_suite(suite_path);  // refuse a bad suite before writing a script
