@@ -59,12 +59,12 @@ sinfo -h -o %T | grep -q idle || { echo "the test SLURM did not come up"; cat "$
 
 cat > "$work/suite.json" <<'JSON'
 {"name": "slurmtest", "model": {"preset": "tiny"},
- "train": {"steps": 12, "batch": 4, "warmup": 2, "log_every": 4, "checkpoint_every": 6,
+ "train": {"steps": 12, "batch": 4, "warmup": 2, "log_every": 3, "checkpoint_every": 6,
            "task_params": {"seq_len": 8, "vary_len": 2}},
  "tasks": ["copy"], "attention": ["softmax", "entmax"], "seeds": [0, 1],
  "eval": {"lengths": [8, 16], "samples": 4}, "select": {"length": 16, "samples": 4, "every": 6}}
 JSON
-"$LB" run "$work/suite.json" --db "$work/single.sqlite" --threads 1 2>/dev/null
+"$LB" run "$work/suite.json" --db "$work/single.sqlite" --threads 1 2> "$work/single.log" || { cat "$work/single.log"; exit 1; }
 "$LB" slurm "$work/suite.json" --shards 3 --cpus 1 --time 00:10:00 --out "$work/out" > "$work/array.sh"
 job=$(sbatch --parsable "$work/array.sh")
 merge=$(sbatch --parsable --dependency=afterok:"$job" --output="$work/out/merge.out" \
