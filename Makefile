@@ -48,7 +48,7 @@ slow: deps-slow
 
 demo: deps
 	$(MAKE) build
-	bash harness/demo.sh $(BUILD)/lengthbench
+	bash harness/demo.sh $(BUILD)/harness/lengthbench
 
 clean:
 	rm -rf $(BUILD)
