@@ -258,17 +258,10 @@ LB_SIMD_CLONES void bf16_to_f32(const uint16_t* x, int64_t n, float* y) {
   for (int64_t t = 0; t < n; ++t) y[t] = from_bf16(x[t]);
 }
 
-// y = x / sqrt(mean(x²) + eps) · (1 + w) over R rows of C, on the calling thread (the same
-// arithmetic as ops.h rmsnorm_forward, without its parallel region per call).
+// ops.h rmsnorm_row over R rows of C on the calling thread (rmsnorm_forward opens a parallel
+// region per call).
 void rmsnorm_rows(const float* x, const float* w, float* y, int64_t R, int64_t C) {
-  for (int64_t r = 0; r < R; ++r) {
-    const float* xr = x + r * C;
-    float* yr = y + r * C;
-    float ss = 0.f;
-    for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
-    const float s = 1.f / std::sqrt(ss / static_cast<float>(C) + kRmsEps);
-    for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * s * (1.f + w[c]);
-  }
+  for (int64_t r = 0; r < R; ++r) rmsnorm_row(x + r * C, w, y + r * C, C);
 }
 
 float gelu_tanh(float x) {

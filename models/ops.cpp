@@ -18,15 +18,7 @@ constexpr int64_t kChunks = 64;
 void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int64_t R, int64_t C) {
   ProfileScope prof("rmsnorm");
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < R; ++r) {
-    const float* xr = x + r * C;
-    float* yr = y + r * C;
-    float ss = 0.f;
-    for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
-    const float s = 1.f / std::sqrt(ss / static_cast<float>(C) + kRmsEps);
-    rstd[r] = s;
-    for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * s * (1.f + w[c]);
-  }
+  for (int64_t r = 0; r < R; ++r) rstd[r] = rmsnorm_row(x + r * C, w, y + r * C, C);
 }
 
 void rmsnorm_backward(const float* x, const float* w, const float* rstd, const float* dy,
