@@ -16,6 +16,7 @@ int cmd_slurm(int argc, char** argv);
 int cmd_merge(int argc, char** argv);
 int cmd_status(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_logits(int argc, char** argv);
 
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> kCommands = {
@@ -26,6 +27,8 @@ const std::vector<Command>& all_commands() {
       {"train", "train the Gemma-2-style decoder on a task; checkpoints in safetensors", cmd_train},
       {"eval", "evaluate a checkpoint over a ladder of lengths: exact match, attention dispersion",
        cmd_eval},
+      {"logits", "logits of a checkpoint for one token sequence (training or inference engine)",
+       cmd_logits},
       {"normalize", "attention weights of one normalizer for one row of scores", cmd_normalize},
       {"run", "run a suite of experiments into a results database (resumable, shardable)", cmd_run},
       {"slurm", "print an sbatch array script that runs a suite's shards, then merges", cmd_slurm},

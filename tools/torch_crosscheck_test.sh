@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Slow test: our C++ model is the model the spec describes. For every normalizer × position
+# encoding, trains a tiny checkpoint for a few steps (so the weights are no longer the init) and
+# compares the logits of both engines (training forward, inference prefill) with the independent
+# float64 PyTorch model of tools/lengthbench_checkpoint.py (tools/torch_crosscheck.py). Then
+# perturbs one weight on the torch side and requires the cross-check to fail, so the check can fail.
+# Usage: torch_crosscheck_test.sh LENGTHBENCH_BINARY. Exits 77 (skipped) without python3-torch.
+set -euo pipefail
+LB=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+PY=/usr/bin/python3   # Debian's python3-torch; a pyenv python3 on PATH may lack torch
+if ! [ -x "$PY" ] || ! "$PY" -c 'import torch, numpy' 2>/dev/null; then
+  echo "python3-torch or python3-numpy not installed: skipped (make slow installs them)"; exit 77
+fi
+work=$(mktemp -d /tmp/lb-torchcheck.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+normalizers="softmax ssmax entmax sparsemax asentmax topk stickbreaking adaptive_temperature"
+positions="nope rope alibi nape"
+dirs=()
+for att in $normalizers; do
+  for pos in $positions; do
+    d="$work/$att-$pos"
+    # tiny preset (2 layers, C 16, H 4, D 4, F 32) on copy at lengths 4..12; a high learning rate
+    # and no warmup so 8 steps move every weight well away from its initial value.
+    cat > "$work/cfg.json" <<CFG
+{"model": {"preset": "tiny", "attention": "$att", "position": "$pos"},
+ "train": {"task": "copy", "task_params": {"seq_len": 8, "vary_len": 4}, "steps": 8, "batch": 8,
+           "lr": 0.02, "warmup": 0, "seed": 3, "log_every": 8}}
+CFG
+    "$LB" train --config "$work/cfg.json" --out "$d" --threads 2 > "$work/train.log" 2>&1 ||
+      { cat "$work/train.log"; exit 1; }
+    dirs+=("$d")
+  done
+done
+
+"$PY" "$here/torch_crosscheck.py" --lengthbench "$LB" --lengths 6,24 --count 2 --random 2 "${dirs[@]}"
+
+# The check must fail when one attention weight differs by 0.05 on the torch side.
+set +e
+"$PY" "$here/torch_crosscheck.py" --lengthbench "$LB" --lengths 6 --count 1 --random 0 \
+  --perturb model.layers.0.self_attn.q_proj.weight=0.05 "$work/asentmax-nape" > "$work/perturbed.log"
+rc=$?
+set -e
+cat "$work/perturbed.log"
+if [ "$rc" != 1 ]; then
+  echo "torch_crosscheck did not fail (exit $rc) with a perturbed weight"; exit 1
+fi
+echo "perturbed weight detected: ok"
