@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 DEPS = cmake g++ make pkg-config libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev \
        libboost-program-options-dev libsqlitecpp-dev libsqlite3-dev doctest-dev libbenchmark-dev
 
-SLOW_DEPS = slurm-wlm munge
+SLOW_DEPS = slurm-wlm munge python3-torch python3-numpy
 
 .PHONY: all deps deps-slow build test slow demo clean format
 

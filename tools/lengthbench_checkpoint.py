@@ -190,15 +190,17 @@ def _entmax(z, mask, alpha):
 
 
 def _topk(z, mask, k, div2):
-    """Softmax over the K largest visible scores (K = max(K, n//2) under div-2), zero elsewhere."""
-    zs, _, valid = _sorted_desc(z, mask)
+    """Softmax over exactly the K largest visible scores (K = max(K, n//2) under div-2, at most n),
+    zero elsewhere. The spec (torch.topk) leaves ties at the K-th place open; here they go to the
+    lowest key indices."""
+    zs, idx = torch.sort(z.masked_fill(~mask, float("-inf")), dim=-1, descending=True, stable=True)
     n = mask.sum(-1, keepdim=True)
     kk = torch.full_like(n, k)
     if div2:
         kk = torch.maximum(kk, n // 2)
-    kk = torch.minimum(kk, n).expand(*zs.shape[:-1], 1)
-    kth = zs.gather(-1, kk - 1)
-    keep = mask & (z >= kth)
+    kk = torch.minimum(kk, n)
+    rank = torch.arange(z.shape[-1])
+    keep = torch.zeros_like(mask.expand_as(z)).scatter(-1, idx, (rank < kk).expand_as(z))
     return torch.softmax(z.masked_fill(~keep, float("-inf")), dim=-1)
 
 
@@ -338,6 +340,8 @@ class Attention(torch.nn.Module):
         elif self.scale_kind != "none":
             raise ValueError(f"unknown length scaling '{self.scale_kind}'; accepted: none, "
                              "nakanishi, learn, adapt-softplus-tanh")
+        self.visible_weights = 0   # visible (j <= i) attention weights computed so far
+        self.zero_weights = 0      # those of them exactly 0
         self.register_buffer("slopes", torch.tensor(position_slopes(self.position, H)),
                              persistent=False)
 
@@ -370,6 +374,9 @@ class Attention(torch.nn.Module):
         z = z + self.slopes.to(z.dtype)[:, None, None] * rel
         mask = i[None, :] <= i[:, None]
         p = normalize_rows(self.norm_spec, z, mask)
+        # Exact zeros among the visible weights, for reports of how sparse the rows were.
+        self.visible_weights += int(mask.sum()) * B * H
+        self.zero_weights += int(((p == 0) & mask).sum())
         out = (p @ v).transpose(1, 2).reshape(B, T, H * D)
         return self.o_proj(out)
 
@@ -427,6 +434,12 @@ class Model(torch.nn.Module):
         self.to(dtype)
         if state_dict is not None:
             self.load_state_dict({k: v.to(dtype) for k, v in state_dict.items()}, strict=True)
+
+    def zero_weight_fraction(self):
+        """Fraction of the visible attention weights computed so far that were exactly 0."""
+        attns = [layer.self_attn for layer in self.model.layers]
+        total = sum(a.visible_weights for a in attns)
+        return sum(a.zero_weights for a in attns) / total if total else 0.0
 
     @torch.no_grad()
     def forward(self, ids):

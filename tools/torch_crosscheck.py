@@ -101,6 +101,7 @@ def check_checkpoint(args, directory):
         ok = ok and passed
         result["engines"][engine] = {"max_abs_diff": max_abs, "max_rel_diff": max_rel,
                                      "logit_scale": scale, "ok": passed}
+    result["zero_weight_fraction"] = model.zero_weight_fraction()
     result["ok"] = ok
     return result
 
@@ -151,7 +152,8 @@ def main(argv):
             cells = "  ".join(f"{e}: max|Δ| {v['max_abs_diff']:.3e} (rel {v['max_rel_diff']:.3e})"
                               for e, v in r["engines"].items())
             print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['label']:<28} {cells}  "
-                  f"scale {r['engines']['train']['logit_scale']:.2f}  {r['sequences']} seqs  {d}",
+                  f"scale {r['engines']['train']['logit_scale']:.2f}  "
+                  f"zeros {100 * r['zero_weight_fraction']:.0f}%  {r['sequences']} seqs  {d}",
                   flush=True)
         return 0 if all_ok else 1
     except UsageError as e:
