@@ -1,8 +1,12 @@
 // `lengthbench bench train`: training throughput of the decoder (real tokens/s) and model FLOP
 // utilisation = model FLOPs/s ÷ oneDNN's fp32 matmul rate on a large square product measured in
 // the same run. Default: the copy configuration at batch 128 (lengths 32–64), softmax and
-// ASEntmax, both with NAPE.
+// ASEntmax, both with NAPE. Configurations (normalizer × precision) are interleaved over rounds
+// and reported as medians, with ratios paired within a round, so a shared machine's drifting load
+// biases no configuration.
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -66,16 +70,37 @@ nlohmann::json run_peer(const std::string& python, const std::string& script, co
 
 }  // namespace
 
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// One benchmarked configuration (a normalizer at one precision) and its per-round measurements.
+struct BenchRow {
+  ModelConfig model;
+  TrainConfig train;
+  std::unique_ptr<Trainer> trainer;
+  std::vector<double> tok_s, step_s, model_flops_s, vs_first, peer_tok_s, peer_ratio;
+  double mean_len = 0.0, last_loss = 0.0;
+};
+
+}  // namespace
+
 int bench_train(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()
       ("task", po::value<std::string>()->default_value("copy"), "task")
       ("config", po::value<std::string>(), "JSON config (model sizes, batch); default: the task's preset")
       ("attention", po::value<std::string>()->default_value("softmax,asentmax"), "normalizers, comma-separated")
-      ("steps", po::value<int64_t>()->default_value(5), "timed steps per normalizer")
+      ("precision", po::value<std::string>()->default_value("fp32"), "matmul precisions, comma-separated: fp32, bf16")
+      ("steps", po::value<int64_t>()->default_value(5), "timed steps per configuration and round")
       ("warmup-steps", po::value<int64_t>()->default_value(2), "untimed steps first")
+      ("rounds", po::value<int64_t>()->default_value(3), "rounds; each runs every configuration in turn (medians and paired ratios over rounds)")
       ("batch", po::value<int64_t>(), "samples per batch (default 128)")
-      ("bf16", "bf16 matmul inputs")
+      ("bf16", "same as --precision bf16")
       ("threads", po::value<int>()->default_value(2), "threads")
       ("peer", po::value<std::string>(), "also run this PyTorch peer script (../shared/peers/torch_gemma.py) after each of ours, same sizes, and report the ratio")
       ("python", po::value<std::string>()->default_value("/usr/bin/python3"), "interpreter for --peer")
@@ -95,66 +120,130 @@ int bench_train(int argc, char** argv) {
     }
   }
   if (vm.count("batch")) train.batch = vm["batch"].as<int64_t>();
-  train.bf16 = vm.count("bf16") > 0;
   const int64_t steps = vm["steps"].as<int64_t>(), warm = vm["warmup-steps"].as<int64_t>();
+  const int64_t rounds = vm["rounds"].as<int64_t>();
   LB_REQUIRE(steps >= 1, "--steps " << steps << " must be >= 1");
-  train.steps = steps + warm;
+  LB_REQUIRE(warm >= 0, "--warmup-steps " << warm << " must be >= 0");
+  LB_REQUIRE(rounds >= 1, "--rounds " << rounds << " must be >= 1");
+  train.steps = warm + rounds * steps;
   train.warmup = 1;
 
-  const double peak = matmul_peak(2048);
-  nlohmann::json out = {{"task", train.task},         {"batch", train.batch},
-                        {"threads", num_threads()},    {"bf16", train.bf16},
-                        {"matmul_peak_gflops", peak / 1e9}, {"runs", nlohmann::json::array()}};
-  std::stringstream names(vm["attention"].as<std::string>());
-  std::string name;
-  while (std::getline(names, name, ',')) {
-    ModelConfig mc = base;
-    mc.attention = normalizer_from_name(name);
-    Trainer trainer(mc, train);
-    for (int64_t i = 0; i < warm; ++i) trainer.step();
-    int64_t tokens = 0, samples = 0;
-    double seconds = 0.0, loss = 0.0;
-    for (int64_t i = 0; i < steps; ++i) {
-      const StepStats s = trainer.step();
-      tokens += s.tokens;
-      samples += train.batch;
-      seconds += s.seconds;
-      loss = s.loss;
+  std::vector<bool> precisions;  // bf16 or not
+  {
+    std::stringstream list(vm.count("bf16") ? std::string("bf16") : vm["precision"].as<std::string>());
+    for (std::string p; std::getline(list, p, ',');) {
+      LB_REQUIRE(p == "fp32" || p == "bf16", "--precision '" << p << "': accepted fp32, bf16");
+      precisions.push_back(p == "bf16");
     }
-    const double mean_len = static_cast<double>(tokens) / samples;
-    const double flops = model_train_flops_per_token(trainer.model_config(), mean_len) * tokens;
-    const double tok_s = tokens / seconds;
-    nlohmann::json peer = nullptr;
-    if (vm.count("peer")) {
-      peer = run_peer(vm["python"].as<std::string>(), vm["peer"].as<std::string>(),
-                      trainer.model_config(), train, num_threads(), steps, warm);
-      LB_REQUIRE(!peer.is_null(), "--peer '" << vm["peer"].as<std::string>()
-                                             << "' did not print a JSON result");
-      peer["ratio"] = tok_s / peer["tokens_per_s"].get<double>();
+  }
+  std::vector<BenchRow> rows;
+  {
+    std::stringstream names(vm["attention"].as<std::string>());
+    for (std::string name; std::getline(names, name, ',');) {
+      for (bool bf16 : precisions) {
+        BenchRow r;
+        r.model = base;
+        r.model.attention = normalizer_from_name(name);
+        r.train = train;
+        r.train.bf16 = bf16;
+        rows.push_back(std::move(r));
+      }
     }
-    out["runs"].push_back({{"peer", peer},{"attention", normalizer_name(mc.attention)},
-                           {"position", position_encoding_name(mc.position)},
-                           {"tokens_per_s", tok_s},
-                           {"step_s", seconds / steps},
-                           {"mean_length", mean_len},
-                           {"model_gflops", flops / seconds / 1e9},
-                           {"mfu", flops / seconds / peak},
-                           {"last_loss", loss}});
+  }
+  for (auto& r : rows) {
+    r.trainer = std::make_unique<Trainer>(r.model, r.train);
+    for (int64_t i = 0; i < warm; ++i) r.trainer->step();
+  }
+
+  // Rounds run every configuration in turn, so load that drifts on a shared machine touches all
+  // of them alike; the peak rates are the best seen over the rounds.
+  double peak = 0.0, peak_bf16 = 0.0;
+  const bool any_bf16 = std::find(precisions.begin(), precisions.end(), true) != precisions.end();
+  for (int64_t round = 0; round < rounds; ++round) {
+    set_matmul_bf16(false);
+    peak = std::max(peak, matmul_peak(2048));
+    if (any_bf16) {
+      set_matmul_bf16(true);
+      peak_bf16 = std::max(peak_bf16, matmul_peak(2048));
+      set_matmul_bf16(false);
+    }
+    for (auto& r : rows) {
+      int64_t tokens = 0;
+      double seconds = 0.0;
+      for (int64_t i = 0; i < steps; ++i) {
+        const StepStats s = r.trainer->step();
+        tokens += s.tokens;
+        seconds += s.seconds;
+        r.last_loss = s.loss;
+      }
+      r.mean_len = static_cast<double>(tokens) / (steps * r.train.batch);
+      r.tok_s.push_back(tokens / seconds);
+      r.step_s.push_back(seconds / steps);
+      r.model_flops_s.push_back(
+          model_train_flops_per_token(r.trainer->model_config(), r.mean_len) * tokens / seconds);
+      r.vs_first.push_back(r.step_s.back() / rows.front().step_s.back());
+      if (vm.count("peer")) {
+        nlohmann::json peer =
+            run_peer(vm["python"].as<std::string>(), vm["peer"].as<std::string>(),
+                     r.trainer->model_config(), r.train, num_threads(), steps, warm);
+        LB_REQUIRE(!peer.is_null(), "--peer '" << vm["peer"].as<std::string>()
+                                               << "' did not print a JSON result");
+        r.peer_tok_s.push_back(peer["tokens_per_s"].get<double>());
+        r.peer_ratio.push_back(r.tok_s.back() / r.peer_tok_s.back());
+      }
+    }
+  }
+
+  nlohmann::json out = {{"task", train.task},
+                        {"batch", train.batch},
+                        {"threads", num_threads()},
+                        {"rounds", rounds},
+                        {"steps_per_round", steps},
+                        {"matmul_peak_gflops", peak / 1e9},
+                        {"runs", nlohmann::json::array()}};
+  if (any_bf16) out["matmul_peak_bf16_gflops"] = peak_bf16 / 1e9;
+  for (const auto& r : rows) {
+    const double flops_s = median(r.model_flops_s);
+    nlohmann::json j = {{"attention", normalizer_name(r.model.attention)},
+                        {"position", position_encoding_name(r.model.position)},
+                        {"precision", r.train.bf16 ? "bf16" : "fp32"},
+                        {"tokens_per_s", median(r.tok_s)},
+                        {"tokens_per_s_rounds", r.tok_s},
+                        {"step_s", median(r.step_s)},
+                        {"step_vs_first", median(r.vs_first)},
+                        {"mean_length", r.mean_len},
+                        {"model_gflops", flops_s / 1e9},
+                        {"mfu", flops_s / peak},
+                        {"last_loss", r.last_loss},
+                        {"peer", nullptr}};
+    if (r.train.bf16) j["mfu_bf16_peak"] = flops_s / peak_bf16;
+    if (!r.peer_tok_s.empty()) {
+      j["peer"] = {{"attn", is_entmax_family(r.model.attention.kind) ? "entmax15" : "softmax"},
+                   {"tokens_per_s", median(r.peer_tok_s)},
+                   {"tokens_per_s_rounds", r.peer_tok_s},
+                   {"ratio", median(r.peer_ratio)}};
+    }
+    out["runs"].push_back(j);
   }
   if (vm.count("json")) {
     std::cout << out.dump() << "\n";
     return 0;
   }
-  std::printf("bench train: %s, batch %lld, %d threads%s; oneDNN fp32 matmul 2048^3: %.1f GFLOP/s\n",
+  std::printf("bench train: %s, batch %lld, %d threads, median of %lld rounds x %lld steps; "
+              "oneDNN 2048^3 matmul: fp32 %.1f GFLOP/s",
               train.task.c_str(), static_cast<long long>(train.batch), num_threads(),
-              train.bf16 ? ", bf16 matmuls" : "", peak / 1e9);
-  std::printf("%-12s %-6s %10s %8s %10s %6s %14s %7s\n", "attention", "pos", "tokens/s",
-              "step s", "GFLOP/s", "MFU", "peer tokens/s", "ratio");
+              static_cast<long long>(rounds), static_cast<long long>(steps), peak / 1e9);
+  if (any_bf16) std::printf(", bf16 %.1f GFLOP/s", peak_bf16 / 1e9);
+  std::printf("\nMFU: model FLOP/s over the fp32 rate. vs first: step time over the first row's, "
+              "paired within each round. ratio: ours over the peer's tokens/s, paired.\n");
+  std::printf("%-12s %-6s %-5s %10s %8s %8s %10s %6s %14s %7s\n", "attention", "pos", "prec",
+              "tokens/s", "step s", "vs first", "GFLOP/s", "MFU", "peer tokens/s", "ratio");
   for (const auto& r : out["runs"]) {
-    std::printf("%-12s %-6s %10.0f %8.3f %10.1f %5.1f%%", r["attention"].get<std::string>().c_str(),
-                r["position"].get<std::string>().c_str(), r["tokens_per_s"].get<double>(),
-                r["step_s"].get<double>(), r["model_gflops"].get<double>(),
-                100 * r["mfu"].get<double>());
+    std::printf("%-12s %-6s %-5s %10.0f %8.3f %7.2fx %10.1f %5.1f%%",
+                r["attention"].get<std::string>().c_str(), r["position"].get<std::string>().c_str(),
+                r["precision"].get<std::string>().c_str(), r["tokens_per_s"].get<double>(),
+                r["step_s"].get<double>(), r["step_vs_first"].get<double>(),
+                r["model_gflops"].get<double>(), 100 * r["mfu"].get<double>());
     if (!r["peer"].is_null()) {
       std::printf(" %14.0f %6.2fx", r["peer"]["tokens_per_s"].get<double>(),
                   r["peer"]["ratio"].get<double>());

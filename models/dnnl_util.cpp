@@ -10,6 +10,9 @@
 #include <vector>
 
 #include <omp.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "harness/check.h"
 #include "models/profile.h"
@@ -98,38 +101,80 @@ MatmulEntry& matmul_entry(const MatmulKey& key, bool runtime) {
   return g_matmuls.emplace(key, e).first->second;
 }
 
-// fp32 -> bf16 with round-to-nearest-even (inputs are finite).
-void to_bf16(const float* x, int64_t n, std::vector<uint16_t>& out) {
-  out.resize(n);
-  uint16_t* o = out.data();
-#pragma omp parallel for schedule(static) if (!omp_in_parallel())
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t u;
-    std::memcpy(&u, &x[i], 4);
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    o[i] = static_cast<uint16_t>(u >> 16);
-  }
-}
-
 std::mutex g_mutex;  // the caches are shared; products themselves run on oneDNN's threads
 
 }  // namespace
 
+void fp32_to_bf16_ref(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &x[i], 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    out[i] = static_cast<uint16_t>(u >> 16);
+  }
+}
+
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// vcvtne2ps2bf16: 32 values per instruction, round to nearest even as the twin does.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void fp32_to_bf16_avx512(const float* x,
+                                                                               int64_t n,
+                                                                               uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+    _mm512_storeu_si512(out + i, reinterpret_cast<const __m512i&>(v));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i));
+    _mm256_mask_storeu_epi16(out + i, m, reinterpret_cast<const __m256i&>(v));
+  }
+}
+
+bool has_avx512_bf16() {
+  static const bool yes = __builtin_cpu_supports("avx512bf16") != 0;
+  return yes;
+}
+#else
+void fp32_to_bf16_avx512(const float*, int64_t, uint16_t*) {}
+bool has_avx512_bf16() { return false; }
+#endif
+
+}  // namespace
+
+void fp32_to_bf16(const float* x, int64_t n, uint16_t* out) {
+  // Chunks of 16 Ki values over the threads (outside parallel regions); memory-bound.
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  const bool fast = has_avx512_bf16();
+#pragma omp parallel for schedule(static) if (chunks > 1 && !omp_in_parallel())
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t lo = c * kChunk, len = std::min(kChunk, n - lo);
+    if (fast) {
+      fp32_to_bf16_avx512(x + lo, len, out + lo);
+    } else {
+      fp32_to_bf16_ref(x + lo, len, out + lo);
+    }
+  }
+}
+
 void set_matmul_bf16(bool on) { g_bf16 = on; }
 bool matmul_bf16() { return g_bf16; }
 
-void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
-            const float* A, const float* B, float* C, bool accumulate) {
-  LB_CHECK(batch >= 1 && M >= 1 && N >= 1 && K >= 1,
-           "matmul shape " << batch << "x" << M << "x" << N << "x" << K);
-  ProfileScope prof(batch == 1 ? "matmul.linear" : nullptr);  // attention: timed as a whole
-  // Single products (the linear layers, whose row count changes every batch) use one primitive
-  // with runtime shapes (oneDNN's jit gemm); batched products (attention, a fixed set of shapes
-  // per sequence length) get one brgemm primitive per shape.
-  const bool runtime = batch == 1;
-  const bool bf16 = g_bf16;
-  const MatmulKey key = runtime ? MatmulKey{trans_a, trans_b, accumulate, bf16, 0, 0, 0, 0}
-                                : MatmulKey{trans_a, trans_b, accumulate, bf16, batch, M, N, K};
+namespace {
+
+// bf16 products of the linear layers, whose row count changes every batch, run in fixed-shape
+// blocks of this many rows, the last block zero-padded: oneDNN 2.6 picks its AMX brgemm kernels
+// only for fixed shapes (2.2–2.5× its runtime-shape bf16 gemm on the AMX machines for the copy
+// model's products), and one block size keeps the primitive count at one per layer shape.
+constexpr int64_t kBf16RowBlock = 1024;
+
+// Executes one cached primitive on the calling thread's stream: A, B, C already in the
+// primitive's input types, laid out as md3(batch, ·, ·, trans) describes.
+void execute_matmul(const MatmulKey& key, bool runtime, bool trans_a, bool trans_b, int64_t batch,
+                    int64_t M, int64_t N, int64_t K, const void* A, const void* B, float* C) {
   const MatmulEntry* e;
   {
     std::lock_guard<std::mutex> lock(g_mutex);
@@ -137,21 +182,11 @@ void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int
   }
   thread_local dnnl::stream stream(dnnl_engine());
   thread_local std::vector<uint8_t> scratchpad;
-  thread_local std::vector<uint16_t> a_bf16, b_bf16;
   auto& eng = dnnl_engine();
-  const dt in_type = bf16 ? dt::bf16 : dt::f32;
-  const auto a_md = md3(batch, M, K, trans_a, in_type, false);
-  const auto b_md = md3(batch, K, N, trans_b, in_type, false);
-  const auto c_md = md3(batch, M, N, false, dt::f32, false);
-  void* a_ptr = const_cast<float*>(A);
-  void* b_ptr = const_cast<float*>(B);
-  if (bf16) {
-    to_bf16(A, batch * M * K, a_bf16);
-    to_bf16(B, batch * K * N, b_bf16);
-    a_ptr = a_bf16.data();
-    b_ptr = b_bf16.data();
-  }
-  dnnl::memory a(a_md, eng, a_ptr), b(b_md, eng, b_ptr), c(c_md, eng, C);
+  const dt in_type = key.bf16 ? dt::bf16 : dt::f32;
+  dnnl::memory a(md3(batch, M, K, trans_a, in_type, false), eng, const_cast<void*>(A));
+  dnnl::memory b(md3(batch, K, N, trans_b, in_type, false), eng, const_cast<void*>(B));
+  dnnl::memory c(md3(batch, M, N, false, dt::f32, false), eng, C);
   std::unordered_map<int, dnnl::memory> args = {
       {DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
   if (e->scratchpad_bytes > 0) {
@@ -162,6 +197,89 @@ void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int
   }
   e->prim.execute(stream, args);
   stream.wait();
+}
+
+// bf16 copy of `rows` rows of `cols` values, followed by zero rows up to `padded_rows`.
+void to_bf16_padded(const float* x, int64_t rows, int64_t cols, int64_t padded_rows,
+                    std::vector<uint16_t>& out) {
+  ProfileScope prof("matmul.linear.to_bf16");
+  out.resize(padded_rows * cols);
+  fp32_to_bf16(x, rows * cols, out.data());
+  std::fill(out.begin() + rows * cols, out.end(), uint16_t{0});
+}
+
+// The linear layers' bf16 products in row blocks. Forward and ∂x (op(A) = A, M = rows): block r
+// is rows r·block.. of A and C, the padded last block through a scratch C. Weight gradient
+// (op(A) = Aᵀ, K = rows, B not transposed): C accumulates the blocks' partial products, the
+// padding rows adding zero.
+void matmul_bf16_row_blocks(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                            const float* A, const float* B, float* C, bool accumulate) {
+  thread_local std::vector<uint16_t> a16, b16;
+  thread_local std::vector<float> c_tail;
+  const int64_t rows = trans_a ? K : M;
+  const int64_t padded = (rows + kBf16RowBlock - 1) / kBf16RowBlock * kBf16RowBlock;
+  if (!trans_a) {
+    to_bf16_padded(A, M, K, padded, a16);
+    to_bf16_padded(B, trans_b ? N : K, trans_b ? K : N, trans_b ? N : K, b16);
+    const MatmulKey key{false, trans_b, accumulate, true, 1, kBf16RowBlock, N, K};
+    for (int64_t r = 0; r < padded; r += kBf16RowBlock) {
+      const uint16_t* a_blk = a16.data() + r * K;
+      if (r + kBf16RowBlock <= M) {
+        execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a_blk, b16.data(),
+                       C + r * N);
+        continue;
+      }
+      const int64_t live = M - r;
+      c_tail.resize(kBf16RowBlock * N);
+      if (accumulate) std::copy(C + r * N, C + M * N, c_tail.begin());
+      execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a_blk, b16.data(),
+                     c_tail.data());
+      std::copy(c_tail.begin(), c_tail.begin() + live * N, C + r * N);
+    }
+    return;
+  }
+  // A (K, M) and B (K, N) are row-major with the rows as the reduction.
+  to_bf16_padded(A, K, M, padded, a16);
+  to_bf16_padded(B, K, N, padded, b16);
+  for (int64_t r = 0; r < padded; r += kBf16RowBlock) {
+    const bool acc = accumulate || r > 0;
+    const MatmulKey key{true, false, acc, true, 1, M, N, kBf16RowBlock};
+    execute_matmul(key, false, true, false, 1, M, N, kBf16RowBlock, a16.data() + r * M,
+                   b16.data() + r * N, C);
+  }
+}
+
+}  // namespace
+
+void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+            const float* A, const float* B, float* C, bool accumulate) {
+  LB_CHECK(batch >= 1 && M >= 1 && N >= 1 && K >= 1,
+           "matmul shape " << batch << "x" << M << "x" << N << "x" << K);
+  ProfileScope prof(batch == 1 ? "matmul.linear" : nullptr);  // attention: timed as a whole
+  // Single products (the linear layers, whose row count changes every batch) use one primitive
+  // with runtime shapes (oneDNN's jit gemm), or fixed-shape row blocks in bf16; batched products
+  // (attention, a fixed set of shapes per sequence length) get one brgemm primitive per shape.
+  const bool runtime = batch == 1;
+  const bool bf16 = g_bf16;
+  if (runtime && bf16 && (trans_a ? K : M) >= kBf16RowBlock && !(trans_a && trans_b)) {
+    matmul_bf16_row_blocks(trans_a, trans_b, M, N, K, A, B, C, accumulate);
+    return;
+  }
+  const void* a_ptr = A;
+  const void* b_ptr = B;
+  if (bf16) {
+    thread_local std::vector<uint16_t> a16, b16;
+    ProfileScope conv(runtime ? "matmul.linear.to_bf16" : nullptr);
+    a16.resize(batch * M * K);
+    b16.resize(batch * K * N);
+    fp32_to_bf16(A, batch * M * K, a16.data());
+    fp32_to_bf16(B, batch * K * N, b16.data());
+    a_ptr = a16.data();
+    b_ptr = b16.data();
+  }
+  const MatmulKey key = runtime ? MatmulKey{trans_a, trans_b, accumulate, bf16, 0, 0, 0, 0}
+                                : MatmulKey{trans_a, trans_b, accumulate, bf16, batch, M, N, K};
+  execute_matmul(key, runtime, trans_a, trans_b, batch, M, N, K, a_ptr, b_ptr, C);
 }
 
 namespace {

@@ -38,9 +38,18 @@ inline void linear_backward(const float* x, const float* w, const float* dy, flo
   matmul(true, false, 1, out, in, rows, dy, x, dw, true);
 }
 
-// Products in bf16 with fp32 accumulation and fp32 outputs (off by default).
+// Products in bf16 with fp32 accumulation and fp32 outputs (off by default). Linear-layer
+// products with at least 1,024 rows run in fixed-shape blocks of 1,024 (AMX kernels where the CPU
+// has them); their results equal the exact product of the bf16-rounded inputs up to fp32
+// accumulation error.
 void set_matmul_bf16(bool on);
 bool matmul_bf16();
+
+// fp32 -> bf16 (the upper 16 bits, round to nearest even; inputs finite). Vectorised with
+// AVX512-BF16 where the CPU has it and threaded outside parallel regions; the twin is one loop.
+// Both give the same bits.
+void fp32_to_bf16(const float* x, int64_t n, uint16_t* out);
+void fp32_to_bf16_ref(const float* x, int64_t n, uint16_t* out);
 
 // tanh-approximated GELU through oneDNN eltwise: y = gelu(x); dx = gelu'(x) · dy. n elements;
 // outputs must not alias inputs.

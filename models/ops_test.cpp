@@ -2,6 +2,9 @@
 // differences, and the gradient contract (parameter grads +=, activation grads =).
 #include <doctest/doctest.h>
 
+#include <cstring>
+#include <iterator>
+
 #include "models/attention.h"
 #include "models/dnnl_util.h"
 #include "models/ops.h"
@@ -129,6 +132,74 @@ TEST_CASE("linear: oneDNN products match loops; dW accumulates, dx overwrites") 
   check_close(y, ry, 1e-5, 1e-5, "y");
   check_close(dx, rdx, 1e-5, 1e-5, "dx");
   check_close(dw, rdw, 1e-5, 1e-5, "dw (twice)");
+}
+
+TEST_CASE("fp32_to_bf16: the vectorised conversion gives the twin's bits, ties to even") {
+  auto x = random_vec(100003, 31, 3.0);
+  // Exact ties (low half 0x8000) with even and odd upper halves, and values that round up into
+  // the next binade.
+  const uint32_t specials[] = {0x3F808000u, 0x3F818000u, 0xBF808000u, 0x3FFFFFFFu, 0x7F7FFFFFu,
+                               0x00000001u, 0x80000000u};
+  for (size_t i = 0; i < std::size(specials); ++i) std::memcpy(&x[i * 7], &specials[i], 4);
+  for (int64_t n : {0, 1, 15, 16, 17, 31, 32, 33, 16384, 16385, 100003}) {
+    std::vector<uint16_t> fast(n + 1, 0xABCD), ref(n + 1, 0xABCD);
+    fp32_to_bf16(x.data(), n, fast.data());
+    fp32_to_bf16_ref(x.data(), n, ref.data());
+    CHECK_MESSAGE(fast == ref, "n = " << n);  // the element past n is untouched in both
+  }
+  uint16_t tie_even, tie_odd;
+  fp32_to_bf16_ref(reinterpret_cast<const float*>(&specials[0]), 1, &tie_even);
+  fp32_to_bf16_ref(reinterpret_cast<const float*>(&specials[1]), 1, &tie_odd);
+  CHECK(tie_even == 0x3F80);  // 0x3F80'8000 -> stays even
+  CHECK(tie_odd == 0x3F82);   // 0x3F81'8000 -> rounds up to even
+}
+
+// bf16 linear products (row blocks with a padded last block at >= 1,024 rows, one runtime-shape
+// product below) against the exact product of the bf16-rounded inputs.
+TEST_CASE("linear in bf16: row blocks and the padded tail equal the exact bf16 product") {
+  const int64_t in = 40, out = 24;
+  auto round = [](const std::vector<float>& v) {
+    std::vector<uint16_t> h(v.size());
+    fp32_to_bf16_ref(v.data(), static_cast<int64_t>(v.size()), h.data());
+    std::vector<double> d(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      const uint32_t u = static_cast<uint32_t>(h[i]) << 16;
+      float f;
+      std::memcpy(&f, &u, 4);
+      d[i] = f;
+    }
+    return d;
+  };
+  set_matmul_bf16(true);
+  for (int64_t R : {5, 1023, 1024, 1025, 2100}) {
+    CAPTURE(R);
+    auto x = random_vec(R * in, 40 + R), w = random_vec(out * in, 41), dy = random_vec(R * out, 42);
+    std::vector<float> y(R * out, 7.f), dx(R * in, 3.f), dw(out * in, 0.5f);
+    linear_forward(x.data(), w.data(), y.data(), R, in, out);
+    linear_backward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), R, in, out,
+                    /*accumulate_dx=*/true);
+    const auto bx = round(x), bw = round(w), bdy = round(dy);
+    std::vector<double> ry(R * out, 0), rdx(R * in, 3.0), rdw(out * in, 0.5);
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t o = 0; o < out; ++o) {
+        for (int64_t i = 0; i < in; ++i) {
+          ry[r * out + o] += bx[r * in + i] * bw[o * in + i];
+          rdx[r * in + i] += bdy[r * out + o] * bw[o * in + i];
+          rdw[o * in + i] += bdy[r * out + o] * bx[r * in + i];
+        }
+      }
+    }
+    // fp32 accumulation of up to R terms of size ~1: absolute error ~ 1e-6 · √R.
+    check_close(y, ry, 1e-5, 1e-5, "y");
+    check_close(dx, rdx, 1e-5, 1e-5, "dx (accumulated onto 3)");
+    check_close(dw, rdw, 1e-4, 1e-5, "dw (accumulated onto 0.5)");
+    // The weight-gradient shape without accumulation: C = dyᵀ x overwrites.
+    std::vector<float> c(out * in, 9.f);
+    matmul(true, false, 1, out, in, R, dy.data(), x.data(), c.data(), false);
+    for (auto& v : rdw) v -= 0.5;
+    check_close(c, rdw, 1e-4, 1e-5, "dyᵀ x (overwritten)");
+  }
+  set_matmul_bf16(false);
 }
 
 // Every normalizer in the registry: fast attention against the twin on a ragged packed batch.
