@@ -1,4 +1,5 @@
-// `lengthbench query`, `merge` and `status`: the results database from the command line.
+// `lengthbench query`, `merge`, `status`, `table` and `plot`: the results database from the
+// command line.
 #include <iostream>
 #include <map>
 
@@ -6,6 +7,8 @@
 #include "harness/command.h"
 #include "harness/suite.h"
 #include "results/db.h"
+#include "tools/plot_data.h"
+#include "tools/svg_plot.h"
 #include "tools/table.h"
 
 namespace po = boost::program_options;
@@ -129,6 +132,41 @@ int cmd_table(int argc, char** argv) {
   if (print_tables(db, o, std::cout) == 0) {
     std::cerr << "no finished evaluations match in " << db_path << "\n";
     return 1;
+  }
+  return 0;
+}
+
+int cmd_plot(int argc, char** argv) {
+  std::string db_path, out_dir, protocol = "mean", metric = "exact_match";
+  PlotOptions o;
+  po::options_description opts("options");
+  opts.add_options()
+      ("db", po::value(&db_path), "results database")
+      ("out", po::value(&out_dir), "folder for the SVG files and their index.md (created)")
+      ("suite", po::value(&o.suite), "only this suite")
+      ("task", po::value(&o.task), "only this task")
+      ("split", po::value(&o.split), "evaluation split (default test)")
+      ("protocol", po::value(&protocol), "mean (± sd over seeds, per lr) or best (of seeds x lrs)")
+      ("metric", po::value(&metric),
+       "exact_match (default), token_accuracy, or an attention statistic averaged over layers x "
+       "heads: entropy_norm, support, relevant_mass, max_weight");
+  po::positional_options_description pos;
+  pos.add("db", 1);
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv,
+                          "plot RESULTS.sqlite --out DIR [--suite S] [--task T] [--split test] "
+                          "[--protocol mean|best] [--metric exact_match|token_accuracy|"
+                          "entropy_norm|support|relevant_mass|max_weight]",
+                          opts, pos, vm)) {
+    return 0;
+  }
+  LB_REQUIRE(!db_path.empty(), "plot: give RESULTS.sqlite");
+  LB_REQUIRE(!out_dir.empty(), "plot: give --out DIR");
+  o.protocol = plot_protocol_from_name(protocol);
+  o.metric = plot_metric_from_name(metric);
+  ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
+  for (const auto& path : write_plot_files(plot_figures(db, o), out_dir)) {
+    std::cout << "wrote " << path << "\n";
   }
   return 0;
 }

@@ -11,6 +11,7 @@ int cmd_train(int argc, char** argv);
 int cmd_normalize(int argc, char** argv);
 int cmd_query(int argc, char** argv);
 int cmd_table(int argc, char** argv);
+int cmd_plot(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_slurm(int argc, char** argv);
 int cmd_merge(int argc, char** argv);
@@ -34,6 +35,8 @@ const std::vector<Command>& all_commands() {
       {"slurm", "print an sbatch array script that runs a suite's shards, then merges", cmd_slurm},
       {"query", "run read-only SQL on a results database (table, CSV or JSON)", cmd_query},
       {"table", "paper-style tables (Markdown, LaTeX, CSV) from a results database", cmd_table},
+      {"plot", "paper-style figures (SVG) of a metric against length from a results database",
+       cmd_plot},
       {"status", "runs in a results database: done, running, failed", cmd_status},
       {"merge", "merge shard results databases into one", cmd_merge},
   };

@@ -1,0 +1,199 @@
+#include "tools/plot_data.h"
+
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "harness/check.h"
+
+namespace lb {
+
+namespace {
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// The per-run value of the metric at one evaluation (NULL when there is none). Attention
+// statistics are averaged over the run's layers x heads at that length.
+std::string value_sql(PlotMetric m) {
+  const auto attn = [](const char* column) {
+    return std::string("(SELECT AVG(a.") + column +
+           ") FROM attn_stats a WHERE a.run_key = v.run_key AND a.ckpt = v.ckpt "
+           "AND a.split = v.split AND a.length = v.length)";
+  };
+  switch (m) {
+    case PlotMetric::kExactMatch: return "v.exact_match";
+    case PlotMetric::kTokenAccuracy: return "v.token_accuracy";
+    case PlotMetric::kEntropyNorm: return attn("entropy_norm");
+    case PlotMetric::kSupport: return attn("support");
+    case PlotMetric::kRelevantMass: return attn("relevant_mass");
+    case PlotMetric::kMaxWeight: return attn("max_weight");
+  }
+  LB_CHECK(false, "unhandled metric");
+  return "";
+}
+
+// What the database holds, for the error message of an empty selection.
+std::string holdings(ResultsDb& db) {
+  std::string out;
+  for (const char* column : {"suite", "task", "split"}) {
+    SQLite::Statement q(db.sql(), std::string("SELECT DISTINCT ") + column +
+                                      " FROM v_evals WHERE ckpt = 'best' ORDER BY 1");
+    std::vector<std::string> values;
+    while (q.executeStep()) values.push_back(q.getColumn(0).getString());
+    out += (out.empty() ? "" : "; ") + std::string(column) + "s " +
+           (values.empty() ? std::string("none") : joined(values));
+  }
+  return out;
+}
+
+// Accumulates the runs' values of one series at one length.
+struct PointAcc {
+  std::vector<double> values;
+  int64_t skipped = 0;
+};
+
+// (normalizer, position encoding, lr as a number, lr as text): the series order.
+using SeriesKey = std::tuple<std::string, std::string, double, std::string>;
+
+struct FigureAcc {
+  int64_t train_max_length = 0;
+  std::set<double> lrs;
+  std::map<SeriesKey, std::map<int64_t, PointAcc>> series;
+};
+
+PlotPoint summarise(int64_t length, const PointAcc& acc, bool mean_protocol) {
+  PlotPoint p;
+  p.length = length;
+  p.seeds = static_cast<int64_t>(acc.values.size());
+  p.implied = acc.skipped == p.seeds;
+  double sum = 0;
+  for (double v : acc.values) sum += v;
+  p.value = sum / static_cast<double>(p.seeds);
+  p.sd = NAN;
+  if (mean_protocol && p.seeds > 1) {
+    double ss = 0;
+    for (double v : acc.values) ss += (v - p.value) * (v - p.value);
+    p.sd = std::sqrt(ss / static_cast<double>(p.seeds - 1));
+  }
+  return p;
+}
+
+}  // namespace
+
+const std::vector<std::string>& plot_metric_names() {
+  static const std::vector<std::string> kNames = {"exact_match",  "token_accuracy", "entropy_norm",
+                                                  "support",      "relevant_mass",  "max_weight"};
+  return kNames;
+}
+
+const char* plot_metric_name(PlotMetric m) {
+  return plot_metric_names()[static_cast<size_t>(m)].c_str();
+}
+
+PlotMetric plot_metric_from_name(const std::string& name) {
+  const auto& names = plot_metric_names();
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) return static_cast<PlotMetric>(i);
+  }
+  throw UsageError("--metric '" + name + "' is not one of: " + joined(names));
+}
+
+bool plot_metric_is_percent(PlotMetric m) {
+  return m == PlotMetric::kExactMatch || m == PlotMetric::kTokenAccuracy;
+}
+
+std::string plot_metric_title(PlotMetric m) {
+  switch (m) {
+    case PlotMetric::kExactMatch: return "exact match (%)";
+    case PlotMetric::kTokenAccuracy: return "token accuracy (%)";
+    case PlotMetric::kEntropyNorm: return "normalised entropy H/log n (mean over layers × heads)";
+    case PlotMetric::kSupport: return "support, keys (mean over layers × heads)";
+    case PlotMetric::kRelevantMass: return "mass on relevant positions (mean over layers × heads)";
+    case PlotMetric::kMaxWeight: return "largest weight (mean over layers × heads)";
+  }
+  LB_CHECK(false, "unhandled metric");
+  return "";
+}
+
+TableProtocol plot_protocol_from_name(const std::string& name) {
+  if (name == "mean") return TableProtocol::kMeanSd;
+  if (name == "best") return TableProtocol::kBestOf;
+  throw UsageError("--protocol '" + name + "' is not one of: mean, best");
+}
+
+const char* plot_protocol_name(TableProtocol p) {
+  return p == TableProtocol::kMeanSd ? "mean" : "best";
+}
+
+std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& o) {
+  const bool mean = o.protocol == TableProtocol::kMeanSd;
+  // One row per finished run x length of the split, at the selected ("best") checkpoint; the
+  // best protocol keeps the runs v_best_of chose (on their selection split) per variant.
+  const std::string sql =
+      "SELECT v.suite, v.task, v.normalizer, v.pos_encoding, v.lr, v.length, v.status, "
+      "r.train_max_length, " + value_sql(o.metric) + " "
+      "FROM v_evals v JOIN runs r ON r.key = v.run_key "
+      "WHERE v.ckpt = 'best' AND v.split = ?3 AND (?1 = '' OR v.suite = ?1) "
+      "AND (?2 = '' OR v.task = ?2)" +
+      std::string(mean ? "" : " AND v.run_key IN (SELECT DISTINCT run_key FROM v_best_of)");
+  SQLite::Statement q(db.sql(), sql);
+  q.bind(1, o.suite);
+  q.bind(2, o.task);
+  q.bind(3, o.split);
+  std::map<std::pair<std::string, std::string>, FigureAcc> figures;
+  while (q.executeStep()) {
+    FigureAcc& f = figures[{q.getColumn(0).getString(), q.getColumn(1).getString()}];
+    const double lr = q.getColumn(4).getDouble();
+    const SeriesKey key{q.getColumn(2).getString(), q.getColumn(3).getString(), mean ? lr : 0.0,
+                        mean ? q.getColumn(4).getString() : std::string()};
+    PointAcc& p = f.series[key][q.getColumn(5).getInt64()];
+    f.train_max_length = std::max(f.train_max_length, q.getColumn(7).getInt64());
+    f.lrs.insert(lr);
+    if (q.getColumn(6).getString() == "skipped") {
+      if (o.metric != PlotMetric::kExactMatch) continue;
+      p.values.push_back(0.0);
+      ++p.skipped;
+    } else if (!q.getColumn(8).isNull()) {
+      p.values.push_back(q.getColumn(8).getDouble());
+    }
+  }
+  std::vector<PlotFigure> out;
+  for (const auto& [names, acc] : figures) {
+    PlotFigure fig;
+    fig.suite = names.first;
+    fig.task = names.second;
+    fig.split = o.split;
+    fig.protocol = o.protocol;
+    fig.metric = o.metric;
+    fig.train_max_length = acc.train_max_length;
+    for (const auto& [key, points] : acc.series) {
+      PlotSeries s;
+      s.normalizer = std::get<0>(key);
+      s.pos_encoding = std::get<1>(key);
+      s.lr = std::get<3>(key);
+      s.label = s.normalizer + " / " + s.pos_encoding;
+      if (mean && acc.lrs.size() > 1) s.label += " / lr " + s.lr;
+      for (const auto& [length, p] : points) {
+        if (!p.values.empty()) s.points.push_back(summarise(length, p, mean));
+      }
+      if (!s.points.empty()) fig.series.push_back(std::move(s));
+    }
+    if (!fig.series.empty()) out.push_back(std::move(fig));
+  }
+  const auto named = [](const std::string& v) { return v.empty() ? std::string("any") : "'" + v + "'"; };
+  LB_REQUIRE(!out.empty(), "plot: nothing to plot in '" << db.path() << "' for suite "
+                               << named(o.suite) << ", task " << named(o.task) << ", split '"
+                               << o.split << "', metric '" << plot_metric_name(o.metric)
+                               << "' (it holds: " << holdings(db) << ")");
+  return out;
+}
+
+}  // namespace lb

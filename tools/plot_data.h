@@ -1,0 +1,70 @@
+// The data behind `lengthbench plot`: per suite x task, one series per attention variant
+// (normalizer x position encoding, x lr when the mean protocol has several), one point per
+// evaluation length, read from the results database's views. No drawing here (tools/svg_plot.h).
+//
+// Values are in the metric's own units (exact match and token accuracy as fractions). Per run
+// and length the attention statistics are averaged over layers x heads; the mean protocol then
+// takes the mean and sample sd over seeds, the best protocol the single run `v_best_of` chose.
+// An evaluation skipped after an earlier 0% length counts as exact match 0 (the table's "0*");
+// for every other metric it has no value, and a length no seed has a value at has no point.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "results/db.h"
+#include "tools/table.h"
+
+namespace lb {
+
+enum class PlotMetric { kExactMatch, kTokenAccuracy, kEntropyNorm, kSupport, kRelevantMass, kMaxWeight };
+
+// Names as on the command line ("exact_match", ...), in enum order.
+const std::vector<std::string>& plot_metric_names();
+const char* plot_metric_name(PlotMetric m);
+// UsageError "--metric 'x' is not one of: exact_match, ..." for an unknown name.
+PlotMetric plot_metric_from_name(const std::string& name);
+// Shown in percent on a fixed 0-100 axis (exact match, token accuracy) or on its own axis.
+bool plot_metric_is_percent(PlotMetric m);
+// Axis title: "exact match (%)", "normalised entropy (averaged over layers × heads)", ...
+std::string plot_metric_title(PlotMetric m);
+
+// "mean" or "best"; UsageError naming the accepted ones otherwise.
+TableProtocol plot_protocol_from_name(const std::string& name);
+const char* plot_protocol_name(TableProtocol p);
+
+struct PlotOptions {
+  std::string suite, task;  // empty: all
+  std::string split = "test";
+  TableProtocol protocol = TableProtocol::kMeanSd;
+  PlotMetric metric = PlotMetric::kExactMatch;
+};
+
+struct PlotPoint {
+  int64_t length = 0;
+  double value = 0;     // mean over seeds (mean protocol) or the chosen run's value
+  double sd = 0;        // sample sd over seeds; NaN with fewer than 2 seeds or the best protocol
+  int64_t seeds = 0;    // runs contributing
+  bool implied = false; // every run was skipped here: exact match 0 by the ladder rule, not measured
+};
+
+struct PlotSeries {
+  std::string normalizer, pos_encoding;
+  std::string lr;      // the run's lr as SQLite prints it; empty for the best protocol
+  std::string label;   // "normalizer / pos" plus " / lr X" when the figure has several lrs
+  std::vector<PlotPoint> points;  // ascending length
+};
+
+struct PlotFigure {
+  std::string suite, task, split;
+  TableProtocol protocol = TableProtocol::kMeanSd;
+  PlotMetric metric = PlotMetric::kExactMatch;
+  int64_t train_max_length = 0;    // longest training length over the figure's runs
+  std::vector<PlotSeries> series;  // by normalizer, position encoding, then lr (numeric)
+};
+
+// One figure per suite x task with at least one point, ordered by suite then task. An empty
+// selection is a UsageError naming the filters and what the database holds.
+std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& opts);
+
+}  // namespace lb

@@ -1,0 +1,56 @@
+// Paper-style figures as self-contained SVG, written by hand (no plotting dependency): metric
+// against evaluation length on a log2 axis, one line with markers per attention variant, a ± sd
+// band over seeds, a dashed line at the longest training length, a legend and a title.
+//
+// Contract: the bytes depend only on the PlotFigure (fixed layout, fixed number formatting, no
+// time or path), so the same database gives the same files. A normalizer's colour and marker come
+// from one fixed table keyed by its base name (the part before the first '-', so
+// "asentmax-init=near-one" is drawn like "asentmax"); series of one base in a figure are told
+// apart by their dash pattern, in series order. Hollow markers are exact-match zeros implied by a
+// skipped evaluation (tools/plot_data.h).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "tools/plot_data.h"
+
+namespace lb {
+
+// Maps data to pixels: linear in v, or in log2(v) when log2 is set. lo/hi are the domain in the
+// transformed units (log2 of lengths for the x axis).
+struct PlotAxis {
+  double lo = 0, hi = 1;
+  double px_lo = 0, px_hi = 1;
+  bool log2 = false;
+  double to_px(double v) const;
+  double from_px(double px) const;  // the inverse of to_px
+};
+
+// Where a figure's parts go. y is in display units: a value times y_scale (100 for percents).
+struct PlotLayout {
+  double width = 0, height = 0;
+  PlotAxis x, y;
+  double y_scale = 1;
+  std::vector<double> y_ticks;  // display units, ascending, from y.lo to y.hi
+};
+PlotLayout plot_layout(const PlotFigure& fig);
+
+struct SeriesStyle {
+  std::string colour;  // "#rrggbb"
+  std::string marker;  // circle, square, triangle, diamond, triangle-down, cross, plus, star
+};
+// The fixed style of a normalizer, by its base name; unknown names get a stable fallback.
+SeriesStyle normalizer_style(const std::string& normalizer);
+
+// The whole SVG document of one figure.
+std::string svg_figure(const PlotFigure& fig);
+
+// "SUITE.TASK.SPLIT.PROTOCOL.METRIC.svg", characters outside [A-Za-z0-9_=-] replaced by '_'.
+std::string plot_file_name(const PlotFigure& fig);
+
+// Writes each figure to dir (created if missing), then dir/index.md listing every .svg in dir
+// with its title; each file is written to a temporary name and renamed. Returns the paths
+// written, index last. A directory that cannot be created or written is a UsageError.
+std::vector<std::string> write_plot_files(const std::vector<PlotFigure>& figs, const std::string& dir);
+
+}  // namespace lb
