@@ -1,12 +1,12 @@
 #include "tools/plot_data.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <cmath>
 #include <map>
 #include <set>
 #include <sstream>
 #include <tuple>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include "harness/check.h"
 
@@ -29,12 +29,18 @@ std::string value_sql(PlotMetric m) {
            "AND a.split = v.split AND a.length = v.length)";
   };
   switch (m) {
-    case PlotMetric::kExactMatch: return "v.exact_match";
-    case PlotMetric::kTokenAccuracy: return "v.token_accuracy";
-    case PlotMetric::kEntropyNorm: return attn("entropy_norm");
-    case PlotMetric::kSupport: return attn("support");
-    case PlotMetric::kRelevantMass: return attn("relevant_mass");
-    case PlotMetric::kMaxWeight: return attn("max_weight");
+    case PlotMetric::kExactMatch:
+      return "v.exact_match";
+    case PlotMetric::kTokenAccuracy:
+      return "v.token_accuracy";
+    case PlotMetric::kEntropyNorm:
+      return attn("entropy_norm");
+    case PlotMetric::kSupport:
+      return attn("support");
+    case PlotMetric::kRelevantMass:
+      return attn("relevant_mass");
+    case PlotMetric::kMaxWeight:
+      return attn("max_weight");
   }
   LB_CHECK(false, "unhandled metric");
   return "";
@@ -89,8 +95,8 @@ PlotPoint summarise(int64_t length, const PointAcc& acc, bool mean_protocol) {
 }  // namespace
 
 const std::vector<std::string>& plot_metric_names() {
-  static const std::vector<std::string> kNames = {"exact_match",  "token_accuracy", "entropy_norm",
-                                                  "support",      "relevant_mass",  "max_weight"};
+  static const std::vector<std::string> kNames = {"exact_match", "token_accuracy", "entropy_norm",
+                                                  "support",     "relevant_mass",  "max_weight"};
   return kNames;
 }
 
@@ -112,12 +118,18 @@ bool plot_metric_is_percent(PlotMetric m) {
 
 std::string plot_metric_title(PlotMetric m) {
   switch (m) {
-    case PlotMetric::kExactMatch: return "exact match (%)";
-    case PlotMetric::kTokenAccuracy: return "token accuracy (%)";
-    case PlotMetric::kEntropyNorm: return "normalised entropy H/log n (mean over layers × heads)";
-    case PlotMetric::kSupport: return "support, keys (mean over layers × heads)";
-    case PlotMetric::kRelevantMass: return "mass on relevant positions (mean over layers × heads)";
-    case PlotMetric::kMaxWeight: return "largest weight (mean over layers × heads)";
+    case PlotMetric::kExactMatch:
+      return "exact match (%)";
+    case PlotMetric::kTokenAccuracy:
+      return "token accuracy (%)";
+    case PlotMetric::kEntropyNorm:
+      return "normalised entropy H/log n (mean over layers × heads)";
+    case PlotMetric::kSupport:
+      return "support, keys (mean over layers × heads)";
+    case PlotMetric::kRelevantMass:
+      return "mass on relevant positions (mean over layers × heads)";
+    case PlotMetric::kMaxWeight:
+      return "largest weight (mean over layers × heads)";
   }
   LB_CHECK(false, "unhandled metric");
   return "";
@@ -139,8 +151,9 @@ std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& o) {
   // best protocol keeps the runs v_best_of chose (on their selection split) per variant.
   const std::string sql =
       "SELECT v.suite, v.task, v.normalizer, v.pos_encoding, v.lr, v.length, v.status, "
-      "r.train_max_length, " + value_sql(o.metric) + " "
-      "FROM v_evals v JOIN runs r ON r.key = v.run_key "
+      "r.train_max_length, " +
+      value_sql(o.metric) +
+      " FROM v_evals v JOIN runs r ON r.key = v.run_key "
       "WHERE v.ckpt = 'best' AND v.split = ?3 AND (?1 = '' OR v.suite = ?1) "
       "AND (?2 = '' OR v.task = ?2)" +
       std::string(mean ? "" : " AND v.run_key IN (SELECT DISTINCT run_key FROM v_best_of)");
@@ -188,11 +201,14 @@ std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& o) {
     }
     if (!fig.series.empty()) out.push_back(std::move(fig));
   }
-  const auto named = [](const std::string& v) { return v.empty() ? std::string("any") : "'" + v + "'"; };
-  LB_REQUIRE(!out.empty(), "plot: nothing to plot in '" << db.path() << "' for suite "
-                               << named(o.suite) << ", task " << named(o.task) << ", split '"
-                               << o.split << "', metric '" << plot_metric_name(o.metric)
-                               << "' (it holds: " << holdings(db) << ")");
+  const auto named = [](const std::string& v) {
+    return v.empty() ? std::string("any") : "'" + v + "'";
+  };
+  LB_REQUIRE(!out.empty(), "plot: nothing to plot in '"
+                               << db.path() << "' for suite " << named(o.suite) << ", task "
+                               << named(o.task) << ", split '" << o.split << "', metric '"
+                               << plot_metric_name(o.metric) << "' (it holds: " << holdings(db)
+                               << ")");
   return out;
 }
 

@@ -17,7 +17,14 @@
 
 namespace lb {
 
-enum class PlotMetric { kExactMatch, kTokenAccuracy, kEntropyNorm, kSupport, kRelevantMass, kMaxWeight };
+enum class PlotMetric {
+  kExactMatch,
+  kTokenAccuracy,
+  kEntropyNorm,
+  kSupport,
+  kRelevantMass,
+  kMaxWeight
+};
 
 // Names as on the command line ("exact_match", ...), in enum order.
 const std::vector<std::string>& plot_metric_names();
@@ -42,16 +49,17 @@ struct PlotOptions {
 
 struct PlotPoint {
   int64_t length = 0;
-  double value = 0;     // mean over seeds (mean protocol) or the chosen run's value
-  double sd = 0;        // sample sd over seeds; NaN with fewer than 2 seeds or the best protocol
-  int64_t seeds = 0;    // runs contributing
-  bool implied = false; // every run was skipped here: exact match 0 by the ladder rule, not measured
+  double value = 0;   // mean over seeds (mean protocol) or the chosen run's value
+  double sd = 0;      // sample sd over seeds; NaN with fewer than 2 seeds or the best protocol
+  int64_t seeds = 0;  // runs contributing
+  // Every run was skipped here: exact match 0 by the ladder rule, not measured.
+  bool implied = false;
 };
 
 struct PlotSeries {
   std::string normalizer, pos_encoding;
-  std::string lr;      // the run's lr as SQLite prints it; empty for the best protocol
-  std::string label;   // "normalizer / pos" plus " / lr X" when the figure has several lrs
+  std::string lr;     // the run's lr as SQLite prints it; empty for the best protocol
+  std::string label;  // "normalizer / pos" plus " / lr X" when the figure has several lrs
   std::vector<PlotPoint> points;  // ascending length
 };
 

@@ -1,7 +1,6 @@
 // `lengthbench plot`: the series extracted from a small database, the SVG's structure, its axis
 // transform (log2 x), legend, byte-stable output, and the one-line errors with exit code 2.
 #include <doctest/doctest.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,8 +30,8 @@ struct Eval {
 // One finished run of task copy (training length 64, selected on validation 512) with its test
 // evaluations; every evaluated length gets 2 layers x 2 heads of attention statistics whose
 // entropy_norm averages to `entropy` (and support 4 x entropy).
-void add_run(ResultsDb& db, const std::string& key, const std::string& norm, int64_t seed, double lr,
-             double val, const std::vector<Eval>& evals, double entropy) {
+void add_run(ResultsDb& db, const std::string& key, const std::string& norm, int64_t seed,
+             double lr, double val, const std::vector<Eval>& evals, double entropy) {
   RunRecord r;
   r.key = key;
   r.suite = "s";
@@ -81,7 +80,8 @@ void add_run(ResultsDb& db, const std::string& key, const std::string& norm, int
 // is skipped at 512 (after its 0% at 256).
 std::string make_db(const std::string& tag) {
   const std::string path =
-      (fs::temp_directory_path() / ("lb_plot_" + tag + "_" + std::to_string(getpid()) + ".sqlite")).string();
+      (fs::temp_directory_path() / ("lb_plot_" + tag + "_" + std::to_string(getpid()) + ".sqlite"))
+          .string();
   fs::remove(path);
   ResultsDb db(path, ResultsDb::Mode::kReadWrite);
   add_run(db, "a0", "softmax", 0, 1e-3, 0.1,
@@ -138,10 +138,12 @@ std::string xml_problem(const std::string& s) {
     const size_t end = s.find('>', i);
     if (end == std::string::npos) return "unterminated tag at " + std::to_string(i);
     const std::string tag = s.substr(i + 1, end - i - 1);
-    if (std::count(tag.begin(), tag.end(), '"') % 2 != 0) return "unbalanced quotes in <" + tag + ">";
+    if (std::count(tag.begin(), tag.end(), '"') % 2 != 0)
+      return "unbalanced quotes in <" + tag + ">";
     if (tag.find('<') != std::string::npos) return "'<' inside <" + tag + ">";
     if (!tag.empty() && tag[0] == '/') {
-      if (stack.empty() || stack.back() != tag.substr(1)) return "mismatched </" + tag.substr(1) + ">";
+      if (stack.empty() || stack.back() != tag.substr(1))
+        return "mismatched </" + tag.substr(1) + ">";
       stack.pop_back();
     } else {
       const std::string name = tag.substr(0, tag.find_first_of(" /"));
@@ -172,7 +174,8 @@ std::string attr(const std::string& tag, const std::string& name) {
 }
 
 // The text between each `open` tag prefix and the next `close`.
-std::vector<std::string> blocks(const std::string& s, const std::string& open, const std::string& close) {
+std::vector<std::string> blocks(const std::string& s, const std::string& open,
+                                const std::string& close) {
   std::vector<std::string> out;
   for (size_t i = s.find(open); i != std::string::npos; i = s.find(open, i + 1)) {
     out.push_back(s.substr(i, s.find(close, i) - i));
@@ -197,8 +200,9 @@ const PlotSeries& series_named(const PlotFigure& f, const std::string& normalize
 // The exit code of `lengthbench ARGS`, its stderr in *err.
 int run_lengthbench(const std::string& args, std::string* err) {
   const fs::path log = fs::temp_directory_path() / ("lb_plot_err_" + std::to_string(getpid()));
-  const int status = std::system((std::string("'") + LB_BINARY + "' " + args + " >/dev/null 2>'" +
-                                  log.string() + "'").c_str());
+  const int status = std::system(
+      (std::string("'") + LB_BINARY + "' " + args + " >/dev/null 2>'" + log.string() + "'")
+          .c_str());
   *err = read_file(log);
   fs::remove(log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -406,19 +410,25 @@ TEST_CASE("plot: bad input is one line naming the value and the accepted ones, e
     CHECK(e.find("tasks copy") != std::string::npos);
     o.task = "";
     o.split = "val";
-    CHECK(error_of([&] { plot_figures(db, o); }).find("splits test, validation") != std::string::npos);
+    CHECK(error_of([&] { plot_figures(db, o); }).find("splits test, validation") !=
+          std::string::npos);
   }
   std::string err;
-  CHECK(run_lengthbench("plot '" + path + "' --out '" + dir.string() + "' --metric accuracy", &err) == 2);
-  CHECK(err == "lengthbench: error: --metric 'accuracy' is not one of: exact_match, token_accuracy, "
-               "entropy_norm, support, relevant_mass, max_weight\n");
-  CHECK(run_lengthbench("plot '" + path + "' --out '" + dir.string() + "' --protocol median", &err) == 2);
+  CHECK(run_lengthbench("plot '" + path + "' --out '" + dir.string() + "' --metric accuracy",
+                        &err) == 2);
+  CHECK(err ==
+        "lengthbench: error: --metric 'accuracy' is not one of: exact_match, token_accuracy, "
+        "entropy_norm, support, relevant_mass, max_weight\n");
+  CHECK(run_lengthbench("plot '" + path + "' --out '" + dir.string() + "' --protocol median",
+                        &err) == 2);
   CHECK(err.find("'median' is not one of: mean, best") != std::string::npos);
-  CHECK(run_lengthbench("plot '" + path + "' --out '" + dir.string() + "' --format png", &err) == 2);
+  CHECK(run_lengthbench("plot '" + path + "' --out '" + dir.string() + "' --format png", &err) ==
+        2);
   CHECK(err.find("--format") != std::string::npos);
   CHECK(run_lengthbench("plot /nonexistent/r.sqlite --out '" + dir.string() + "'", &err) == 2);
   CHECK(err.find("'/nonexistent/r.sqlite' does not exist") != std::string::npos);
-  CHECK(run_lengthbench("plot '" + path + "' --out '" + dir.string() + "' --suite nope", &err) == 2);
+  CHECK(run_lengthbench("plot '" + path + "' --out '" + dir.string() + "' --suite nope", &err) ==
+        2);
   CHECK(err.find("suite 'nope'") != std::string::npos);
   CHECK(std::count(err.begin(), err.end(), '\n') == 1);
   CHECK_FALSE(fs::exists(dir));  // nothing written on bad input

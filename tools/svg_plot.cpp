@@ -36,10 +36,10 @@ struct StyleEntry {
 
 // The fixed style table, one row per normalizer of models/kernels/normalizer_registry.cpp.
 constexpr StyleEntry kStyles[] = {
-    {"softmax", "#1f77b4", "circle"},      {"ssmax", "#ff7f0e", "square"},
-    {"entmax", "#2ca02c", "triangle"},     {"sparsemax", "#d62728", "diamond"},
+    {"softmax", "#1f77b4", "circle"},         {"ssmax", "#ff7f0e", "square"},
+    {"entmax", "#2ca02c", "triangle"},        {"sparsemax", "#d62728", "diamond"},
     {"asentmax", "#9467bd", "triangle-down"}, {"topk", "#8c564b", "cross"},
-    {"stickbreaking", "#e377c2", "plus"},  {"adaptive_temperature", "#7f7f7f", "star"},
+    {"stickbreaking", "#e377c2", "plus"},     {"adaptive_temperature", "#7f7f7f", "star"},
 };
 constexpr const char* kFallbackColours[] = {"#17becf", "#bcbd22", "#393b79", "#637939"};
 
@@ -60,12 +60,23 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -134,9 +145,8 @@ std::vector<double> nice_ticks(double hi) {
 
 std::string tick_text(double v, double step) {
   int decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
-  if (std::fabs(step / std::pow(10.0, -decimals) - std::round(step / std::pow(10.0, -decimals))) > 1e-6) {
-    ++decimals;  // 2.5 x 10^k
-  }
+  const double scaled = step * std::pow(10.0, decimals);
+  if (std::fabs(scaled - std::round(scaled)) > 1e-6) ++decimals;  // 2.5 x 10^k
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
@@ -163,7 +173,8 @@ std::string svg_title(const std::filesystem::path& path) {
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<size_t>(in.gcount()));
   const size_t a = head.find("<title>"), b = head.find("</title>");
-  return a == std::string::npos || b == std::string::npos || b < a ? "" : head.substr(a + 7, b - a - 7);
+  return a == std::string::npos || b == std::string::npos || b < a ? ""
+                                                                   : head.substr(a + 7, b - a - 7);
 }
 
 }  // namespace
@@ -224,7 +235,9 @@ std::string plot_file_name(const PlotFigure& f) {
   std::string name = f.suite + "." + f.task + "." + f.split + "." + plot_protocol_name(f.protocol) +
                      "." + plot_metric_name(f.metric);
   for (char& c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '=' && c != '-' && c != '.') c = '_';
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '=' && c != '-' &&
+        c != '.')
+      c = '_';
   }
   return name + ".svg";
 }
@@ -241,8 +254,8 @@ std::string svg_figure(const PlotFigure& fig) {
     << "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
     << "<text x=\"" << num(kLeft) << "\" y=\"24\" font-size=\"15\" font-weight=\"bold\">"
     << xml_escape(figure_title(fig)) << "</text>\n"
-    << "<text x=\"" << num(kLeft) << "\" y=\"43\" fill=\"#444444\">" << xml_escape(figure_subtitle(fig))
-    << "</text>\n";
+    << "<text x=\"" << num(kLeft) << "\" y=\"43\" fill=\"#444444\">"
+    << xml_escape(figure_subtitle(fig)) << "</text>\n";
 
   // Grid, frame, ticks and axis titles.
   std::set<int64_t> lengths;
@@ -313,7 +326,8 @@ std::string svg_figure(const PlotFigure& fig) {
   o << "<g class=\"bands\" stroke=\"none\" fill-opacity=\"0.16\">\n";
   for (size_t i = 0; i < fig.series.size(); ++i) {
     const auto& pts = fig.series[i].points;
-    const bool band = std::any_of(pts.begin(), pts.end(), [](const PlotPoint& p) { return p.sd > 0; });
+    const bool band =
+        std::any_of(pts.begin(), pts.end(), [](const PlotPoint& p) { return p.sd > 0; });
     if (!band) continue;
     any_band = true;
     o << "<polygon fill=\"" << styles[i].colour << "\" points=\"";
@@ -335,7 +349,8 @@ std::string svg_figure(const PlotFigure& fig) {
   for (size_t i = 0; i < fig.series.size(); ++i) {
     const auto& s = fig.series[i];
     const std::string& c = styles[i].colour;
-    o << "<g class=\"series\" stroke=\"" << c << "\">\n<title>" << xml_escape(s.label) << "</title>\n";
+    o << "<g class=\"series\" stroke=\"" << c << "\">\n<title>" << xml_escape(s.label)
+      << "</title>\n";
     if (s.points.size() > 1) {
       o << "<polyline fill=\"none\" stroke-width=\"2\""
         << (dashes[i].empty() ? "" : " stroke-dasharray=\"" + std::string(dashes[i]) + "\"")
@@ -364,10 +379,10 @@ std::string svg_figure(const PlotFigure& fig) {
     o << "<line x1=\"" << num(x) << "\" x2=\"" << num(x + 28) << "\" y1=\"" << num(y) << "\" y2=\""
       << num(y) << "\" stroke=\"" << c << "\" stroke-width=\"2\""
       << (dashes[i].empty() ? "" : " stroke-dasharray=\"" + std::string(dashes[i]) + "\"") << "/>\n"
-      << "<path fill=\"" << c << "\" stroke=\"" << c << "\" stroke-width=\"1.5\" d=\"M" << num(x + 14)
-      << "," << num(y) << marker_path(styles[i].marker) << "\"/>\n"
-      << "<text x=\"" << num(x + 36) << "\" y=\"" << num(y + 4) << "\">" << xml_escape(fig.series[i].label)
-      << "</text>\n";
+      << "<path fill=\"" << c << "\" stroke=\"" << c << "\" stroke-width=\"1.5\" d=\"M"
+      << num(x + 14) << "," << num(y) << marker_path(styles[i].marker) << "\"/>\n"
+      << "<text x=\"" << num(x + 36) << "\" y=\"" << num(y + 4) << "\">"
+      << xml_escape(fig.series[i].label) << "</text>\n";
   }
   std::string notes;
   if (any_band) notes += "band: ± sd over seeds";
@@ -384,12 +399,14 @@ std::string svg_figure(const PlotFigure& fig) {
   return o.str();
 }
 
-std::vector<std::string> write_plot_files(const std::vector<PlotFigure>& figs, const std::string& dir) {
+std::vector<std::string> write_plot_files(const std::vector<PlotFigure>& figs,
+                                          const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  LB_REQUIRE(!ec && fs::is_directory(dir),
-             "--out '" << dir << "' is not a directory that can be created" << (ec ? ": " + ec.message() : ""));
+  LB_REQUIRE(!ec && fs::is_directory(dir), "--out '" << dir
+                                                     << "' is not a directory that can be created"
+                                                     << (ec ? ": " + ec.message() : ""));
   std::vector<std::string> written;
   for (const auto& f : figs) {
     const fs::path path = fs::path(dir) / plot_file_name(f);
@@ -407,7 +424,8 @@ std::vector<std::string> write_plot_files(const std::vector<PlotFigure>& figs, c
   std::string index =
       "# Figures\n\nMade by `lengthbench plot` from a results database; one per suite × task × "
       "split × protocol × metric. Rerunning the command rewrites them.\n\n";
-  for (const auto& n : names) index += "- [" + n + "](" + n + "): " + svg_title(fs::path(dir) / n) + "\n";
+  for (const auto& n : names)
+    index += "- [" + n + "](" + n + "): " + svg_title(fs::path(dir) / n) + "\n";
   const fs::path index_path = fs::path(dir) / "index.md";
   write_atomically(index_path, index);
   written.push_back(index_path.string());

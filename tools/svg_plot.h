@@ -51,6 +51,7 @@ std::string plot_file_name(const PlotFigure& fig);
 // Writes each figure to dir (created if missing), then dir/index.md listing every .svg in dir
 // with its title; each file is written to a temporary name and renamed. Returns the paths
 // written, index last. A directory that cannot be created or written is a UsageError.
-std::vector<std::string> write_plot_files(const std::vector<PlotFigure>& figs, const std::string& dir);
+std::vector<std::string> write_plot_files(const std::vector<PlotFigure>& figs,
+                                          const std::string& dir);
 
 }  // namespace lb
