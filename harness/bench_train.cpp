@@ -6,12 +6,11 @@
 // biases no configuration.
 #include <algorithm>
 #include <chrono>
-#include <memory>
 #include <cstdio>
 #include <iostream>
-#include <sstream>
-
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "harness/bench.h"
 #include "harness/check.h"
@@ -32,7 +31,8 @@ double matmul_peak(int64_t n) {
   for (int i = 0; i < 5; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     matmul(false, false, 1, n, n, n, a.data(), b.data(), c.data(), false);
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return 2.0 * n * n * n / best;
 }
@@ -42,7 +42,8 @@ double matmul_peak(int64_t n) {
 nlohmann::json run_peer(const std::string& python, const std::string& script, const ModelConfig& m,
                         const TrainConfig& t, int threads, int64_t steps, int64_t warm) {
   std::ostringstream cmd;
-  cmd << "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} '"
+  cmd << "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/"
+         "openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} '"
       << python << "' '" << script << "' train --threads " << threads << " --layers " << m.layers
       << " --hidden " << m.hidden << " --heads " << m.heads << " --head-dim " << m.head_dim
       << " --ffn " << m.ffn << " --batch " << t.batch << " --steps " << steps << " --warmup "
@@ -91,20 +92,23 @@ struct BenchRow {
 
 int bench_train(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()
-      ("task", po::value<std::string>()->default_value("copy"), "task")
-      ("config", po::value<std::string>(), "JSON config (model sizes, batch); default: the task's preset")
-      ("attention", po::value<std::string>()->default_value("softmax,asentmax"), "normalizers, comma-separated")
-      ("precision", po::value<std::string>()->default_value("fp32"), "matmul precisions, comma-separated: fp32, bf16")
-      ("steps", po::value<int64_t>()->default_value(5), "timed steps per configuration and round")
-      ("warmup-steps", po::value<int64_t>()->default_value(2), "untimed steps first")
-      ("rounds", po::value<int64_t>()->default_value(3), "rounds; each runs every configuration in turn (medians and paired ratios over rounds)")
-      ("batch", po::value<int64_t>(), "samples per batch (default 128)")
-      ("bf16", "same as --precision bf16")
-      ("threads", po::value<int>()->default_value(2), "threads")
-      ("peer", po::value<std::string>(), "also run this PyTorch peer script (../shared/peers/torch_gemma.py) after each of ours, same sizes, and report the ratio")
-      ("python", po::value<std::string>()->default_value("/usr/bin/python3"), "interpreter for --peer")
-      ("json", "one JSON object instead of a table");
+  opts.add_options()("task", po::value<std::string>()->default_value("copy"), "task")(
+      "config", po::value<std::string>(),
+      "JSON config (model sizes, batch); default: the task's preset")(
+      "attention", po::value<std::string>()->default_value("softmax,asentmax"),
+      "normalizers, comma-separated")("precision", po::value<std::string>()->default_value("fp32"),
+                                      "matmul precisions, comma-separated: fp32, bf16")(
+      "steps", po::value<int64_t>()->default_value(5), "timed steps per configuration and round")(
+      "warmup-steps", po::value<int64_t>()->default_value(2), "untimed steps first")(
+      "rounds", po::value<int64_t>()->default_value(3),
+      "rounds; each runs every configuration in turn (medians and paired ratios over rounds)")(
+      "batch", po::value<int64_t>(), "samples per batch (default 128)")(
+      "bf16", "same as --precision bf16")("threads", po::value<int>()->default_value(2), "threads")(
+      "peer", po::value<std::string>(),
+      "also run this PyTorch peer script (../shared/peers/torch_gemma.py) after each of ours, same "
+      "sizes, and report the ratio")(
+      "python", po::value<std::string>()->default_value("/usr/bin/python3"),
+      "interpreter for --peer")("json", "one JSON object instead of a table");
   po::variables_map vm;
   if (!parse_command_line(argc, argv, "bench train [options]", opts, {}, vm)) return 0;
   set_num_threads(vm["threads"].as<int>());
@@ -130,7 +134,8 @@ int bench_train(int argc, char** argv) {
 
   std::vector<bool> precisions;  // bf16 or not
   {
-    std::stringstream list(vm.count("bf16") ? std::string("bf16") : vm["precision"].as<std::string>());
+    std::stringstream list(vm.count("bf16") ? std::string("bf16")
+                                            : vm["precision"].as<std::string>());
     for (std::string p; std::getline(list, p, ',');) {
       LB_REQUIRE(p == "fp32" || p == "bf16", "--precision '" << p << "': accepted fp32, bf16");
       precisions.push_back(p == "bf16");
@@ -179,15 +184,15 @@ int bench_train(int argc, char** argv) {
       r.mean_len = static_cast<double>(tokens) / (steps * r.train.batch);
       r.tok_s.push_back(tokens / seconds);
       r.step_s.push_back(seconds / steps);
-      r.model_flops_s.push_back(
-          model_train_flops_per_token(r.trainer->model_config(), r.mean_len) * tokens / seconds);
+      r.model_flops_s.push_back(model_train_flops_per_token(r.trainer->model_config(), r.mean_len) *
+                                tokens / seconds);
       r.vs_first.push_back(r.step_s.back() / rows.front().step_s.back());
       if (vm.count("peer")) {
         nlohmann::json peer =
             run_peer(vm["python"].as<std::string>(), vm["peer"].as<std::string>(),
                      r.trainer->model_config(), r.train, num_threads(), steps, warm);
-        LB_REQUIRE(!peer.is_null(), "--peer '" << vm["peer"].as<std::string>()
-                                               << "' did not print a JSON result");
+        LB_REQUIRE(!peer.is_null(),
+                   "--peer '" << vm["peer"].as<std::string>() << "' did not print a JSON result");
         r.peer_tok_s.push_back(peer["tokens_per_s"].get<double>());
         r.peer_ratio.push_back(r.tok_s.back() / r.peer_tok_s.back());
       }
@@ -229,13 +234,15 @@ int bench_train(int argc, char** argv) {
     std::cout << out.dump() << "\n";
     return 0;
   }
-  std::printf("bench train: %s, batch %lld, %d threads, median of %lld rounds x %lld steps; "
-              "oneDNN 2048^3 matmul: fp32 %.1f GFLOP/s",
-              train.task.c_str(), static_cast<long long>(train.batch), num_threads(),
-              static_cast<long long>(rounds), static_cast<long long>(steps), peak / 1e9);
+  std::printf(
+      "bench train: %s, batch %lld, %d threads, median of %lld rounds x %lld steps; "
+      "oneDNN 2048^3 matmul: fp32 %.1f GFLOP/s",
+      train.task.c_str(), static_cast<long long>(train.batch), num_threads(),
+      static_cast<long long>(rounds), static_cast<long long>(steps), peak / 1e9);
   if (any_bf16) std::printf(", bf16 %.1f GFLOP/s", peak_bf16 / 1e9);
-  std::printf("\nMFU: model FLOP/s over the fp32 rate. vs first: step time over the first row's, "
-              "paired within each round. ratio: ours over the peer's tokens/s, paired.\n");
+  std::printf(
+      "\nMFU: model FLOP/s over the fp32 rate. vs first: step time over the first row's, "
+      "paired within each round. ratio: ours over the peer's tokens/s, paired.\n");
   std::printf("%-12s %-6s %-5s %10s %8s %8s %10s %6s %14s %7s\n", "attention", "pos", "prec",
               "tokens/s", "step s", "vs first", "GFLOP/s", "MFU", "peer tokens/s", "ratio");
   for (const auto& r : out["runs"]) {

@@ -37,13 +37,15 @@ int cmd_run(int argc, char** argv) {
       ("shard", po::value(&shard), "i/n: only shard i of n (each shard writes its own database)")
       ("threads", po::value(&threads), "threads per run (default: all cores)")
       ("checkpoints", po::value(&checkpoints), "checkpoint directory (default: DB path + .checkpoints)")
-      ("dry-run", "list the runs and their estimated cost; train nothing");
+      ("dry-run", "list the runs and their estimated cost; train nothing")
+      ("force", "rerun the selected runs from step 0 even if done (their previous rows and "
+                "checkpoints are deleted first); use with --filter");
   po::positional_options_description pos;
   pos.add("suite", 1);
   po::variables_map vm;
   if (!parse_command_line(argc, argv,
                           "run SUITE.json --db RESULTS.sqlite [--filter REGEX] [--dry-run] "
-                          "[--shard i/n] [--threads N]",
+                          "[--shard i/n] [--threads N] [--force]",
                           opts, pos, vm)) {
     return 0;
   }
@@ -78,6 +80,7 @@ int cmd_run(int argc, char** argv) {
   ro.threads = threads;
   ro.checkpoint_root = checkpoints.empty() ? db_path + ".checkpoints" : checkpoints;
   ro.progress_bar = isatty(STDERR_FILENO);
+  ro.force = vm.count("force") > 0;
   install_stop_handlers();
   const SuiteTotals t = run_suite(runs, db, ro, std::cerr);
   std::cout << suite.name << ": " << t.done << " done, " << t.skipped << " already done, "

@@ -114,17 +114,25 @@ RunRecord record_of(const RunSpec& r) {
 }  // namespace
 
 RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts, std::ostream& log) {
+  const fs::path dir = fs::path(opts.checkpoint_root) / run.key;
+  if (opts.force) {
+    // Checkpoints go first, so a rerun stopped midway can never resume from the old weights; the
+    // rows then go in one transaction.
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    LB_REQUIRE(!ec, "--force: cannot remove " << dir.string() << ": " << ec.message());
+    if (db.delete_run(run.key)) log << run.key << ": --force: previous results deleted\n";
+  }
   const RunStatus status = db.run_status(run.key);
   if (status == RunStatus::kDone) {
     const auto hash = db.run_config_hash(run.key);
     LB_REQUIRE(hash && *hash == run.config_hash,
                "run " << run.key << " is done in " << db.path() << " with config hash "
                       << hash.value_or("?") << " but the suite now gives " << run.config_hash
-                      << "; use a new database or suite name");
+                      << "; use a new database or suite name, or --force to rerun it");
     return RunOutcome::kSkipped;
   }
   db.begin_run(record_of(run), Provenance::current(opts.threads));
-  const fs::path dir = fs::path(opts.checkpoint_root) / run.key;
   try {
     Trainer trainer(run.model, run.train);
     const fs::path resume = existing_checkpoint(dir / "last");

@@ -15,6 +15,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include "harness/check.h"
 #include "harness/run.h"
 #include "models/dnnl_util.h"
 
@@ -108,6 +109,56 @@ TEST_CASE("run: the smoke suite completes into the database, and a second pass s
     CHECK(t.done == 0);
   }
   CHECK(fs::exists(dir / "ckpt" / suite.runs[0].key / "best" / "model.safetensors"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run: --force reruns the selected runs from scratch; a changed config needs it") {
+  set_num_threads(1);
+  const fs::path dir = temp_dir("force");
+  const fs::path suite_file = dir / "t.json";
+  std::ofstream(suite_file) << tiny_suite().dump();
+  Suite suite = load_suite(suite_file.string());
+  RunnerOptions opts;
+  opts.checkpoint_root = (dir / "ckpt").string();
+  std::ostringstream log;
+  const std::string db_path = (dir / "r.sqlite").string();
+  ResultsDb db(db_path, ResultsDb::Mode::kReadWrite);
+  REQUIRE(run_suite(suite.runs, db, opts, log).done == 2);
+  const std::string before = dump_results(db_path);
+  auto started = [&](const std::string& key) {
+    SQLite::Statement q(db.sql(), "SELECT started_at || '/' || attempts FROM runs WHERE key = ?");
+    q.bind(1, key);
+    REQUIRE(q.executeStep());
+    return q.getColumn(0).getString();
+  };
+  const std::string other_started = started(suite.runs[1].key);
+  // A marker row that only the forced run would lose.
+  db.sql().exec("UPDATE runs SET error = 'marker' WHERE key = '" + suite.runs[0].key + "'");
+
+  opts.force = true;
+  const std::vector<RunSpec> first = {suite.runs[0]};
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // started_at has 1 s resolution
+  SuiteTotals t = run_suite(first, db, opts, log);
+  CHECK(t.done == 1);
+  CHECK(t.skipped == 0);
+  CHECK(dump_results(db_path) == before);  // same seed, same threads: the same numbers again
+  CHECK(started(suite.runs[1].key) == other_started);  // untouched
+  CHECK(db.sql().execAndGet("SELECT count(*) FROM runs WHERE error = 'marker'").getInt64() == 0);
+  CHECK(db.sql().execAndGet("SELECT count(*) FROM runs WHERE status = 'done'").getInt64() == 2);
+
+  // A changed config: refused without --force, rerun with it (the new hash stored).
+  json changed = tiny_suite();
+  changed["train"]["steps"] = 16;
+  std::ofstream(suite_file) << changed.dump();
+  suite = load_suite(suite_file.string());
+  opts.force = false;
+  CHECK_THROWS_WITH_AS(run_suite({suite.runs[0]}, db, opts, log),
+                       doctest::Contains("--force to rerun it"), UsageError);
+  opts.force = true;
+  CHECK(run_suite({suite.runs[0]}, db, opts, log).done == 1);
+  CHECK(db.run_config_hash(suite.runs[0].key) == suite.runs[0].config_hash);
+  CHECK(db.sql().execAndGet("SELECT max(step) FROM train_metrics WHERE run_key = '" +
+                            suite.runs[0].key + "'").getInt64() == 16);
   fs::remove_all(dir);
 }
 

@@ -1,5 +1,7 @@
 #include "models/dnnl_util.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -8,8 +10,6 @@
 #include <tuple>
 #include <unordered_map>
 #include <vector>
-
-#include <omp.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -60,7 +60,9 @@ struct MatmulEntry {
 struct EltKey {
   bool backward;
   int64_t n;
-  bool operator<(const EltKey& o) const { return std::tie(backward, n) < std::tie(o.backward, o.n); }
+  bool operator<(const EltKey& o) const {
+    return std::tie(backward, n) < std::tie(o.backward, o.n);
+  }
 };
 
 std::map<MatmulKey, MatmulEntry> g_matmuls;
@@ -73,9 +75,9 @@ constexpr int64_t kRt = DNNL_RUNTIME_DIM_VAL;
 dnnl::memory::desc md3(int64_t batch, int64_t rows, int64_t cols, bool trans, dt type,
                        bool runtime) {
   if (runtime) {
-    return dnnl::memory::desc({kRt, kRt, kRt}, type,
-                              trans ? dnnl::memory::dims{kRt, 1, kRt}
-                                    : dnnl::memory::dims{kRt, kRt, 1});
+    return dnnl::memory::desc(
+        {kRt, kRt, kRt}, type,
+        trans ? dnnl::memory::dims{kRt, 1, kRt} : dnnl::memory::dims{kRt, kRt, 1});
   }
   return dnnl::memory::desc({batch, rows, cols}, type, trans ? tag::acb : tag::abc);
 }
@@ -118,9 +120,8 @@ namespace {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // vcvtne2ps2bf16: 32 values per instruction, round to nearest even as the twin does.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void fp32_to_bf16_avx512(const float* x,
-                                                                               int64_t n,
-                                                                               uint16_t* out) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void fp32_to_bf16_avx512(
+    const float* x, int64_t n, uint16_t* out) {
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
@@ -137,9 +138,7 @@ bool has_avx512_bf16() {
   static const bool yes = __builtin_cpu_supports("avx512bf16") != 0;
   return yes;
 }
-#else
-void fp32_to_bf16_avx512(const float*, int64_t, uint16_t*) {}
-bool has_avx512_bf16() { return false; }
+#define LB_HAVE_BF16_KERNEL 1
 #endif
 
 }  // namespace
@@ -148,15 +147,21 @@ void fp32_to_bf16(const float* x, int64_t n, uint16_t* out) {
   // Chunks of 16 Ki values over the threads (outside parallel regions); memory-bound.
   constexpr int64_t kChunk = 1 << 14;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
+#ifdef LB_HAVE_BF16_KERNEL
   const bool fast = has_avx512_bf16();
+#else
+  [[maybe_unused]] const bool fast = false;
+#endif
 #pragma omp parallel for schedule(static) if (chunks > 1 && !omp_in_parallel())
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t lo = c * kChunk, len = std::min(kChunk, n - lo);
+#ifdef LB_HAVE_BF16_KERNEL
     if (fast) {
       fp32_to_bf16_avx512(x + lo, len, out + lo);
-    } else {
-      fp32_to_bf16_ref(x + lo, len, out + lo);
+      continue;
     }
+#endif
+    fp32_to_bf16_ref(x + lo, len, out + lo);
   }
 }
 
@@ -191,9 +196,8 @@ void execute_matmul(const MatmulKey& key, bool runtime, bool trans_a, bool trans
       {DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
   if (e->scratchpad_bytes > 0) {
     if (scratchpad.size() < e->scratchpad_bytes) scratchpad.resize(e->scratchpad_bytes);
-    args[DNNL_ARG_SCRATCHPAD] =
-        dnnl::memory({{static_cast<int64_t>(e->scratchpad_bytes)}, dt::u8, tag::a}, eng,
-                     scratchpad.data());
+    args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(
+        {{static_cast<int64_t>(e->scratchpad_bytes)}, dt::u8, tag::a}, eng, scratchpad.data());
   }
   e->prim.execute(stream, args);
   stream.wait();
@@ -343,8 +347,7 @@ void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
     dnnl::memory src(md, eng, const_cast<float*>(x + off)),
         ddst(md, eng, const_cast<float*>(dy + off)), dsrc(md, eng, dx + off);
     gelu_primitive(true, len).execute(
-        dnnl_stream(),
-        {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
+        dnnl_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
   });
   dnnl_stream().wait();
 }

@@ -344,6 +344,24 @@ void ResultsDb::finish_run(const std::string& key, RunStatus status, const std::
   });
 }
 
+bool ResultsDb::delete_run(const std::string& key) {
+  return guarded(path_, 0, [&] {
+    SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    // Explicit deletes, child tables first (the ON DELETE CASCADE clauses would do it too, but
+    // only with foreign keys on, which a database opened elsewhere may not have).
+    for (const char* table : {"attn_stats", "evals", "checkpoints", "train_metrics"}) {
+      SQLite::Statement d(*db_, std::string("DELETE FROM ") + table + " WHERE run_key = ?");
+      d.bind(1, key);
+      d.exec();
+    }
+    SQLite::Statement d(*db_, "DELETE FROM runs WHERE key = ?");
+    d.bind(1, key);
+    const bool existed = d.exec() == 1;
+    t.commit();
+    return existed;
+  });
+}
+
 std::vector<ResultsDb::RunSummary> ResultsDb::runs() const {
   return guarded(path_, 0, [&] {
     std::vector<RunSummary> out;

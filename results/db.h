@@ -93,6 +93,9 @@ class ResultsDb {
   // One evaluation length and its attention statistics, in one transaction.
   void add_eval(const std::string& key, const EvalRow& eval, const std::vector<AttnRow>& attn);
   void finish_run(const std::string& key, RunStatus status, const std::string& error = "");
+  // Removes a run and every row that refers to it (metrics, checkpoints, evaluations, attention
+  // statistics) in one transaction; returns whether it existed. For `run --force`.
+  bool delete_run(const std::string& key);
 
   // Counts of runs by status, and the runs themselves (key, status, error).
   struct RunSummary {
