@@ -23,18 +23,6 @@ namespace lb {
 
 namespace {
 
-// Weights of DIR/model.safetensors into `model` (every parameter, same shapes).
-void load_weights(const std::string& dir, Transformer& model) {
-  const StFile f = read_safetensors(dir + "/model.safetensors");
-  for (Param& p : model.params()) {
-    auto it = f.tensors.find(p.name);
-    LB_REQUIRE(it != f.tensors.end(), "checkpoint '" << dir << "' lacks tensor '" << p.name << "'");
-    LB_REQUIRE(it->second.shape == p.shape,
-               "checkpoint '" << dir << "' tensor '" << p.name << "' has a different shape");
-    p.value = it->second.data;
-  }
-}
-
 void print_bar(int64_t length, int64_t done, int64_t total) {
   const int width = 30;
   const int fill = static_cast<int>(width * done / std::max<int64_t>(1, total));
@@ -90,7 +78,7 @@ int cmd_eval(int argc, char** argv) {
   LB_REQUIRE(mc.vocab_size > 0 && mc.num_labels > 0,
              "checkpoint '" << dir << "' config has no vocab_size/num_labels");
   Transformer model(mc);
-  load_weights(dir, model);
+  Trainer::read_checkpoint_weights(dir, model);
 
   EvalOptions opt;
   if (vm.count("lengths")) {

@@ -21,18 +21,6 @@ namespace lb {
 
 namespace {
 
-// Weights of DIR/model.safetensors into `model` (every parameter, same shapes).
-void load_model_weights(const std::string& dir, Transformer& model) {
-  const StFile f = read_safetensors(dir + "/model.safetensors");
-  for (Param& p : model.params()) {
-    auto it = f.tensors.find(p.name);
-    LB_REQUIRE(it != f.tensors.end(), "checkpoint '" << dir << "' lacks tensor '" << p.name << "'");
-    LB_REQUIRE(it->second.shape == p.shape,
-               "checkpoint '" << dir << "' tensor '" << p.name << "' has a different shape");
-    p.value = it->second.data;
-  }
-}
-
 // "3 17 0 5" into ids; every item an integer in [0, vocab).
 std::vector<int32_t> parse_tokens(const std::string& text, int64_t vocab) {
   std::istringstream in(text);
@@ -88,7 +76,7 @@ int cmd_logits(int argc, char** argv) {
   const std::vector<int32_t> ids = parse_tokens(vm["tokens"].as<std::string>(), mc.vocab_size);
   const int64_t T = static_cast<int64_t>(ids.size());
   Transformer model(mc);
-  load_model_weights(dir, model);
+  Trainer::read_checkpoint_weights(dir, model);
 
   const int64_t Vo = mc.num_labels;
   std::vector<float> logits;

@@ -111,6 +111,17 @@ void Trainer::read_checkpoint_config(const std::string& dir, ModelConfig& model,
   load_config_file(dir + "/config.json", model, train);
 }
 
+void Trainer::read_checkpoint_weights(const std::string& dir, Transformer& model) {
+  const StFile f = read_safetensors(dir + "/model.safetensors");
+  for (Param& p : model.params()) {
+    auto it = f.tensors.find(p.name);
+    LB_REQUIRE(it != f.tensors.end(), "checkpoint '" << dir << "' lacks tensor '" << p.name << "'");
+    LB_REQUIRE(it->second.shape == p.shape,
+               "checkpoint '" << dir << "' tensor '" << p.name << "' has a different shape");
+    p.value = it->second.data;
+  }
+}
+
 void Trainer::load(const std::string& dir) {
   const StFile w = read_safetensors(dir + "/model.safetensors");
   const StFile o = read_safetensors(dir + "/optimizer.safetensors");

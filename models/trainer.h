@@ -45,6 +45,9 @@ class Trainer {
   // Configs stored in DIR/config.json (UsageError when missing or malformed).
   static void read_checkpoint_config(const std::string& dir, ModelConfig& model,
                                      TrainConfig& train);
+  // The weights alone, DIR/model.safetensors, into a model built from that config (every
+  // parameter present with its shape, else UsageError naming it). For evaluation and inspection.
+  static void read_checkpoint_weights(const std::string& dir, Transformer& model);
 
   Transformer& model() { return model_; }
   const ModelConfig& model_config() const { return model_.config(); }
