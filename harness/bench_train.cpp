@@ -129,6 +129,22 @@ int bench_train(int argc, char** argv) {
   LB_REQUIRE(steps >= 1, "--steps " << steps << " must be >= 1");
   LB_REQUIRE(warm >= 0, "--warmup-steps " << warm << " must be >= 0");
   LB_REQUIRE(rounds >= 1, "--rounds " << rounds << " must be >= 1");
+  if (vm.count("peer")) {
+    // The peer generates its own copy batches (lengths 32–64, 32 data ids), like our defaults.
+    const bool copy_defaults =
+        train.task == "copy" &&
+        std::all_of(train.task_params.begin(), train.task_params.end(), [](const auto& kv) {
+          return (kv.first == "seq_len" && kv.second == "48") ||
+                 (kv.first == "vary_len" && kv.second == "16") ||
+                 (kv.first == "vocab" && kv.second == "32");
+        });
+    std::string given = "task '" + train.task + "'";
+    for (const auto& [k, v] : train.task_params) given += " " + k + "=" + v;
+    LB_REQUIRE(copy_defaults,
+               "--peer compares on the peer's copy batches (lengths 32-64, 32 data "
+               "ids): use --task copy with its default parameters, not "
+                   << given);
+  }
   train.steps = warm + rounds * steps;
   train.warmup = 1;
 

@@ -1,0 +1,68 @@
+// `lengthbench bench train` through the real binary: the interleaved rounds' JSON (every
+// configuration, a measurement per round, ratios paired to the first row) and its one-line errors.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace {
+
+// Exit status and combined stdout+stderr of `lengthbench ARGS`.
+int run_lengthbench(const std::string& args, std::string* out) {
+  FILE* f = popen((std::string(LB_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  REQUIRE(f != nullptr);
+  std::array<char, 4096> buf;
+  out->clear();
+  while (std::fgets(buf.data(), buf.size(), f)) *out += buf.data();
+  const int status = pclose(f);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("bench train: rounds x configurations in the JSON, ratios paired to the first row") {
+  const auto cfg = std::filesystem::temp_directory_path() / "lb_bench_test_tiny.json";
+  std::ofstream(cfg) << R"({"model": {"preset": "tiny"},
+                           "train": {"task": "copy", "task_params": {"seq_len": "8", "vary_len": "2"}}})";
+  std::string out;
+  REQUIRE(run_lengthbench("bench train --config " + cfg.string() +
+                              " --batch 4 --rounds 2 --steps 1 --warmup-steps 0 --threads 1"
+                              " --attention softmax,entmax --precision fp32,bf16 --json",
+                          &out) == 0);
+  const auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  CHECK(j["rounds"] == 2);
+  CHECK(j["matmul_peak_gflops"].get<double>() > 0);
+  CHECK(j["matmul_peak_bf16_gflops"].get<double>() > 0);
+  REQUIRE(j["runs"].size() == 4);
+  const char* expect[4][2] = {
+      {"softmax", "fp32"}, {"softmax", "bf16"}, {"entmax", "fp32"}, {"entmax", "bf16"}};
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& r = j["runs"][i];
+    CAPTURE(i);
+    CHECK(r["attention"] == expect[i][0]);
+    CHECK(r["precision"] == expect[i][1]);
+    CHECK(r["tokens_per_s_rounds"].size() == 2);
+    CHECK(r["tokens_per_s"].get<double>() > 0);
+    CHECK(r["mfu"].get<double>() > 0);
+    CHECK(r["peer"].is_null());
+    CHECK(r.contains("mfu_bf16_peak") == (i % 2 == 1));
+  }
+  CHECK(j["runs"][0]["step_vs_first"].get<double>() == 1.0);
+  std::filesystem::remove(cfg);
+}
+
+TEST_CASE("bench train: bad input is one line naming the value, exit code 2") {
+  std::string out;
+  CHECK(run_lengthbench("bench train --precision fp16", &out) == 2);
+  CHECK(out == "lengthbench: error: --precision 'fp16': accepted fp32, bf16\n");
+  CHECK(run_lengthbench("bench train --rounds 0", &out) == 2);
+  CHECK(out == "lengthbench: error: --rounds 0 must be >= 1\n");
+  CHECK(run_lengthbench("bench train --task sort --peer peer.py", &out) == 2);
+  CHECK(out.find("--peer compares on the peer's copy batches") != std::string::npos);
+  CHECK(out.find("not task 'sort'") != std::string::npos);
+}
