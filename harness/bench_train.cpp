@@ -1,6 +1,6 @@
 // `lengthbench bench train`: training throughput of the decoder (real tokens/s) and model FLOP
 // utilisation = model FLOPs/s ÷ oneDNN's fp32 matmul rate on a large square product measured in
-// the same run. Default: the copy configuration at batch 128 (lengths 32–64), softmax and
+// the same run (at the start of each round, MFU paired with it). Default: the copy configuration at batch 128 (lengths 32–64), softmax and
 // ASEntmax, both with NAPE. Configurations (normalizer × precision) are interleaved over rounds
 // and reported as medians, with ratios paired within a round, so a shared machine's drifting load
 // biases no configuration.
@@ -84,7 +84,8 @@ struct BenchRow {
   ModelConfig model;
   TrainConfig train;
   std::unique_ptr<Trainer> trainer;
-  std::vector<double> tok_s, step_s, model_flops_s, vs_first, peer_tok_s, peer_ratio;
+  // Per round; mfu / mfu_bf16 divide by the matmul rates measured at the start of that round.
+  std::vector<double> tok_s, step_s, model_flops_s, mfu, mfu_bf16, vs_first, peer_tok_s, peer_ratio;
   double mean_len = 0.0, last_loss = 0.0;
 };
 
@@ -177,17 +178,21 @@ int bench_train(int argc, char** argv) {
   }
 
   // Rounds run every configuration in turn, so load that drifts on a shared machine touches all
-  // of them alike; the peak rates are the best seen over the rounds.
+  // of them alike. Each round starts by measuring the matmul rates its MFU values divide by; the
+  // header reports the best rates seen.
   double peak = 0.0, peak_bf16 = 0.0;
   const bool any_bf16 = std::find(precisions.begin(), precisions.end(), true) != precisions.end();
   for (int64_t round = 0; round < rounds; ++round) {
     set_matmul_bf16(false);
-    peak = std::max(peak, matmul_peak(2048));
+    const double round_peak = matmul_peak(2048);
+    double round_peak_bf16 = 0.0;
     if (any_bf16) {
       set_matmul_bf16(true);
-      peak_bf16 = std::max(peak_bf16, matmul_peak(2048));
+      round_peak_bf16 = matmul_peak(2048);
       set_matmul_bf16(false);
     }
+    peak = std::max(peak, round_peak);
+    peak_bf16 = std::max(peak_bf16, round_peak_bf16);
     for (auto& r : rows) {
       int64_t tokens = 0;
       double seconds = 0.0;
@@ -202,6 +207,8 @@ int bench_train(int argc, char** argv) {
       r.step_s.push_back(seconds / steps);
       r.model_flops_s.push_back(model_train_flops_per_token(r.trainer->model_config(), r.mean_len) *
                                 tokens / seconds);
+      r.mfu.push_back(r.model_flops_s.back() / round_peak);
+      if (r.train.bf16) r.mfu_bf16.push_back(r.model_flops_s.back() / round_peak_bf16);
       r.vs_first.push_back(r.step_s.back() / rows.front().step_s.back());
       if (vm.count("peer")) {
         nlohmann::json peer =
@@ -234,10 +241,11 @@ int bench_train(int argc, char** argv) {
                         {"step_vs_first", median(r.vs_first)},
                         {"mean_length", r.mean_len},
                         {"model_gflops", flops_s / 1e9},
-                        {"mfu", flops_s / peak},
+                        {"mfu", median(r.mfu)},
+                        {"mfu_rounds", r.mfu},
                         {"last_loss", r.last_loss},
                         {"peer", nullptr}};
-    if (r.train.bf16) j["mfu_bf16_peak"] = flops_s / peak_bf16;
+    if (r.train.bf16) j["mfu_bf16_peak"] = median(r.mfu_bf16);
     if (!r.peer_tok_s.empty()) {
       j["peer"] = {{"attn", is_entmax_family(r.model.attention.kind) ? "entmax15" : "softmax"},
                    {"tokens_per_s", median(r.peer_tok_s)},
@@ -257,7 +265,8 @@ int bench_train(int argc, char** argv) {
       static_cast<long long>(rounds), static_cast<long long>(steps), peak / 1e9);
   if (any_bf16) std::printf(", bf16 %.1f GFLOP/s", peak_bf16 / 1e9);
   std::printf(
-      "\nMFU: model FLOP/s over the fp32 rate. vs first: step time over the first row's, "
+      "\nMFU: model FLOP/s over the fp32 rate measured in the same round. vs first: step time over "
+      "the first row's, "
       "paired within each round. ratio: ours over the peer's tokens/s, paired.\n");
   std::printf("%-12s %-6s %-5s %10s %8s %8s %10s %6s %14s %7s\n", "attention", "pos", "prec",
               "tokens/s", "step s", "vs first", "GFLOP/s", "MFU", "peer tokens/s", "ratio");
