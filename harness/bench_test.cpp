@@ -49,7 +49,6 @@ TEST_CASE("bench train: rounds x configurations in the JSON, ratios paired to th
     CHECK(r["tokens_per_s_rounds"].size() == 2);
     CHECK(r["tokens_per_s"].get<double>() > 0);
     CHECK(r["mfu"].get<double>() > 0);
-    CHECK(r["mfu_rounds"].size() == 2);
     CHECK(r["peer"].is_null());
     CHECK(r.contains("mfu_bf16_peak") == (i % 2 == 1));
   }

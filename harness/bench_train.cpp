@@ -1,9 +1,9 @@
 // `lengthbench bench train`: training throughput of the decoder (real tokens/s) and model FLOP
 // utilisation = model FLOPs/s ÷ oneDNN's fp32 matmul rate on a large square product measured in
-// the same run (at the start of each round, MFU paired with it). Default: the copy configuration at batch 128 (lengths 32–64), softmax and
-// ASEntmax, both with NAPE. Configurations (normalizer × precision) are interleaved over rounds
-// and reported as medians, with ratios paired within a round, so a shared machine's drifting load
-// biases no configuration.
+// the same run (at the start of every round; the best is used). Default: the copy configuration at
+// batch 128 (lengths 32–64), softmax and ASEntmax, both with NAPE. Configurations (normalizer ×
+// precision) are interleaved over rounds and reported as medians, with ratios paired within a
+// round, so a shared machine's drifting load biases no configuration.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -84,8 +84,7 @@ struct BenchRow {
   ModelConfig model;
   TrainConfig train;
   std::unique_ptr<Trainer> trainer;
-  // Per round; mfu / mfu_bf16 divide by the matmul rates measured at the start of that round.
-  std::vector<double> tok_s, step_s, model_flops_s, mfu, mfu_bf16, vs_first, peer_tok_s, peer_ratio;
+  std::vector<double> tok_s, step_s, model_flops_s, vs_first, peer_tok_s, peer_ratio;  // per round
   double mean_len = 0.0, last_loss = 0.0;
 };
 
@@ -178,8 +177,8 @@ int bench_train(int argc, char** argv) {
   }
 
   // Rounds run every configuration in turn, so load that drifts on a shared machine touches all
-  // of them alike. Each round starts by measuring the matmul rates its MFU values divide by; the
-  // header reports the best rates seen.
+  // of them alike. Each round starts by measuring the matmul rates; MFU divides by the best rate
+  // seen over the run (a rate measured during a burst of load would inflate a paired MFU).
   double peak = 0.0, peak_bf16 = 0.0;
   const bool any_bf16 = std::find(precisions.begin(), precisions.end(), true) != precisions.end();
   for (int64_t round = 0; round < rounds; ++round) {
@@ -207,8 +206,6 @@ int bench_train(int argc, char** argv) {
       r.step_s.push_back(seconds / steps);
       r.model_flops_s.push_back(model_train_flops_per_token(r.trainer->model_config(), r.mean_len) *
                                 tokens / seconds);
-      r.mfu.push_back(r.model_flops_s.back() / round_peak);
-      if (r.train.bf16) r.mfu_bf16.push_back(r.model_flops_s.back() / round_peak_bf16);
       r.vs_first.push_back(r.step_s.back() / rows.front().step_s.back());
       if (vm.count("peer")) {
         nlohmann::json peer =
@@ -241,11 +238,10 @@ int bench_train(int argc, char** argv) {
                         {"step_vs_first", median(r.vs_first)},
                         {"mean_length", r.mean_len},
                         {"model_gflops", flops_s / 1e9},
-                        {"mfu", median(r.mfu)},
-                        {"mfu_rounds", r.mfu},
+                        {"mfu", flops_s / peak},
                         {"last_loss", r.last_loss},
                         {"peer", nullptr}};
-    if (r.train.bf16) j["mfu_bf16_peak"] = median(r.mfu_bf16);
+    if (r.train.bf16) j["mfu_bf16_peak"] = flops_s / peak_bf16;
     if (!r.peer_tok_s.empty()) {
       j["peer"] = {{"attn", is_entmax_family(r.model.attention.kind) ? "entmax15" : "softmax"},
                    {"tokens_per_s", median(r.peer_tok_s)},
@@ -265,7 +261,7 @@ int bench_train(int argc, char** argv) {
       static_cast<long long>(rounds), static_cast<long long>(steps), peak / 1e9);
   if (any_bf16) std::printf(", bf16 %.1f GFLOP/s", peak_bf16 / 1e9);
   std::printf(
-      "\nMFU: model FLOP/s over the fp32 rate measured in the same round. vs first: step time over "
+      "\nMFU: model FLOP/s over the best fp32 rate of the run. vs first: step time over "
       "the first row's, "
       "paired within each round. ratio: ours over the peer's tokens/s, paired.\n");
   std::printf("%-12s %-6s %-5s %10s %8s %8s %10s %6s %14s %7s\n", "attention", "pos", "prec",
