@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "harness/check.h"
-#include "models/profile.h"
 #include "models/dnnl_util.h"
+#include "models/profile.h"
 
 namespace lb {
 
@@ -39,11 +39,12 @@ void scatter_heads(const float* in, int64_t T, int64_t H, int64_t D, float* x) {
 
 // Per-thread scratch reused across samples and calls (grown, never shrunk).
 struct Scratch {
-  std::vector<float> q, k, v, o, s, ds;
+  std::vector<float> q, k, v, o, s, ds, z;
   void reserve(int64_t H, int64_t T, int64_t D) {
     const size_t hd = static_cast<size_t>(H * T * D), tt = static_cast<size_t>(H * T * T);
     if (q.size() < hd) q.resize(hd), k.resize(hd), v.resize(hd), o.resize(hd);
     if (s.size() < tt) s.resize(tt), ds.resize(tt);
+    if (z.size() < static_cast<size_t>(T)) z.resize(T);
   }
 };
 
@@ -61,6 +62,19 @@ std::vector<int64_t> longest_first(const std::vector<int64_t>& offsets) {
     return offsets[a + 1] - offsets[a] > offsets[b + 1] - offsets[b];
   });
   return order;
+}
+
+// fn(r0, T, prob_offset) for every non-empty sample, in parallel over samples.
+template <typename Fn>
+void for_each_sample(const std::vector<int64_t>& offsets, int64_t H, Fn fn) {
+  const auto prob_off = attention_prob_offsets(offsets, H);
+  const auto order = longest_first(offsets);
+  const int64_t B = static_cast<int64_t>(order.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t n = 0; n < B; ++n) {
+    const int64_t b = order[n], r0 = offsets[b], T = offsets[b + 1] - r0;
+    if (T > 0) fn(r0, T, prob_off[b]);
+  }
 }
 
 void forward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r0, int64_t T,
@@ -106,7 +120,7 @@ void backward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r
   scatter_heads(sc.v.data(), T, H, D, dv + r0 * H * D);
   // S again (cheaper than keeping it): z is rebuilt per row for the normalizer's backward.
   matmul(false, true, H, T, T, D, sc.q.data(), sc.k.data(), sc.s.data(), false);
-  std::vector<float> z(T);
+  float* z = sc.z.data();  // one row's scores
   for (int64_t hi = 0; hi < H * T; ++hi) {
     const int64_t h = hi / T, i = hi % T;
     const float* s = sc.s.data() + hi * T;
@@ -114,7 +128,7 @@ void backward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r
     const float f = scale[(r0 + i) * H + h] * inv_sqrt_d;
     const float m = slopes[h];
     for (int64_t j = 0; j <= i; ++j) z[j] = s[j] * f + m * static_cast<float>(j - i);
-    normalize_backward(spec, z.data(), P + hi * T, dz, i + 1, dz);
+    normalize_backward(spec, z, P + hi * T, dz, i + 1, dz);
     double dsc = 0.0;
     for (int64_t j = 0; j <= i; ++j) {
       dsc += static_cast<double>(dz[j]) * s[j];
@@ -137,33 +151,20 @@ void attention_forward(const NormalizerSpec& spec, AttentionDims dims,
                        const float* v, const float* scale, const float* slopes, float* probs,
                        float* att) {
   ProfileScope prof("attention");
-  const auto prob_off = attention_prob_offsets(offsets, dims.H);
-  const auto order = longest_first(offsets);
-  const int64_t B = static_cast<int64_t>(order.size());
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t n = 0; n < B; ++n) {
-    const int64_t b = order[n], r0 = offsets[b], T = offsets[b + 1] - r0;
-    if (T == 0) continue;
-    forward_sample(spec, dims.H, dims.D, r0, T, q, k, v, scale, slopes, probs + prob_off[b], att);
-  }
+  for_each_sample(offsets, dims.H, [&](int64_t r0, int64_t T, int64_t prob_at) {
+    forward_sample(spec, dims.H, dims.D, r0, T, q, k, v, scale, slopes, probs + prob_at, att);
+  });
 }
 
 void attention_backward(const NormalizerSpec& spec, AttentionDims dims,
                         const std::vector<int64_t>& offsets, const float* q, const float* k,
-                        const float* v, const float* scale, const float* slopes,
-                        const float* probs, const float* datt, float* dq, float* dk, float* dv,
-                        float* dscale) {
+                        const float* v, const float* scale, const float* slopes, const float* probs,
+                        const float* datt, float* dq, float* dk, float* dv, float* dscale) {
   ProfileScope prof("attention");
-  const auto prob_off = attention_prob_offsets(offsets, dims.H);
-  const auto order = longest_first(offsets);
-  const int64_t B = static_cast<int64_t>(order.size());
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t n = 0; n < B; ++n) {
-    const int64_t b = order[n], r0 = offsets[b], T = offsets[b + 1] - r0;
-    if (T == 0) continue;
-    backward_sample(spec, dims.H, dims.D, r0, T, q, k, v, scale, slopes, probs + prob_off[b], datt,
-                    dq, dk, dv, dscale);
-  }
+  for_each_sample(offsets, dims.H, [&](int64_t r0, int64_t T, int64_t prob_at) {
+    backward_sample(spec, dims.H, dims.D, r0, T, q, k, v, scale, slopes, probs + prob_at, datt, dq,
+                    dk, dv, dscale);
+  });
 }
 
 }  // namespace lb

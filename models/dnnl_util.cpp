@@ -203,6 +203,15 @@ void execute_matmul(const MatmulKey& key, bool runtime, bool trans_a, bool trans
   stream.wait();
 }
 
+// The calling thread's bf16 copies of a product's two inputs (grown, never shrunk).
+struct Bf16Inputs {
+  std::vector<uint16_t> a, b;
+};
+Bf16Inputs& bf16_inputs() {
+  thread_local Bf16Inputs in;
+  return in;
+}
+
 // bf16 copy of `rows` rows of `cols` values, followed by zero rows up to `padded_rows`.
 void to_bf16_padded(const float* x, int64_t rows, int64_t cols, int64_t padded_rows,
                     std::vector<uint16_t>& out) {
@@ -218,7 +227,8 @@ void to_bf16_padded(const float* x, int64_t rows, int64_t cols, int64_t padded_r
 // padding rows adding zero.
 void matmul_bf16_row_blocks(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                             const float* A, const float* B, float* C, bool accumulate) {
-  thread_local std::vector<uint16_t> a16, b16;
+  std::vector<uint16_t>& a16 = bf16_inputs().a;
+  std::vector<uint16_t>& b16 = bf16_inputs().b;
   thread_local std::vector<float> c_tail;
   const int64_t rows = trans_a ? K : M;
   const int64_t padded = (rows + kBf16RowBlock - 1) / kBf16RowBlock * kBf16RowBlock;
@@ -272,7 +282,8 @@ void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int
   const void* a_ptr = A;
   const void* b_ptr = B;
   if (bf16) {
-    thread_local std::vector<uint16_t> a16, b16;
+    std::vector<uint16_t>& a16 = bf16_inputs().a;
+    std::vector<uint16_t>& b16 = bf16_inputs().b;
     ProfileScope conv(runtime ? "matmul.linear.to_bf16" : nullptr);
     a16.resize(batch * M * K);
     b16.resize(batch * K * N);

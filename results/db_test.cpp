@@ -11,9 +11,11 @@
 
 #include "harness/check.h"
 #include "results/db.h"
+#include "results/testing.h"
 
 using namespace lb;
 namespace fs = std::filesystem;
+using testing::make_run;
 
 namespace {
 
@@ -21,22 +23,6 @@ std::string temp_db(const std::string& tag) {
   const fs::path p = fs::temp_directory_path() / ("lb_db_" + tag + "_" + std::to_string(getpid()) + ".sqlite");
   for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p.string() + ext);
   return p.string();
-}
-
-RunRecord make_run(const std::string& key, const std::string& normalizer, int64_t seed, double lr) {
-  RunRecord r;
-  r.key = key;
-  r.suite = "s";
-  r.task = "copy";
-  r.normalizer = normalizer;
-  r.pos_encoding = "nape";
-  r.seed = seed;
-  r.lr = lr;
-  r.train_max_length = 64;
-  r.select_length = 512;
-  r.config_json = "{}";
-  r.config_hash = "h-" + key;
-  return r;
 }
 
 // A finished run with a validation score (for selection) and test scores at two lengths.

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "harness/check.h"
+#include "results/testing.h"
 #include "tools/plot_data.h"
 #include "tools/svg_plot.h"
 
@@ -21,60 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Eval {
-  int64_t length;
-  double exact_match, token_accuracy;
-  bool skipped;
-};
-
-// One finished run of task copy (training length 64, selected on validation 512) with its test
-// evaluations; every evaluated length gets 2 layers x 2 heads of attention statistics whose
-// entropy_norm averages to `entropy` (and support 4 x entropy).
-void add_run(ResultsDb& db, const std::string& key, const std::string& norm, int64_t seed,
-             double lr, double val, const std::vector<Eval>& evals, double entropy) {
-  RunRecord r;
-  r.key = key;
-  r.suite = "s";
-  r.task = "copy";
-  r.normalizer = norm;
-  r.pos_encoding = "nape";
-  r.seed = seed;
-  r.lr = lr;
-  r.train_max_length = 64;
-  r.select_length = 512;
-  r.config_json = "{}";
-  r.config_hash = key;
-  db.begin_run(r, Provenance::current(1));
-  EvalRow e;
-  e.samples = 10;
-  e.split = "validation";
-  e.length = 512;
-  e.exact_match = val;
-  db.add_eval(key, e, {});
-  for (const auto& ev : evals) {
-    e.split = "test";
-    e.length = ev.length;
-    e.exact_match = ev.exact_match;
-    e.token_accuracy = ev.token_accuracy;
-    e.skipped = ev.skipped;
-    std::vector<AttnRow> attn;
-    if (!ev.skipped) {
-      for (int layer = 0; layer < 2; ++layer) {
-        for (int head = 0; head < 2; ++head) {
-          AttnRow a;
-          a.layer = layer;
-          a.head = head;
-          a.queries = 8;
-          a.entropy_norm = entropy + (head ? 0.1 : -0.1);  // averages to `entropy`
-          a.support = 4 * a.entropy_norm;
-          attn.push_back(a);
-        }
-      }
-    }
-    db.add_eval(key, e, attn);
-  }
-  db.finish_run(key, RunStatus::kDone);
-}
+using testing::add_finished_run;
 
 // Two variants x two seeds at one lr, evaluations written in a shuffled length order; softmax
 // is skipped at 512 (after its 0% at 256).
@@ -84,14 +32,14 @@ std::string make_db(const std::string& tag) {
           .string();
   fs::remove(path);
   ResultsDb db(path, ResultsDb::Mode::kReadWrite);
-  add_run(db, "a0", "softmax", 0, 1e-3, 0.1,
-          {{512, 0, 0, true}, {64, 1.0, 1.0, false}, {256, 0.0, 0.3, false}}, 0.6);
-  add_run(db, "a1", "softmax", 1, 1e-3, 0.2,
-          {{256, 0.0, 0.5, false}, {64, 0.5, 0.9, false}, {512, 0, 0, true}}, 0.8);
-  add_run(db, "b0", "asentmax", 0, 1e-3, 0.9,
-          {{64, 1.0, 1.0, false}, {512, 0.75, 0.9, false}, {256, 0.5, 0.8, false}}, 0.2);
-  add_run(db, "b1", "asentmax", 1, 1e-3, 0.8,
-          {{256, 0.7, 0.9, false}, {512, 0.25, 0.6, false}, {64, 0.8, 0.95, false}}, 0.4);
+  add_finished_run(db, "a0", "softmax", 0, 1e-3, 0.1,
+                   {{512, 0, 0, true}, {64, 1.0, 1.0, false}, {256, 0.0, 0.3, false}}, 0.6);
+  add_finished_run(db, "a1", "softmax", 1, 1e-3, 0.2,
+                   {{256, 0.0, 0.5, false}, {64, 0.5, 0.9, false}, {512, 0, 0, true}}, 0.8);
+  add_finished_run(db, "b0", "asentmax", 0, 1e-3, 0.9,
+                   {{64, 1.0, 1.0, false}, {512, 0.75, 0.9, false}, {256, 0.5, 0.8, false}}, 0.2);
+  add_finished_run(db, "b1", "asentmax", 1, 1e-3, 0.8,
+                   {{256, 0.7, 0.9, false}, {512, 0.25, 0.6, false}, {64, 0.8, 0.95, false}}, 0.4);
   return path;
 }
 
@@ -263,7 +211,7 @@ TEST_CASE("plot_data: one series per variant, mean ± sd over seeds, ascending l
     CHECK(series_named(figs[0], "softmax").points[0].value == doctest::Approx(0.5));  // seed 1
   }
   SUBCASE("several learning rates: one series per lr, named in the label") {
-    add_run(db, "c0", "asentmax", 0, 3e-3, 0.5, {{64, 0.25, 0.5, false}}, 0.5);
+    add_finished_run(db, "c0", "asentmax", 0, 3e-3, 0.5, {{64, 0.25, 0.5, false}}, 0.5);
     figs = plot_figures(db, o);
     REQUIRE(figs[0].series.size() == 3);
     CHECK(figs[0].series[0].label == "asentmax / nape / lr 0.001");
@@ -325,7 +273,8 @@ TEST_CASE("svg_plot: well-formed, a legend entry per variant, colours fixed by n
   const std::string path = make_db("svg");
   {
     ResultsDb db(path, ResultsDb::Mode::kReadWrite);
-    add_run(db, "c0", "asentmax-init=near-one", 0, 1e-3, 0.5, {{64, 0.25, 0.5, false}}, 0.5);
+    add_finished_run(db, "c0", "asentmax-init=near-one", 0, 1e-3, 0.5, {{64, 0.25, 0.5, false}},
+                     0.5);
   }
   ResultsDb db(path, ResultsDb::Mode::kReadOnly);
   const PlotFigure fig = plot_figures(db, PlotOptions{})[0];

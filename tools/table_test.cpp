@@ -1,53 +1,30 @@
-#include <doctest/doctest.h>
+#include "tools/table.h"
 
+#include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <sstream>
 
-#include "tools/table.h"
+#include "results/testing.h"
 
 using namespace lb;
 
 namespace {
 
+// A finished run with test exact match em64 at 64 and em512 at 512 (skipped when skip512).
 void add_run(ResultsDb& db, const std::string& key, const std::string& norm, int64_t seed,
              double val, double em64, double em512, bool skip512) {
-  RunRecord r;
-  r.key = key;
-  r.suite = "s";
-  r.task = "copy";
-  r.normalizer = norm;
-  r.pos_encoding = "nape";
-  r.seed = seed;
-  r.lr = 1e-3;
-  r.train_max_length = 64;
-  r.select_length = 512;
-  r.config_json = "{}";
-  r.config_hash = key;
-  db.begin_run(r, Provenance::current(1));
-  EvalRow e;
-  e.samples = 10;
-  e.split = "validation";
-  e.length = 512;
-  e.exact_match = val;
-  db.add_eval(key, e, {});
-  e.split = "test";
-  e.length = 64;
-  e.exact_match = em64;
-  db.add_eval(key, e, {});
-  e.length = 512;
-  e.exact_match = em512;
-  e.skipped = skip512;
-  db.add_eval(key, e, {});
-  db.finish_run(key, RunStatus::kDone);
+  testing::add_finished_run(db, key, norm, seed, 1e-3, val,
+                            {{64, em64, 0, false}, {512, em512, 0, skip512}});
 }
 
 }  // namespace
 
 TEST_CASE("table: mean ± sd over seeds and best-of, in Markdown, LaTeX and CSV") {
   const std::string path = (std::filesystem::temp_directory_path() /
-                            ("lb_table_" + std::to_string(getpid()) + ".sqlite")).string();
+                            ("lb_table_" + std::to_string(getpid()) + ".sqlite"))
+                               .string();
   std::filesystem::remove(path);
   ResultsDb db(path, ResultsDb::Mode::kReadWrite);
   add_run(db, "a0", "softmax", 0, 0.1, 1.0, 0.0, true);
@@ -57,7 +34,8 @@ TEST_CASE("table: mean ± sd over seeds and best-of, in Markdown, LaTeX and CSV"
   std::ostringstream md, tex, csv, best;
   TableOptions o;
   CHECK(print_tables(db, o, md) == 1);
-  CHECK(md.str().find("| asentmax / nape / lr 0.001 | 90.0 ± 14.1 | 50.0 ± 35.4 |") != std::string::npos);
+  CHECK(md.str().find("| asentmax / nape / lr 0.001 | 90.0 ± 14.1 | 50.0 ± 35.4 |") !=
+        std::string::npos);
   CHECK(md.str().find("| softmax / nape / lr 0.001 | 75.0 ± 35.4 | 0* |") != std::string::npos);
   CHECK(md.str().find("512 (8×)") != std::string::npos);
   o.format = TableFormat::kLatex;
@@ -66,12 +44,13 @@ TEST_CASE("table: mean ± sd over seeds and best-of, in Markdown, LaTeX and CSV"
   CHECK(tex.str().find("\\end{tabular}") != std::string::npos);
   o.format = TableFormat::kCsv;
   print_tables(db, o, csv);
-  CHECK(csv.str().find("asentmax / nape / lr 0.001,90.0 +- 14.1,50.0 +- 35.4") != std::string::npos);
+  CHECK(csv.str().find("asentmax / nape / lr 0.001,90.0 +- 14.1,50.0 +- 35.4") !=
+        std::string::npos);
   o.format = TableFormat::kMarkdown;
   o.protocol = TableProtocol::kBestOf;
   print_tables(db, o, best);
   CHECK(best.str().find("| asentmax / nape | 100.0 | 75.0 |") != std::string::npos);  // seed 0 wins
-  CHECK(best.str().find("| softmax / nape | 50.0 | 0* |") != std::string::npos);     // seed 1 wins
+  CHECK(best.str().find("| softmax / nape | 50.0 | 0* |") != std::string::npos);      // seed 1 wins
   o.task = "sort";
   std::ostringstream none;
   CHECK(print_tables(db, o, none) == 0);
