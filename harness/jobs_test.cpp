@@ -292,6 +292,26 @@ TEST_CASE("jobs: kill -9 of the parent, then of one child; reruns give the seria
   fs::remove_all(dir);
 }
 
+TEST_CASE("jobs: a serial run killed with SIGKILL is resumed by --jobs to the same database") {
+  const fs::path dir = temp_dir("serial");
+  const std::string suite = write_suite(dir, tiny_suite(48, 1));
+  const std::string r = (dir / "r.sqlite").string(), log = (dir / "log").string();
+  pid_t pid = 0;
+  run_binary({LB_BINARY, "run", suite, "--db", r, "--threads", "1"}, log, &pid);
+  REQUIRE(wait_for([&] { return count(r, "SELECT count(*) FROM train_metrics") >= 3; }));
+  kill(pid, SIGKILL);
+  wait_exit(pid);
+  REQUIRE(count(r, "SELECT count(*) FROM runs WHERE status = 'running'") == 1);
+  // The run's shard starts as R's copy, so the curve logged before the kill survives the merge.
+  REQUIRE(run_binary({LB_BINARY, "run", suite, "--db", r, "--jobs", "2", "--threads-per-run", "1"},
+                     log) == 0);
+  REQUIRE(run_binary(
+              {LB_BINARY, "run", suite, "--db", (dir / "serial.sqlite").string(), "--threads", "1"},
+              log) == 0);
+  CHECK(dump_results(r) == dump_results((dir / "serial.sqlite").string()));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("jobs: a failing run among good ones is recorded; the others finish; exit code 1") {
   const fs::path dir = temp_dir("fail");
   json j = tiny_suite(16, 1);
