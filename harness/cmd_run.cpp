@@ -38,11 +38,11 @@ int cmd_run(int argc, char** argv) {
       ("filter", po::value(&filter), "only runs whose key matches this regular expression")
       ("shard", po::value(&shard), "i/n: only shard i of n (each shard writes its own database)")
       ("threads", po::value(&threads), "threads per run (default: all cores)")
-      ("checkpoints", po::value(&checkpoints), "checkpoint directory (default: DB path + .checkpoints)")
       ("jobs", po::value(&jobs), "runs at once, one process each, each into its own shard "
                                  "(DB.shards/), merged into DB as it ends (default 1: in this process)")
       ("threads-per-run", po::value(&threads_per_run), "threads of each run with --jobs N "
                                                        "(default: --threads, else max(1, cores / N))")
+      ("checkpoints", po::value(&checkpoints), "checkpoint directory (default: DB path + .checkpoints)")
       ("dry-run", "list the runs and their estimated cost; train nothing")
       ("force", "rerun the selected runs from step 0 even if done (their previous rows and "
                 "checkpoints are deleted first); use with --filter");
@@ -51,7 +51,7 @@ int cmd_run(int argc, char** argv) {
   po::variables_map vm;
   if (!parse_command_line(argc, argv,
                           "run SUITE.json --db RESULTS.sqlite [--filter REGEX] [--dry-run] "
-                          "[--shard i/n] [--threads N] [--force] [--jobs N [--threads-per-run M]]",
+                          "[--shard i/n] [--threads N] [--force]",
                           opts, pos, vm)) {
     return 0;
   }
