@@ -336,3 +336,29 @@ TEST_CASE("jobs: a failing run among good ones is recorded; the others finish; e
   CHECK(count(r, "SELECT count(*) FROM runs WHERE attempts = 1 AND status = 'done'") == 2);
   fs::remove_all(dir);
 }
+
+TEST_CASE("jobs: slurm --jobs runs each node's shard with run --jobs; merged, equal one process") {
+  const fs::path dir = temp_dir("slurm");
+  const std::string suite = write_suite(dir, tiny_suite(16, 2));
+  const std::string log = (dir / "log").string();
+  REQUIRE(
+      run_binary({LB_BINARY, "run", suite, "--db", (dir / "one.sqlite").string(), "--threads", "1"},
+                 log) == 0);
+  const std::string script = (dir / "array.sh").string();
+  REQUIRE(std::system(("'" + std::string(LB_BINARY) + "' slurm '" + suite +
+                       "' --shards 2 --cpus 2 --jobs 2 --out '" + (dir / "out").string() + "' > '" +
+                       script + "'")
+                          .c_str()) == 0);
+  CHECK(read_file(script).find("--jobs 2 --threads-per-run 1") != std::string::npos);
+  std::vector<std::string> merge = {LB_BINARY, "merge", (dir / "merged.sqlite").string()};
+  for (int i = 0; i < 2; ++i) {
+    const std::string cmd = "SLURM_ARRAY_TASK_ID=" + std::to_string(i) + " TMPDIR='" +
+                            dir.string() + "' bash '" + script + "' >> '" + log + "' 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    merge.push_back((dir / "out" / ("shard-" + std::to_string(i) + ".sqlite")).string());
+  }
+  REQUIRE(run_binary(merge, log) == 0);
+  CHECK(dump_results((dir / "merged.sqlite").string()) ==
+        dump_results((dir / "one.sqlite").string()));
+  fs::remove_all(dir);
+}
