@@ -139,13 +139,20 @@ int cmd_table(int argc, char** argv) {
        "md, latex, or tidy csv / json (one row per setup x length: mean, sd, ci_low, ci_high, "
        "n_seeds, samples)")
       ("details", "show each run's selected checkpoint step")
+      ("metric", po::value(&o.metric),
+       "exact_match (default) or an attention statistic (entropy_norm, support, relevant_mass, "
+       "max_weight): one row per setup x head kind")
+      ("heads", po::value(&o.heads),
+       "with an attention statistic: only these heads (alibi, nope, rope, nope+scaled, ...; "
+       "default all kinds, each its own row)")
       ("paper", "add the paper's Table 1 rows (results/paper_table1.json) for the same tasks");
   po::positional_options_description pos;
   pos.add("db", 1);
   po::variables_map vm;
   if (!parse_command_line(argc, argv,
                           "table RESULTS.sqlite [--suite S] [--task T] [--protocol mean|best] "
-                          "[--format md|latex|csv|json] [--details] [--paper]",
+                          "[--format md|latex|csv|json] [--details] [--paper] "
+                          "[--metric exact_match|entropy_norm|...] [--heads KIND]",
                           opts, pos, vm)) {
     return 0;
   }
@@ -160,6 +167,12 @@ int cmd_table(int argc, char** argv) {
              : format == "json"  ? TableFormat::kJson
                                  : TableFormat::kMarkdown;
   o.details = vm.count("details") > 0;
+  LB_REQUIRE(o.metric == "exact_match" ||
+                 !plot_metric_is_percent(plot_metric_from_name(o.metric)),
+             "table --metric '" << o.metric
+                                << "' is not one of: exact_match, entropy_norm, support, "
+                                   "relevant_mass, max_weight");
+  head_filter_sql(o.heads);         // likewise
   o.paper = vm.count("paper") > 0;
   o.protocol = protocol == "mean" ? TableProtocol::kMeanSd : TableProtocol::kBestOf;
   ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);

@@ -302,3 +302,36 @@ TEST_CASE("run: shards run as a SLURM array would, merged, equal one process") {
   CHECK(dump_results((dir / "merged.sqlite").string()) == dump_results((dir / "one.sqlite").string()));
   fs::remove_all(dir);
 }
+
+TEST_CASE("run: --force needs --filter or --all; --dry-run shows each run's state and changes") {
+  const fs::path dir = temp_dir("dry");
+  const std::string suite = (dir / "suite.json").string(), db = (dir / "r.sqlite").string();
+  std::ofstream(suite) << tiny_suite().dump(2);
+  const auto lengthbench = [](const std::string& args, std::string* out) {
+    FILE* f = popen((std::string(LB_BINARY) + " " + args + " 2>&1").c_str(), "r");
+    REQUIRE(f != nullptr);
+    char buf[4096];
+    out->clear();
+    while (std::fgets(buf, sizeof buf, f)) *out += buf;
+    const int status = pclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  std::string out;
+  CHECK(lengthbench("run " + suite + " --db " + db + " --force", &out) == 2);
+  CHECK(out.find("--force without --filter") != std::string::npos);
+  CHECK(!fs::exists(db));
+  CHECK(lengthbench("run " + suite + " --db " + db + " --all", &out) == 2);
+  REQUIRE(lengthbench("run " + suite + " --db " + db + " --filter softmax --threads 1", &out) == 0);
+  CHECK(out.find("selected step") != std::string::npos);
+  REQUIRE(lengthbench("run " + suite + " --db " + db + " --dry-run", &out) == 0);
+  CHECK(out.find("done     t/copy.v1/softmax") != std::string::npos);
+  CHECK(out.find("pending  t/copy.v1/entmax") != std::string::npos);
+  json changed = tiny_suite();
+  changed["train"]["steps"] = 16;
+  std::ofstream(suite) << changed.dump(2);
+  REQUIRE(lengthbench("run " + suite + " --db " + db + " --dry-run", &out) == 0);
+  CHECK(out.find("changed  t/copy.v1/softmax") != std::string::npos);
+  CHECK(out.find("changed train.steps: 24 -> 16") != std::string::npos);
+  CHECK(out.find("states: 1 changed 1 pending") != std::string::npos);
+  fs::remove_all(dir);
+}

@@ -20,8 +20,10 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
-// The SQL condition on attn_stats row `a` for a heads choice (plot_heads_from_name).
-std::string heads_sql(const std::string& heads) {
+}  // namespace
+
+std::string head_filter_sql(const std::string& name) {
+  const std::string heads = plot_heads_from_name(name);
   if (heads == "all") return "1";
   if (heads == "auto") {
     return "(a.head_kind LIKE 'nope%' OR NOT EXISTS (SELECT 1 FROM attn_stats n WHERE "
@@ -32,13 +34,16 @@ std::string heads_sql(const std::string& heads) {
   return "a.head_kind = '" + heads + "'";
 }
 
+namespace {
+
 // The per-run value of the metric at one evaluation (NULL when there is none). Attention
 // statistics are averaged over the run's layers x chosen heads at that length.
 std::string value_sql(PlotMetric m, const std::string& heads) {
   const auto attn = [&](const char* column) {
     return std::string("(SELECT AVG(a.") + column +
            ") FROM attn_stats a WHERE a.run_key = v.run_key AND a.ckpt = v.ckpt "
-           "AND a.split = v.split AND a.length = v.length AND " + heads_sql(heads) + ")";
+           "AND a.split = v.split AND a.length = v.length AND " +
+           head_filter_sql(heads) + ")";
   };
   switch (m) {
     case PlotMetric::kExactMatch:
@@ -150,8 +155,7 @@ std::string plot_metric_title(PlotMetric m) {
 
 std::string plot_heads_from_name(const std::string& name) {
   static const std::vector<std::string> kNames = {
-      "auto",        "all",          "alibi",       "nope",
-      "rope",        "alibi+scaled", "nope+scaled", "rope+scaled"};
+      "auto", "all", "alibi", "nope", "rope", "alibi+scaled", "nope+scaled", "rope+scaled"};
   for (const auto& n : kNames) {
     if (n == name) return n;
   }
@@ -212,8 +216,8 @@ std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& o) {
     fig.protocol = o.protocol;
     fig.metric = o.metric;
     if (!plot_metric_is_percent(o.metric)) {
-      fig.heads = o.heads == "auto" ? "NoPE heads (all heads without NoPE ones)"
-                                    : o.heads + " heads";
+      fig.heads =
+          o.heads == "auto" ? "NoPE heads (all heads without NoPE ones)" : o.heads + " heads";
     }
     fig.train_max_length = acc.train_max_length;
     for (const auto& [key, points] : acc.series) {

@@ -47,6 +47,8 @@ const char* plot_protocol_name(TableProtocol p);
 // else all), "all", a position kind ("alibi", "nope", "rope": scaled or not) or an exact
 // head_kind ("nope+scaled"). UsageError for anything else.
 std::string plot_heads_from_name(const std::string& name);
+// The SQL condition on an attn_stats row aliased `a` that keeps the heads of a choice (validated).
+std::string head_filter_sql(const std::string& heads);
 
 struct PlotOptions {
   std::string suite, task;  // empty: all
@@ -67,7 +69,7 @@ struct PlotPoint {
 
 struct PlotSeries {
   std::string normalizer, pos_encoding, variant;
-  std::string lr;     // the run's lr as SQLite prints it; empty for the best protocol
+  std::string lr;  // the run's lr as SQLite prints it; empty for the best protocol
   // "normalizer / pos", plus " / VARIANT" for a suite with variants and " / lr X" when the
   // figure has several lrs
   std::string label;

@@ -1,18 +1,19 @@
 #include "tools/table.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <tuple>
 #include <vector>
 
-#include <SQLiteCpp/SQLiteCpp.h>
-#include <nlohmann/json.hpp>
-
 #include "results/paper.h"
+#include "tools/plot_data.h"
 
 namespace lb {
 
@@ -25,8 +26,10 @@ struct Cell {
   bool present() const { return seeds > 0 || !std::isnan(mean); }
 };
 
-// A table row: (source, normalizer, position, variant, lr as a number, lr as text).
-using RowKey = std::tuple<std::string, std::string, std::string, std::string, double, std::string>;
+// A table row: (source, normalizer, position, variant, lr as a number, lr as text, head kind;
+// "" for exact match).
+using RowKey = std::tuple<std::string, std::string, std::string, std::string, double, std::string,
+                          std::string>;
 constexpr const char* kOurs = "ours";
 constexpr const char* kPaper = "paper";
 
@@ -78,32 +81,61 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
+bool dispersion(const TableOptions& o) { return o.metric != "exact_match"; }
+
 // Reads every table of the selection.
 std::map<std::pair<std::string, std::string>, Table> read_tables(ResultsDb& db,
-                                                                  const TableOptions& o) {
+                                                                 const TableOptions& o) {
   const bool best = o.protocol == TableProtocol::kBestOf;
   const std::string sql =
-      best ? "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, length_mult, "
-             "exact_match_or_0, NULL, exact_match_ci_low, exact_match_ci_high, 1, "
-             "status = 'skipped', samples FROM v_best_of "
-             "WHERE (?1 = '' OR suite = ?1) AND (?2 = '' OR task = ?2)"
-           : "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, length_mult, "
-             "exact_match_mean, exact_match_sd, exact_match_ci_low, exact_match_ci_high, seeds, "
-             "skipped_seeds, samples FROM v_seed_summary "
-             "WHERE ckpt = 'best' AND split = ?3 AND (?1 = '' OR suite = ?1) "
-             "AND (?2 = '' OR task = ?2)";
+      dispersion(o)
+          // Per run x length x head kind: the mean over its layers x heads of that kind; then the
+          // mean and sample sd over seeds (best protocol: the one run v_best_of chose).
+          ? std::string(
+                "WITH per_run AS (SELECT suite, task, normalizer, pos_encoding, variant, "
+                "lr, run_key, length, length_mult, head_kind, AVG(a.") +
+                plot_metric_name(plot_metric_from_name(o.metric)) +
+                ") AS v FROM v_attn a WHERE ckpt = 'best' AND split = ?3 AND (?1 = '' OR suite = "
+                "?1) "
+                "AND (?2 = '' OR task = ?2) AND " +
+                head_filter_sql(o.heads) +
+                (best ? " AND run_key IN (SELECT run_key FROM v_best_of)" : "") +
+                " GROUP BY run_key, length, head_kind) "
+                "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, length_mult, "
+                "AVG(v), "
+                "CASE WHEN COUNT(*) > 1 THEN sqrt(MAX(0.0, (SUM(v * v) - COUNT(*) * AVG(v) * "
+                "AVG(v)) "
+                "/ (COUNT(*) - 1))) END, NULL, NULL, COUNT(*), 0, 0, head_kind FROM per_run "
+                "GROUP BY suite, task, normalizer, pos_encoding, variant, lr, head_kind, length"
+          : best
+                ? std::string(
+                      "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, "
+                      "length_mult, "
+                      "exact_match_or_0, NULL, exact_match_ci_low, exact_match_ci_high, 1, "
+                      "status = 'skipped', samples, '' FROM v_best_of "
+                      "WHERE (?1 = '' OR suite = ?1) AND (?2 = '' OR task = ?2)")
+                : "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, length_mult, "
+                  "exact_match_mean, exact_match_sd, exact_match_ci_low, exact_match_ci_high, "
+                  "seeds, "
+                  "skipped_seeds, samples, '' FROM v_seed_summary "
+                  "WHERE ckpt = 'best' AND split = ?3 AND (?1 = '' OR suite = ?1) "
+                  "AND (?2 = '' OR task = ?2)";
   SQLite::Statement q(db.sql(), sql);
   q.bind(1, o.suite);
   q.bind(2, o.task);
-  if (!best) q.bind(3, o.split);
+  if (!best || dispersion(o)) q.bind(3, o.split);
   std::map<std::pair<std::string, std::string>, Table> tables;
   while (q.executeStep()) {
     Table& t = tables[{q.getColumn(0).getString(), q.getColumn(1).getString()}];
     t.suite = q.getColumn(0).getString();
     t.task = q.getColumn(1).getString();
-    const RowKey key{kOurs, q.getColumn(2).getString(), q.getColumn(3).getString(),
-                     q.getColumn(4).getString(), q.getColumn(5).getDouble(),
-                     q.getColumn(5).getString()};
+    const RowKey key{kOurs,
+                     q.getColumn(2).getString(),
+                     q.getColumn(3).getString(),
+                     q.getColumn(4).getString(),
+                     q.getColumn(5).getDouble(),
+                     q.getColumn(5).getString(),
+                     q.getColumn(15).getString()};
     const int64_t L = q.getColumn(6).getInt64();
     Cell c;
     c.mean = column_or_nan(q.getColumn(8));
@@ -129,13 +161,17 @@ std::map<std::pair<std::string, std::string>, Table> read_tables(ResultsDb& db,
     while (s.executeStep()) {
       const auto it = tables.find({s.getColumn(0).getString(), s.getColumn(1).getString()});
       if (it == tables.end()) continue;
-      const RowKey key{kOurs, s.getColumn(2).getString(), s.getColumn(3).getString(),
-                       s.getColumn(4).getString(), s.getColumn(5).getDouble(),
-                       s.getColumn(5).getString()};
-      if (!it->second.rows.count(key)) continue;
-      std::string& text = it->second.steps[key];
-      text += (text.empty() ? "" : " ") + std::string("s") + s.getColumn(6).getString() + ":" +
-              s.getColumn(7).getString() + "/" + s.getColumn(8).getString();
+      for (const auto& [key, cells] : it->second.rows) {
+        if (std::get<1>(key) != s.getColumn(2).getString() ||
+            std::get<2>(key) != s.getColumn(3).getString() ||
+            std::get<3>(key) != s.getColumn(4).getString() ||
+            std::get<5>(key) != s.getColumn(5).getString()) {
+          continue;
+        }
+        std::string& text = it->second.steps[key];
+        text += (text.empty() ? "" : " ") + std::string("s") + s.getColumn(6).getString() + ":" +
+                s.getColumn(7).getString() + "/" + s.getColumn(8).getString();
+      }
     }
   }
   return tables;
@@ -161,7 +197,8 @@ void add_paper_rows(Table& t, const nlohmann::json& paper) {
       }
       row[L] = c;
     }
-    if (any) t.rows[RowKey{kPaper, name, "nape", "", 0.0, ""}] = row;  // rows with no cell: left out
+    if (any)
+      t.rows[RowKey{kPaper, name, "nape", "", 0.0, "", ""}] = row;  // rows with no cell: left out
   }
 }
 
@@ -170,14 +207,23 @@ std::string row_label(const RowKey& k, bool with_variant, bool with_lr) {
   std::string s = std::get<1>(k) + " / " + std::get<2>(k);
   if (with_variant) s += " / " + (std::get<3>(k).empty() ? std::string("(none)") : std::get<3>(k));
   if (with_lr) s += " / lr " + std::get<5>(k);
+  if (!std::get<6>(k).empty()) s += " / " + std::get<6>(k) + " heads";
   return s;
 }
 
-std::string cell_text(const Cell& c, TableFormat f, bool bold, int64_t common_seeds,
-                      bool paper) {
+std::string cell_text(const Cell& c, TableFormat f, bool bold, int64_t common_seeds, bool paper,
+                      bool dispersion) {
   const bool latex = f == TableFormat::kLatex;
   if (!c.present() || std::isnan(c.mean)) return latex ? "--" : "—";
-  if (c.skipped > 0 && c.skipped == c.seeds) return bold ? (latex ? "\\textbf{0*}" : "**0***") : "0*";
+  if (dispersion) {
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(3) << c.mean;
+    if (!std::isnan(c.sd)) os << (latex ? " $\\pm$ " : " ± ") << c.sd;
+    if (c.seeds != common_seeds) os << " (n=" << c.seeds << ")";
+    return os.str();
+  }
+  if (c.skipped > 0 && c.skipped == c.seeds)
+    return bold ? (latex ? "\\textbf{0*}" : "**0***") : "0*";
   std::string m = percent(c.mean) + (c.skipped > 0 ? "*" : "");
   if (bold) m = latex ? "\\textbf{" + m + "}" : "**" + m + "**";
   if (paper) return m;
@@ -191,9 +237,10 @@ std::string cell_text(const Cell& c, TableFormat f, bool bold, int64_t common_se
 void print_tidy(const std::vector<Table>& tables, const TableOptions& o, std::ostream& out) {
   const bool best = o.protocol == TableProtocol::kBestOf;
   const std::vector<std::string> columns = {
-      "source", "suite",  "task",    "split",   "protocol", "normalizer",    "position",
-      "variant", "lr",    "length",  "length_mult", "mean", "sd",            "ci_low",
-      "ci_high", "n_seeds", "skipped_seeds", "samples"};
+      "source",   "suite",   "task",    "split",   "protocol",      "metric",      "normalizer",
+      "position", "variant", "heads",   "lr",      "length",        "length_mult", "mean",
+      "sd",       "ci_low",  "ci_high", "n_seeds", "skipped_seeds", "samples"};
+  constexpr size_t kFirstNumeric = 10;  // lr onwards
   nlohmann::json rows = nlohmann::json::array();
   if (o.format == TableFormat::kCsv) {
     for (size_t i = 0; i < columns.size(); ++i) out << (i ? "," : "") << columns[i];
@@ -205,13 +252,26 @@ void print_tidy(const std::vector<Table>& tables, const TableOptions& o, std::os
       for (const auto& [L, c] : cells) {
         if (!c.present() && !paper) continue;
         const double mult = static_cast<double>(L) / std::max<int64_t>(1, t.train_max);
-        const std::vector<std::string> text = {
-            std::get<0>(key), paper ? "paper" : t.suite, t.task, paper ? "test" : (best ? "test" : o.split),
-            paper ? "best" : (best ? "best" : "mean"), std::get<1>(key), std::get<2>(key),
-            std::get<3>(key), std::get<5>(key), std::to_string(L), number(mult), number(c.mean),
-            number(c.sd), number(c.ci_low), number(c.ci_high),
-            paper ? "" : std::to_string(c.seeds), paper ? "" : std::to_string(c.skipped),
-            paper ? "" : std::to_string(c.samples)};
+        const std::vector<std::string> text = {std::get<0>(key),
+                                               paper ? "paper" : t.suite,
+                                               t.task,
+                                               paper ? "test" : (best ? "test" : o.split),
+                                               paper ? "best" : (best ? "best" : "mean"),
+                                               o.metric,
+                                               std::get<1>(key),
+                                               std::get<2>(key),
+                                               std::get<3>(key),
+                                               std::get<6>(key),
+                                               std::get<5>(key),
+                                               std::to_string(L),
+                                               number(mult),
+                                               number(c.mean),
+                                               number(c.sd),
+                                               number(c.ci_low),
+                                               number(c.ci_high),
+                                               paper ? "" : std::to_string(c.seeds),
+                                               paper ? "" : std::to_string(c.skipped),
+                                               paper ? "" : std::to_string(c.samples)};
         if (o.format == TableFormat::kCsv) {
           for (size_t i = 0; i < text.size(); ++i) out << (i ? "," : "") << csv_field(text[i]);
           if (o.details) {
@@ -222,10 +282,13 @@ void print_tidy(const std::vector<Table>& tables, const TableOptions& o, std::os
         } else {
           nlohmann::json j;
           for (size_t i = 0; i < columns.size(); ++i) {
-            const bool numeric = i >= 8;  // lr onwards
-            if (!numeric) j[columns[i]] = text[i];
-            else if (text[i].empty()) j[columns[i]] = nullptr;
-            else j[columns[i]] = std::stod(text[i]);
+            const bool numeric = i >= kFirstNumeric;
+            if (!numeric)
+              j[columns[i]] = text[i];
+            else if (text[i].empty())
+              j[columns[i]] = nullptr;
+            else
+              j[columns[i]] = std::stod(text[i]);
           }
           if (o.details) {
             const auto it = t.steps.find(key);
@@ -247,7 +310,7 @@ int print_tables(ResultsDb& db, const TableOptions& o, std::ostream& out) {
   const nlohmann::json paper = nlohmann::json::parse(paper_table1_json());
   std::vector<Table> tables;
   for (auto& [k, t] : read) {
-    if (o.paper) add_paper_rows(t, paper);
+    if (o.paper && !dispersion(o)) add_paper_rows(t, paper);
     tables.push_back(std::move(t));
   }
   if (o.format == TableFormat::kCsv || o.format == TableFormat::kJson) {
@@ -274,9 +337,12 @@ int print_tables(ResultsDb& db, const TableOptions& o, std::ostream& out) {
         }
       }
     }
-    const int64_t ours = static_cast<int64_t>(t.rows.size() - std::count_if(
-        t.rows.begin(), t.rows.end(), [](const auto& r) { return std::get<0>(r.first) == kPaper; }));
-    const bool with_variant = variants.size() > 1 || (variants.size() == 1 && !variants.begin()->empty());
+    const int64_t ours = static_cast<int64_t>(
+        t.rows.size() - std::count_if(t.rows.begin(), t.rows.end(), [](const auto& r) {
+          return std::get<0>(r.first) == kPaper;
+        }));
+    const bool with_variant =
+        variants.size() > 1 || (variants.size() == 1 && !variants.begin()->empty());
     const bool with_lr = !best;
     const int64_t n = mode(seeds), per_length = mode(samples);
     std::vector<std::string> header = {"attention / position" +
@@ -285,17 +351,26 @@ int print_tables(ResultsDb& db, const TableOptions& o, std::ostream& out) {
     for (int64_t L : t.lengths) header.push_back(multiple(L, t.train_max));
     if (o.details) header.push_back("selected step (seed:step/steps)");
     const std::string title =
-        "Exact match (%) on " + t.task + ", suite " + t.suite + ", " +
-        (best ? "best of seeds × learning rates (selected on validation), one run per row, "
-                "[95% Wilson interval over its samples]"
-              : "mean over n = " + std::to_string(n) + " seed" + (n == 1 ? "" : "s") +
-                    " [95% interval: " +
-                    (n == 1 ? std::string("Wilson over samples") : "Student t over seeds") + "]") +
-        "; " + std::to_string(per_length) + " samples per length; " + (best ? "test" : o.split) +
-        " split";
+        dispersion(o)
+            ? plot_metric_title(plot_metric_from_name(o.metric)) + " by head kind, on " + t.task +
+                  ", suite " + t.suite + ", " +
+                  (best ? std::string("the best-of run per row") : "mean ± sd over seeds") +
+                  ", n = " + std::to_string(n) + " seed" + (n == 1 ? "" : "s") + "; " + o.split +
+                  " split"
+            : "Exact match (%) on " + t.task + ", suite " + t.suite + ", " +
+                  (best ? "best of seeds × learning rates (selected on validation), one run per "
+                          "row, "
+                          "[95% Wilson interval over its samples]"
+                        : "mean over n = " + std::to_string(n) + " seed" + (n == 1 ? "" : "s") +
+                              " [95% interval: " +
+                              (n == 1 ? std::string("Wilson over samples")
+                                      : "Student t over seeds") +
+                              "]") +
+                  "; " + std::to_string(per_length) + " samples per length; " +
+                  (best ? "test" : o.split) + " split";
     if (latex) {
-      out << "% " << title << "\n\\begin{tabular}{l"
-          << std::string(header.size() - 1, 'r') << "}\n\\toprule\n";
+      out << "% " << title << "\n\\begin{tabular}{l" << std::string(header.size() - 1, 'r')
+          << "}\n\\toprule\n";
       for (size_t i = 0; i < header.size(); ++i) out << (i ? " & " : "") << header[i];
       out << " \\\\\n\\midrule\n";
     } else {
@@ -317,7 +392,7 @@ int print_tables(ResultsDb& db, const TableOptions& o, std::ostream& out) {
         // Bold where the column has a best: not when every row of ours has the same mean.
         const bool bold = !paper && ours > 1 && !std::isnan(c.mean) && best_mean.count(L) &&
                           c.mean == best_mean[L] && best_mean[L] > worst_mean[L];
-        row.push_back(cell_text(c, o.format, bold, n, paper));
+        row.push_back(cell_text(c, o.format, bold && !dispersion(o), n, paper, dispersion(o)));
       }
       if (o.details) {
         const auto it = t.steps.find(key);
@@ -334,8 +409,12 @@ int print_tables(ResultsDb& db, const TableOptions& o, std::ostream& out) {
     }
     if (latex) out << "\\bottomrule\n\\end{tabular}\n";
     const std::string note =
-        "Bold: the best mean per column. * = includes seeds skipped after an earlier 0% length, "
-        "counted as 0 (0* = all skipped); (n=K): a cell with another number of seeds.";
+        dispersion(o)
+            ? "Each head kind is its own row (alibi, nope, rope; +scaled: SSMax/ASEntmax "
+              "query length scaling); (n=K): a cell with another number of seeds."
+            : "Bold: the best mean per column. * = includes seeds skipped after an earlier 0% "
+              "length, "
+              "counted as 0 (0* = all skipped); (n=K): a cell with another number of seeds.";
     out << (latex ? "% " : "\n") << note << "\n";
     if (paper_rule) {
       out << (latex ? "% " : "") << "Paper rows: " << paper.at("source").get<std::string>()

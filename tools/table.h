@@ -11,6 +11,7 @@
 // length), numeric columns mean, sd, ci_low, ci_high, n_seeds, skipped_seeds, samples (fractions,
 // not %). `paper` adds the paper's Table 1 (results/paper_table1.json) rows for the same task,
 // matched by multiple of the training length; `details` shows each run's selected step.
+// With an attention-statistic metric the rows are split by head kind (attn_stats.head_kind).
 #pragma once
 #include <ostream>
 #include <string>
@@ -29,6 +30,12 @@ struct TableOptions {
   TableFormat format = TableFormat::kMarkdown;
   bool details = false;  // the selected checkpoint step of every run (a column; CSV/JSON field)
   bool paper = false;    // the paper's Table 1 rows beside ours
+  // "exact_match", or an attention statistic (plot_metric_names: entropy_norm, support, ...):
+  // then one row per setup x head kind, cells the mean ± sd over seeds of each run's mean over
+  // its layers x heads of that kind; `heads` keeps some kinds only (plot_heads_from_name; "auto"
+  // and "all" keep every kind).
+  std::string metric = "exact_match";
+  std::string heads = "all";
 };
 
 // Returns the number of tables (suite x task) printed; CSV and JSON print one document for all.

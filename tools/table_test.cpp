@@ -2,16 +2,15 @@
 // tidy CSV/JSON (read back by Python's csv module), the best-of choice, --details and --paper.
 #include "tools/table.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "results/testing.h"
 
@@ -61,7 +60,8 @@ TEST_CASE("table: a skipped seed counts as 0 in the mean, marked; n and the inte
   add_run(db, "b1", "asentmax", 1, 0.8, 0.8, 0.25, false);
   TableOptions o;
   const std::string md = table(db, o);
-  CHECK(has(md, "mean over n = 2 seeds [95% interval: Student t over seeds]; 10 samples per length"));
+  CHECK(
+      has(md, "mean over n = 2 seeds [95% interval: Student t over seeds]; 10 samples per length"));
   // Softmax at 512: (0 + 0.5) / 2 = 25%, not the 50% of the measured seed alone.
   CHECK(has(md, "| softmax / nape / lr 0.001 | 75.0 [0.0, 100.0] | 25.0* [0.0, 100.0] |"));
   // asentmax at 64: 0.9 ± 0.1414 → t(1) = 12.706: clipped to [0, 1]; bold best per column.
@@ -89,8 +89,10 @@ TEST_CASE("table: two variants x one seed give two rows with n = 1 and Wilson in
   // Wilson over 10 samples: 100% -> [72.2, 100.0]; 50% -> [23.7, 76.3].
   CHECK(has(md, "| softmax / nape / narrow / lr 0.001 | **100.0** [72.2, 100.0] |"));
   CHECK(has(md, "| softmax / nape / wide / lr 0.001 | 50.0 [23.7, 76.3] |"));
-  CHECK(db.sql().execAndGet("SELECT count(*) FROM v_seed_summary WHERE split = 'test' "
-                            "AND length = 64 AND seeds = 1").getInt() == 2);
+  CHECK(db.sql()
+            .execAndGet("SELECT count(*) FROM v_seed_summary WHERE split = 'test' "
+                        "AND length = 64 AND seeds = 1")
+            .getInt() == 2);
   // Best-of is per variant too.
   TableOptions o;
   o.protocol = TableProtocol::kBestOf;
@@ -113,7 +115,8 @@ TEST_CASE("table: best of seeds breaks a 100% validation tie by the selection lo
   // --details in the mean protocol lists every seed's selected step.
   o.protocol = TableProtocol::kMeanSd;
   CHECK(has(table(db, o), "s0:250/"));
-  CHECK(db.sql().execAndGet("SELECT step FROM v_selection WHERE chosen AND run_key = 's1'")
+  CHECK(db.sql()
+            .execAndGet("SELECT step FROM v_selection WHERE chosen AND run_key = 's1'")
             .getInt() == 1500);
 }
 
@@ -129,12 +132,13 @@ TEST_CASE("table: tidy CSV and JSON, one row per setup x length, numeric columns
   std::string header, row;
   std::getline(lines, header);
   CHECK(header ==
-        "source,suite,task,split,protocol,normalizer,position,variant,lr,length,length_mult,mean,"
-        "sd,ci_low,ci_high,n_seeds,skipped_seeds,samples");
+        "source,suite,task,split,protocol,metric,normalizer,position,variant,heads,lr,length,"
+        "length_mult,mean,sd,ci_low,ci_high,n_seeds,skipped_seeds,samples");
   int rows = 0;
   while (std::getline(lines, row)) ++rows;
   CHECK(rows == 2);
-  CHECK(has(csv, "ours,s,copy,test,mean,softmax,nape,\"v,1\",0.001,512,8,0.25,0.353553,"));
+  CHECK(has(csv,
+            "ours,s,copy,test,mean,exact_match,softmax,nape,\"v,1\",,0.001,512,8,0.25,0.353553,"));
   o.format = TableFormat::kJson;
   const auto j = nlohmann::json::parse(table(db, o));
   REQUIRE(j.size() == 2);
@@ -162,6 +166,26 @@ TEST_CASE("table: tidy CSV and JSON, one row per setup x length, numeric columns
   CHECK(std::system(("/usr/bin/python3 " + script + " " + file).c_str()) == 0);
   std::filesystem::remove(file);
   std::filesystem::remove(script);
+}
+
+TEST_CASE("table --metric: dispersion by head kind, never mixing ALiBi and NoPE heads") {
+  TempDb t("heads");
+  ResultsDb db(t.path, ResultsDb::Mode::kReadWrite);
+  add_run(db, "a0", "softmax", 0, 0.1, 1.0, 0.5, false);  // entropy 0.5: alibi 0.4, nope 0.6
+  add_finished_run(db, "a1", "softmax", 1, 1e-3, 0.2, {{64, 1, 1, false}, {512, 0.5, 1, false}},
+                   0.7);
+  TableOptions o;
+  o.metric = "entropy_norm";
+  const std::string md = table(db, o);
+  CHECK(has(md, "| softmax / nape / lr 0.001 / alibi heads | 0.500 ± 0.141 | 0.500 ± 0.141 |"));
+  CHECK(has(md, "| softmax / nape / lr 0.001 / nope+scaled heads | 0.700 ± 0.141 |"));
+  o.heads = "nope";
+  CHECK(!has(table(db, o), "alibi heads"));
+  o.format = TableFormat::kJson;
+  const auto j = nlohmann::json::parse(table(db, o));
+  REQUIRE(j.size() == 2);
+  CHECK(j[0]["heads"] == "nope+scaled");
+  CHECK(j[0]["mean"].get<double>() == doctest::Approx(0.7));
 }
 
 TEST_CASE("table --paper: the paper's Table 1 cells beside ours, matched by multiple") {
