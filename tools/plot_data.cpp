@@ -217,7 +217,7 @@ std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& o) {
     fig.metric = o.metric;
     if (!plot_metric_is_percent(o.metric)) {
       fig.heads =
-          o.heads == "auto" ? "NoPE heads (all heads without NoPE ones)" : o.heads + " heads";
+          o.heads == "auto" ? "NoPE heads (all heads where a run has none)" : o.heads + " heads";
     }
     fig.train_max_length = acc.train_max_length;
     for (const auto& [key, points] : acc.series) {
