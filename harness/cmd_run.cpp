@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <thread>
 
 #include "harness/check.h"
@@ -43,20 +45,26 @@ int cmd_run(int argc, char** argv) {
       ("threads-per-run", po::value(&threads_per_run), "threads of each run with --jobs N "
                                                        "(default: --threads, else max(1, cores / N))")
       ("checkpoints", po::value(&checkpoints), "checkpoint directory (default: DB path + .checkpoints)")
-      ("dry-run", "list the runs and their estimated cost; train nothing")
+      ("dry-run", "list the runs, their state in --db (done, pending, running, failed, changed) "
+                  "and estimated cost; train nothing")
       ("force", "rerun the selected runs from step 0 even if done (their previous rows and "
-                "checkpoints are deleted first); use with --filter");
+                "checkpoints are deleted first); needs --filter, or --all for every run")
+      ("all", "with --force: rerun every run of the suite (or shard)");
   po::positional_options_description pos;
   pos.add("suite", 1);
   po::variables_map vm;
   if (!parse_command_line(argc, argv,
                           "run SUITE.json --db RESULTS.sqlite [--filter REGEX] [--dry-run] "
-                          "[--shard i/n] [--threads N] [--force]",
+                          "[--shard i/n] [--threads N] [--force --filter REGEX | --force --all]",
                           opts, pos, vm)) {
     return 0;
   }
   LB_REQUIRE(!suite_path.empty(), "run: give a SUITE.json");
   LB_REQUIRE(threads >= 1 && threads <= 1024, "--threads " << threads << " must be in [1, 1024]");
+  LB_REQUIRE(!vm.count("force") || !filter.empty() || vm.count("all"),
+             "--force without --filter would delete and rerun every run of the suite; give "
+             "--filter REGEX, or --all to mean every run");
+  LB_REQUIRE(!vm.count("all") || vm.count("force"), "--all only goes with --force");
   const Suite suite = load_suite(suite_path);
   std::vector<RunSpec> runs = suite.runs;
   if (!filter.empty()) runs = filter_runs(runs, filter);
@@ -65,13 +73,30 @@ int cmd_run(int argc, char** argv) {
     runs = shard_runs(runs, i, n);
   }
   if (vm.count("dry-run")) {
+    // With an existing --db: each run's state, and for a changed config the keys that changed.
+    std::unique_ptr<ResultsDb> db;
+    if (!db_path.empty() && fs::exists(db_path)) {
+      db = std::make_unique<ResultsDb>(db_path, ResultsDb::Mode::kReadOnly);
+    }
+    std::map<std::string, int64_t> states;
     double total = 0;
     for (const auto& r : runs) {
       const double f = estimate_run_flops(r);
       total += f;
-      std::cout << r.key << "  " << r.config_hash << "  ~" << std::setprecision(3) << f / 1e12
-                << " TFLOP\n";
+      const std::string state = db ? run_state(r, *db) : "pending";
+      ++states[state];
+      std::cout << std::left << std::setw(8) << state << " " << r.key << "  " << r.config_hash
+                << "  ~" << std::setprecision(3) << f / 1e12 << " TFLOP\n";
+      if (state == "changed") {
+        for (const auto& c : config_changes(db->run_config_json(r.key).value_or("{}"),
+                                            r.config.dump())) {
+          std::cout << "           changed " << c << "\n";
+        }
+      }
     }
+    std::cout << "states:";
+    for (const auto& [state, n] : states) std::cout << " " << n << " " << state;
+    std::cout << (db ? "" : " (no --db: every run counted pending)") << "\n";
     const double rate = kAssumedGflopsPerThread * 1e9 * threads;
     std::cout << runs.size() << " runs of " << suite.runs.size() << " in suite '" << suite.name
               << "', ~" << std::setprecision(3) << total / 1e12 << " TFLOP, about "
