@@ -9,6 +9,7 @@
 
 #include "harness/check.h"
 #include "harness/command.h"
+#include "harness/overrides.h"
 #include "harness/run.h"
 #include "harness/suite.h"
 #include "models/dnnl_util.h"
@@ -28,6 +29,8 @@ constexpr double kAssumedGflopsPerThread = 40.0;
 
 int cmd_run(int argc, char** argv) {
   std::string suite_path, db_path, filter, shard, checkpoints;
+  std::vector<std::string> sets;
+  double progress_every = 30;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   po::options_description opts("options");
   opts.add_options()
@@ -37,9 +40,12 @@ int cmd_run(int argc, char** argv) {
       ("shard", po::value(&shard), "i/n: only shard i of n (each shard writes its own database)")
       ("threads", po::value(&threads), "threads per run (default: all cores)")
       ("checkpoints", po::value(&checkpoints), "checkpoint directory (default: DB path + .checkpoints)")
+      ("progress-every", po::value(&progress_every),
+       "without a terminal: one progress line at most every this many seconds (default 30)")
       ("dry-run", "list the runs and their estimated cost; train nothing")
       ("force", "rerun the selected runs from step 0 even if done (their previous rows and "
                 "checkpoints are deleted first); use with --filter");
+  add_set_option(opts, &sets);
   po::positional_options_description pos;
   pos.add("suite", 1);
   po::variables_map vm;
@@ -51,9 +57,16 @@ int cmd_run(int argc, char** argv) {
   }
   LB_REQUIRE(!suite_path.empty(), "run: give a SUITE.json");
   LB_REQUIRE(threads >= 1 && threads <= 1024, "--threads " << threads << " must be in [1, 1024]");
-  const Suite suite = load_suite(suite_path);
+  const Suite suite = load_suite(suite_path, sets);
   std::vector<RunSpec> runs = suite.runs;
-  if (!filter.empty()) runs = filter_runs(runs, filter);
+  if (!filter.empty()) {
+    runs = filter_runs(runs, filter);
+    if (runs.empty()) {
+      std::cerr << "lengthbench: warning: --filter '" << filter << "' matches none of the "
+                << suite.runs.size() << " runs of suite '" << suite.name << "' (keys look like "
+                << (suite.runs.empty() ? std::string("-") : suite.runs.front().key) << ")\n";
+    }
+  }
   if (!shard.empty()) {
     const auto [i, n] = parse_shard(shard);
     runs = shard_runs(runs, i, n);
@@ -80,12 +93,16 @@ int cmd_run(int argc, char** argv) {
   ro.threads = threads;
   ro.checkpoint_root = checkpoints.empty() ? db_path + ".checkpoints" : checkpoints;
   ro.progress_bar = isatty(STDERR_FILENO);
+  ro.progress_every_s = progress_every;
   ro.force = vm.count("force") > 0;
   install_stop_handlers();
   const SuiteTotals t = run_suite(runs, db, ro, std::cerr);
   std::cout << suite.name << ": " << t.done << " done, " << t.skipped << " already done, "
             << t.failed << " failed" << (t.interrupted ? ", interrupted (run again to resume)" : "")
             << "\n";
+  std::cout << "results: " << db_path << "\nnext:    lengthbench table " << db_path
+            << "\n         lengthbench plot " << db_path << " --out figures\n         lengthbench report "
+            << db_path << " --out report   (then open report/index.html)\n";
   if (t.interrupted) return 130;
   return t.failed > 0 ? 1 : 0;
 }
