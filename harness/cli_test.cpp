@@ -105,8 +105,20 @@ TEST_CASE("run --set is recorded in the run's stored config") {
   const auto r = cli("run '" + smoke() + "' --db '" + db +
                      "' --threads 1 --filter softmax/.*/s0 "
                      "--set train.steps=6 --set train.checkpoint_every=0 --set select.every=0 "
-                     "--set tasks.copy.train.task_params.seq_len=10 --set 'eval.lengths=[16]'");
+                     "--set tasks.copy.train.task_params.seq_len=10 --set 'eval.lengths=[16]' "
+                     "--progress-every 0 </dev/null");
   REQUIRE_MESSAGE(r.status == 0, r.out);
+  // Without a terminal: plain progress lines (here every step), the suite's ETA, what next.
+  CHECK(count_lines_with(r.out, " tok/s, elapsed ") == 6);
+  CHECK(r.out.find("step 6/6, ") != std::string::npos);
+  CHECK(r.out.find("[1/1] smoke/copy.v1/softmax/") != std::string::npos);
+  CHECK(r.out.find("results: " + db) != std::string::npos);
+  CHECK(r.out.find("lengthbench report " + db) != std::string::npos);
+  // Checkpoint paths are stored relative to the database's folder and resolve from there.
+  const auto ck = cli("query '" + db + "' \"SELECT path FROM checkpoints WHERE ckpt = 'best'\" --csv");
+  const std::string rel = ck.out.substr(ck.out.find('\n') + 1, ck.out.rfind('\n') - ck.out.find('\n') - 1);
+  CHECK(rel.rfind("r.sqlite.checkpoints/", 0) == 0);
+  CHECK(fs::exists(d / rel / "config.json"));
   const auto q = cli("query '" + db + "' \"SELECT config_json FROM runs\" --csv");
   REQUIRE(q.status == 0);
   CHECK(q.out.find("\"\"steps\"\":6") != std::string::npos);

@@ -58,6 +58,13 @@ std::string format_seconds(double s) {
   return os.str();
 }
 
+// A checkpoint path as stored in the database: relative to the database's folder, so a database
+// and its checkpoint folder can move together (and committed ones resolve from the repository).
+std::string db_relative(const fs::path& p, const ResultsDb& db) {
+  const fs::path base = fs::absolute(db.path()).parent_path();
+  return fs::absolute(p).lexically_normal().lexically_relative(base.lexically_normal()).string();
+}
+
 // A one-line progress bar with ETA on stderr (a terminal; redrawn at most 5 times a second), or
 // without a terminal one plain line on `log` at most every `plain_every_s` seconds: step,
 // tokens/s since the last line, elapsed, ETA (for cluster logs).
@@ -171,7 +178,7 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       if (!best || score > *best) {
         best = score;
         save_checkpoint(trainer, dir / "best");
-        db.add_checkpoint(run.key, {"best", step, (dir / "best").string(), "",
+        db.add_checkpoint(run.key, {"best", step, db_relative(dir / "best", db), "",
                                     "exact_match+1e-4*token_accuracy@" + run.select.split + "/" +
                                         std::to_string(run.select.length),
                                     score});
@@ -219,7 +226,8 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       if (sel) select(s.step);
       if (ckpt) {
         save_checkpoint(trainer, dir / "last");
-        db.add_checkpoint(run.key, {"last", s.step, (dir / "last").string(), "", "", std::nullopt});
+        db.add_checkpoint(run.key,
+                          {"last", s.step, db_relative(dir / "last", db), "", "", std::nullopt});
       }
     }
     progress.finish();
