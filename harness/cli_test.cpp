@@ -338,3 +338,43 @@ TEST_CASE("figures for a paper: display names, caption with n, chance level, zoo
   CHECK(fixed.y_ticks.front() == 40);
   CHECK(fixed.y_ticks.back() == 100);
 }
+
+TEST_SUITE("slow") {
+  // tools/lengthbench_checkpoint.py's attention_weights (PyTorch, float64, written from the spec)
+  // against the numbers `lengthbench attention` writes. Needs python3-torch (make deps-slow).
+  TEST_CASE("Python attention_weights matches lengthbench attention") {
+    if (std::system("python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+      MESSAGE("python3-torch not installed: skipped");
+      return;
+    }
+    const fs::path d = fresh_dir("attention_py");
+    REQUIRE(cli("train --task copy --preset tiny --threads 1 --out '" + d.string() +
+                "/ck' --set train.steps=3 --set train.batch=2 --set train.warmup=1 --set "
+                "model.attention=entmax --set model.init_std=0.5")
+                .status == 0);
+    REQUIRE(cli("attention --checkpoint '" + d.string() + "/ck' --length 8 --out '" + d.string() +
+                "/att'")
+                .status == 0);
+    const std::string script = "import json, sys, torch\n"
+                               "sys.path.insert(0, sys.argv[1])\n"
+                               "from lengthbench_checkpoint import load, Model, attention_weights\n"
+                               "cfg, sd = load(sys.argv[2])\n"
+                               "a = json.load(open(sys.argv[3]))\n"
+                               "ws = attention_weights(Model(cfg, sd), torch.tensor(a['tokens']))\n"
+                               "d, zeros = 0.0, 0\n"
+                               "for l, layer in enumerate(a['weights']):\n"
+                               "  for h, rows in enumerate(layer):\n"
+                               "    for i, row in enumerate(rows):\n"
+                               "      p = ws[l][h][i][:i + 1].tolist()\n"
+                               "      d = max(d, max(abs(x - y) for x, y in zip(p, row)))\n"
+                               "      zeros += sum(1 for x, y in zip(p, row) if x == 0 and y == 0)\n"
+                               "print('max diff', d, 'shared zeros', zeros)\n"
+                               "sys.exit(0 if d < 1e-4 and zeros > 0 else 1)\n";
+    std::ofstream(d / "check.py") << script;
+    const int rc = std::system(("python3 '" + (d / "check.py").string() + "' '" + LB_SOURCE_DIR +
+                                "/tools' '" + d.string() + "/ck' '" + d.string() +
+                                "/att/attention.json'")
+                                   .c_str());
+    CHECK(rc == 0);
+  }
+}
