@@ -94,6 +94,11 @@ TEST_CASE("run --set: changes the grid, validated like the file, exit 2 with did
   const auto task = cli("run '" + smoke() + "' --dry-run --set tasks.cpy.train.steps=3");
   CHECK(task.status == 2);
   CHECK(task.out.find("did you mean 'copy'") != std::string::npos);
+  const auto slurm = cli("slurm '" + smoke() + "' --shards 2 --set \"model.attention=it's\"");
+  CHECK(slurm.status == 2);  // validated before a script is written
+  const auto script = cli("slurm '" + smoke() + "' --shards 2 --set train.steps=5");
+  REQUIRE(script.status == 0);
+  CHECK(script.out.find(" --set 'train.steps=5' || rc=$?") != std::string::npos);
   const auto bad = cli("run '" + smoke() + "' --dry-run --set train.steps=-1");
   CHECK(bad.status == 2);
   CHECK(bad.out.find("/train/steps") != std::string::npos);

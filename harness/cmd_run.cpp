@@ -121,6 +121,8 @@ int cmd_slurm(int argc, char** argv) {
       ("out", po::value(&out_dir), "shared directory for shard databases, checkpoints, logs "
                                    "(default: SUITE's directory/NAME-slurm)")
       ("binary", po::value(&binary), "lengthbench binary to run (default: this one)");
+  std::vector<std::string> sets;
+  add_set_option(opts, &sets);  // passed on to every shard's `run`
   po::positional_options_description pos;
   pos.add("suite", 1);
   po::variables_map vm;
@@ -133,7 +135,13 @@ int cmd_slurm(int argc, char** argv) {
   LB_REQUIRE(vm.count("shards"), "slurm: --shards N is required");
   LB_REQUIRE(shards >= 1 && shards <= 100000, "--shards " << shards << " must be in [1, 100000]");
   LB_REQUIRE(cpus >= 1 && cpus <= 1024, "--cpus " << cpus << " must be in [1, 1024]");
-  const Suite suite = load_suite(suite_path);  // refuse a bad suite before writing a script
+  const Suite suite = load_suite(suite_path, sets);  // refuse a bad suite before writing a script
+  std::string set_args;
+  for (const auto& s : sets) {
+    std::string quoted = "'";
+    for (char c : s) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    set_args += " --set " + quoted + "'";
+  }
   const std::string suite_abs = fs::absolute(suite_path).string();
   if (out_dir.empty()) out_dir = (fs::path(suite_abs).parent_path() / (suite.name + "-slurm")).string();
   out_dir = fs::absolute(out_dir).string();
@@ -163,7 +171,8 @@ int cmd_slurm(int argc, char** argv) {
             << "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-" << cpus << "}\n"
             << "rc=0\n"
             << binary << " run " << suite_abs << " --db \"$local/shard.sqlite\" --shard \"$i/" << shards
-            << "\" --threads \"$OMP_NUM_THREADS\" --checkpoints \"$out/checkpoints\" || rc=$?\n"
+            << "\" --threads \"$OMP_NUM_THREADS\" --checkpoints \"$out/checkpoints\"" << set_args
+            << " || rc=$?\n"
             << "cp \"$local/shard.sqlite\" \"$out/shard-$i.sqlite.tmp\" && mv \"$out/shard-$i.sqlite.tmp\" \"$out/shard-$i.sqlite\"\n"
             << "rm -rf \"$local\"\n"
             << "exit $rc\n";
