@@ -7,9 +7,10 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 DEPS = cmake g++ make pkg-config libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev \
-       libboost-program-options-dev libsqlitecpp-dev libsqlite3-dev doctest-dev libbenchmark-dev
+       libboost-program-options-dev libsqlitecpp-dev libsqlite3-dev doctest-dev libbenchmark-dev \
+       librsvg2-bin
 
-SLOW_DEPS = slurm-wlm munge python3-torch python3-numpy
+SLOW_DEPS = slurm-wlm munge python3-torch python3-numpy chromium
 
 .PHONY: all deps deps-slow build test slow demo clean format
 

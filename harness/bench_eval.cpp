@@ -18,6 +18,7 @@
 
 #include "harness/bench.h"
 #include "harness/check.h"
+#include "harness/format.h"
 #include "models/dnnl_util.h"
 #include "models/inference.h"
 #include "tasks/registry.h"
@@ -102,10 +103,12 @@ int bench_eval(int argc, char** argv) {
       ("attention", po::value<std::string>()->default_value("softmax,asentmax"), "normalizers, comma-separated")
       ("kv", po::value<std::string>()->default_value("bf16"), "KV cache storage: bf16 or f32")
       ("new-tokens", po::value<int64_t>()->default_value(13), "tokens decoded per sample")
-      ("threads", po::value<int>()->default_value(cores), "threads")
-      ("json", "one JSON object instead of a table");
+      ("threads", po::value<int>()->default_value(cores), "threads");
+  std::string format;
+  add_format_options(opts, &format, {"text", "json"});
   po::variables_map vm;
   if (!parse_command_line(argc, argv, "bench eval [options]", opts, {}, vm)) return 0;
+  const bool as_json = chosen_format(vm, format, {"text", "json"}) == "json";
   set_num_threads(vm["threads"].as<int>());
   const auto lengths = parse_int_list(vm["lengths"].as<std::string>(), "lengths", 64, 1 << 20);
   const std::string kv = vm["kv"].as<std::string>();
@@ -176,7 +179,7 @@ int bench_eval(int argc, char** argv) {
                              {"decode_over_bound", (t2 - t1) / bound},
                              {"kv_cache_mib", kv_bytes / (1 << 20)},
                              {"peak_rss_mib", static_cast<double>(rss) / (1 << 20)}});
-      if (!vm.count("json")) {
+      if (!as_json) {
         const auto& r = out["runs"].back();
         if (out["runs"].size() == 1) {
           std::printf("bench eval: MQMTAR model, %d threads, %s KV cache, %lld decoded tokens; "
@@ -196,7 +199,7 @@ int bench_eval(int argc, char** argv) {
       }
     }
   }
-  if (vm.count("json")) std::cout << out.dump() << "\n";
+  if (as_json) std::cout << out.dump() << "\n";
   return 0;
 }
 

@@ -19,6 +19,7 @@
 
 #include "harness/bench.h"
 #include "harness/check.h"
+#include "harness/format.h"
 #include "harness/rng.h"
 #include "models/kernels/normalizer.h"
 #include "models/kernels/row_kernels.h"
@@ -72,14 +73,16 @@ int bench_normalizers(int argc, char** argv) {
       ("normalizers", po::value(&names_text), "comma-separated registry names (default: all)")
       ("sigma", po::value(&sigma), "scores ~ N(0, sigma^2) (default 2)")
       ("min-time", po::value(&min_time), "seconds per measurement (default 0.05)")
-      ("trials", po::value(&trials), "round-robin trials, best kept (default 5)")
-      ("json", "print JSON");
+      ("trials", po::value(&trials), "round-robin trials, best kept (default 5)");
+  std::string format;
+  add_format_options(opts, &format, {"text", "json"});
   po::variables_map vm;
   if (!parse_command_line(argc, argv,
                           "bench normalizers [--lengths 64,1024,16384,65536] [--json]", opts, {},
                           vm)) {
     return 0;
   }
+  const bool as_json = chosen_format(vm, format, {"text", "json"}) == "json";
   const auto lengths = parse_int_list(lengths_text, "lengths", 1, int64_t{1} << 22);
   LB_REQUIRE(sigma > 0 && sigma < 1e4, "--sigma " << sigma << " must be in (0, 1e4)");
   LB_REQUIRE(min_time > 0 && min_time < 60, "--min-time " << min_time << " must be in (0, 60)");
@@ -110,7 +113,7 @@ int bench_normalizers(int argc, char** argv) {
   }
 
   nlohmann::json rows_json = nlohmann::json::array();
-  if (!vm.count("json")) {
+  if (!as_json) {
     std::printf("scores N(0, %.3g^2), one thread, best of %d trials x %.2fs; CPU ns per score\n", sigma,
                 trials, min_time);
     std::printf("%-26s %7s %10s %8s %12s %8s\n", "normalizer", "n", "fwd ns", "x soft", "fwd+bwd ns",
@@ -151,7 +154,7 @@ int bench_normalizers(int argc, char** argv) {
     const double soft_fwd = fwd[0], soft_both = fb[0];  // variants[0] is our softmax
     for (size_t k = 0; k < nv; ++k) {
       const Variant& var = variants[k];
-      if (vm.count("json")) {
+      if (as_json) {
         rows_json.push_back({{"normalizer", var.label}, {"spec", to_json(var.spec)}, {"n", n},
                              {"rows", rows}, {"forward_ns_per_score", fwd[k]},
                              {"forward_backward_ns_per_score", fb[k]},
@@ -165,7 +168,7 @@ int bench_normalizers(int argc, char** argv) {
       }
     }
   }
-  if (vm.count("json")) {
+  if (as_json) {
     std::cout << nlohmann::json({{"sigma", sigma}, {"threads", 1}, {"trials", trials},
                                  {"clock", "CLOCK_THREAD_CPUTIME_ID"},
                                  {"min_time_s", min_time}, {"results", rows_json}})

@@ -13,6 +13,7 @@
 
 #include "harness/bench.h"
 #include "harness/check.h"
+#include "harness/format.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"
 
@@ -64,13 +65,15 @@ int bench_tasks(int argc, char** argv) {
       ("lengths", po::value(&lengths_text), "nominal lengths (default 64,65536)")
       ("tasks", po::value(&tasks_text), "comma-separated tasks (default: all)")
       ("threads", po::value(&threads), "threads (default: all cores)")
-      ("min-time", po::value(&min_time), "seconds per measurement (default 0.5)")
-      ("json", "print JSON");
+      ("min-time", po::value(&min_time), "seconds per measurement (default 0.5)");
+  std::string format;
+  add_format_options(opts, &format, {"text", "json"});
   po::variables_map vm;
   if (!parse_command_line(argc, argv, "bench tasks [--lengths 64,65536] [--threads N] [--json]",
                           opts, {}, vm)) {
     return 0;
   }
+  const bool as_json = chosen_format(vm, format, {"text", "json"}) == "json";
   const auto lengths = parse_int_list(lengths_text, "lengths", 1, int64_t{1} << 24);
   LB_REQUIRE(threads >= 1 && threads <= 1024, "--threads " << threads << " must be in [1, 1024]");
   LB_REQUIRE(min_time > 0 && min_time < 600, "--min-time " << min_time << " must be in (0, 600)");
@@ -82,7 +85,7 @@ int bench_tasks(int argc, char** argv) {
     std::string name;
     while (std::getline(ss, name, ',')) tasks.push_back(&find_task(name));
   }
-  const bool json = vm.count("json");
+  const bool json = as_json;
   nlohmann::json rows = nlohmann::json::array();
   if (!json) {
     std::cout << "threads " << threads << "; tokens = src + trg tokens\n"

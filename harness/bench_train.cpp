@@ -14,6 +14,8 @@
 
 #include "harness/bench.h"
 #include "harness/check.h"
+#include "harness/format.h"
+#include "harness/overrides.h"
 #include "models/dnnl_util.h"
 #include "models/trainer.h"
 
@@ -108,9 +110,14 @@ int bench_train(int argc, char** argv) {
       "also run this PyTorch peer script (../shared/peers/torch_gemma.py) after each of ours, same "
       "sizes, and report the ratio")(
       "python", po::value<std::string>()->default_value("/usr/bin/python3"),
-      "interpreter for --peer")("json", "one JSON object instead of a table");
+      "interpreter for --peer");
+  std::string format;
+  add_format_options(opts, &format, {"text", "json"});
+  std::vector<std::string> sets;
+  add_set_option(opts, &sets);
   po::variables_map vm;
   if (!parse_command_line(argc, argv, "bench train [options]", opts, {}, vm)) return 0;
+  const bool as_json = chosen_format(vm, format, {"text", "json"}) == "json";
   set_num_threads(vm["threads"].as<int>());
   ModelConfig base;
   TrainConfig train;
@@ -124,6 +131,7 @@ int bench_train(int argc, char** argv) {
     }
   }
   if (vm.count("batch")) train.batch = vm["batch"].as<int64_t>();
+  apply_config_overrides(base, train, sets);
   const int64_t steps = vm["steps"].as<int64_t>(), warm = vm["warmup-steps"].as<int64_t>();
   const int64_t rounds = vm["rounds"].as<int64_t>();
   LB_REQUIRE(steps >= 1, "--steps " << steps << " must be >= 1");
@@ -250,7 +258,7 @@ int bench_train(int argc, char** argv) {
     }
     out["runs"].push_back(j);
   }
-  if (vm.count("json")) {
+  if (as_json) {
     std::cout << out.dump() << "\n";
     return 0;
   }

@@ -12,6 +12,8 @@
 #include "harness/check.h"
 #include "harness/command.h"
 #include "harness/eval.h"
+#include "harness/format.h"
+#include "harness/overrides.h"
 #include "models/dnnl_util.h"
 #include "models/safetensors.h"
 #include "models/trainer.h"
@@ -51,8 +53,11 @@ int cmd_eval(int argc, char** argv) {
        "KV cache storage: auto (fp32 while one sample's cache is <= 512 MiB, else bf16), f32, bf16")
       ("no-draft", "decode token by token (no reference draft; same outputs, slower)")
       ("no-attn", "skip the attention-dispersion statistics")
-      ("threads", po::value<int>()->default_value(cores), "threads")
-      ("json", "one JSON object instead of a table");
+      ("threads", po::value<int>()->default_value(cores), "threads");
+  std::string format;
+  add_format_options(opts, &format, {"text", "json"});
+  std::vector<std::string> sets;
+  add_set_option(opts, &sets);
   po::variables_map vm;
   if (!parse_command_line(argc, argv, "eval --checkpoint DIR [options]", opts, {}, vm)) return 0;
   LB_REQUIRE(vm.count("checkpoint"), "eval needs --checkpoint DIR");
@@ -73,6 +78,34 @@ int cmd_eval(int argc, char** argv) {
       task_params.push_back(kv);
     }
   }
+  // --set on {"model", "train", "eval"}: train.task / train.task_params choose the evaluated
+  // task, eval.* the ladder; the model is fixed by the weights.
+  nlohmann::json eval_doc = {{"split", vm["split"].as<std::string>()},
+                             {"samples", vm["samples"].as<int64_t>()},
+                             {"seed", vm["seed"].as<uint64_t>()},
+                             {"stop_at_zero", vm.count("stop-at-zero") > 0}};
+  if (vm.count("lengths")) {
+    eval_doc["lengths"] = parse_int_list(vm["lengths"].as<std::string>(), "lengths", 1, 1 << 24);
+  }
+  if (!sets.empty()) {
+    tc.task = task_name;
+    tc.task_params = task_params;
+    nlohmann::json doc = {{"model", to_json(mc)}, {"train", to_json(tc)}, {"eval", eval_doc}};
+    apply_overrides(doc, sets);
+    const std::string where = "--set " + sets.front() + (sets.size() > 1 ? ", ...: " : ": ");
+    try {
+      require_known_keys(doc, "", {"model", "train", "eval"});
+      require_known_keys(doc["eval"], "/eval", {"split", "samples", "seed", "stop_at_zero", "lengths"});
+      LB_REQUIRE(doc["model"] == to_json(mc),
+                 "eval cannot change /model (the checkpoint's weights fix it)");
+      tc = train_config_from_json(doc["train"], "/train", tc);
+    } catch (const UsageError& e) {
+      throw UsageError(where + e.what());
+    }
+    task_name = tc.task;
+    task_params = tc.task_params;
+    eval_doc = doc["eval"];
+  }
   const TaskDef& task = find_task(task_name);
   const TaskParams params = make_params(task, task_params);
   LB_REQUIRE(mc.vocab_size > 0 && mc.num_labels > 0,
@@ -81,17 +114,27 @@ int cmd_eval(int argc, char** argv) {
   Trainer::read_checkpoint_weights(dir, model);
 
   EvalOptions opt;
-  if (vm.count("lengths")) {
-    opt.lengths = parse_int_list(vm["lengths"].as<std::string>(), "lengths", 1, 1 << 24);
+  try {
+    if (eval_doc.contains("lengths")) {
+      for (const auto& L : eval_doc["lengths"]) {
+        LB_REQUIRE(L.is_number_integer() && L.get<int64_t>() >= 1 && L.get<int64_t>() <= (1 << 24),
+                   "eval lengths item " << L.dump() << " must be an integer in [1, 16777216]");
+        opt.lengths.push_back(L.get<int64_t>());
+      }
+    }
+    opt.samples = eval_doc["samples"].get<int64_t>();
+    opt.seed = eval_doc["seed"].get<uint64_t>();
+    LB_REQUIRE(eval_doc["split"].is_string() && eval_doc["stop_at_zero"].is_boolean(),
+               "eval split must be a string and stop_at_zero true or false");
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(std::string("eval: a --set value has the wrong type: ") + e.what());
   }
-  opt.samples = vm["samples"].as<int64_t>();
   LB_REQUIRE(opt.samples >= 1, "--samples " << opt.samples << " must be >= 1");
-  opt.seed = vm["seed"].as<uint64_t>();
-  const std::string split = vm["split"].as<std::string>();
+  const std::string split = eval_doc["split"].get<std::string>();
   if (split == "test") opt.split = SplitKind::kTest;
   else if (split == "validation") opt.split = SplitKind::kValidation;
   else throw UsageError("--split '" + split + "' is not one of: test, validation");
-  opt.stop_at_zero = vm.count("stop-at-zero") > 0;
+  opt.stop_at_zero = eval_doc["stop_at_zero"].get<bool>();
   const std::string kv = vm["kv"].as<std::string>();
   if (kv == "auto") opt.kv = EvalOptions::Kv::kAuto;
   else if (kv == "f32") opt.kv = EvalOptions::Kv::kF32;
@@ -99,7 +142,7 @@ int cmd_eval(int argc, char** argv) {
   else throw UsageError("--kv '" + kv + "' is not one of: auto, f32, bf16");
   opt.decode.draft_reference = vm.count("no-draft") == 0;
   opt.decode.attn_stats = vm.count("no-attn") == 0;
-  const bool json = vm.count("json") > 0;
+  const bool json = chosen_format(vm, format, {"text", "json"}) == "json";
   const bool tty = !json && isatty(STDERR_FILENO);
 
   if (!json) {

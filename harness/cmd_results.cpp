@@ -1,16 +1,22 @@
 // `lengthbench query`, `merge`, `status`, `table` and `plot`: the results database from the
 // command line.
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <nlohmann/json.hpp>
 
 #include "harness/check.h"
 #include "harness/command.h"
+#include "harness/format.h"
 #include "harness/suite.h"
 #include "results/db.h"
+#include "tasks/registry.h"
 #include "tools/plot_data.h"
 #include "tools/svg_plot.h"
+#include "tools/report.h"
 #include "tools/table.h"
 
 namespace po = boost::program_options;
@@ -22,22 +28,21 @@ int cmd_query(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()
       ("db", po::value(&db_path), "results database")
-      ("sql", po::value(&sql), "one SQL statement (read-only)")
-      ("csv", "print CSV")
-      ("json", "print one JSON object per row");
+      ("sql", po::value(&sql), "one SQL statement (read-only)");
+  std::string format;
+  add_format_options(opts, &format, {"text", "csv", "json"});
   po::positional_options_description pos;
   pos.add("db", 1).add("sql", 1);
   po::variables_map vm;
-  if (!parse_command_line(argc, argv, "query RESULTS.sqlite \"SELECT ...\" [--csv|--json]", opts,
+  if (!parse_command_line(argc, argv, "query RESULTS.sqlite \"SELECT ...\" [--format text|csv|json]", opts,
                           pos, vm)) {
     return 0;
   }
   LB_REQUIRE(!db_path.empty() && !sql.empty(), "query: give RESULTS.sqlite and an SQL statement");
-  LB_REQUIRE(!(vm.count("csv") && vm.count("json")), "query: choose one of --csv and --json");
+  const std::string f = chosen_format(vm, format, {"text", "csv", "json"});
   ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
   print_query(db, sql,
-              vm.count("csv") ? QueryFormat::kCsv : vm.count("json") ? QueryFormat::kJson
-                                                                     : QueryFormat::kTable,
+              f == "csv" ? QueryFormat::kCsv : f == "json" ? QueryFormat::kJson : QueryFormat::kTable,
               std::cout);
   return 0;
 }
@@ -90,13 +95,16 @@ int cmd_status(int argc, char** argv) {
       ("db", po::value(&db_path), "results database")
       ("suite", po::value(&suite_path), "suite JSON: also list its runs not started yet")
       ("all", "list every run, done ones included");
+  std::string format;
+  add_format_options(opts, &format, {"text", "json"});
   po::positional_options_description pos;
   pos.add("db", 1).add("suite", 1);
   po::variables_map vm;
-  if (!parse_command_line(argc, argv, "status RESULTS.sqlite [SUITE.json] [--all]", opts, pos, vm)) {
+  if (!parse_command_line(argc, argv, "status RESULTS.sqlite [SUITE.json] [--all] [--format text|json]", opts, pos, vm)) {
     return 0;
   }
   LB_REQUIRE(!db_path.empty(), "status: give RESULTS.sqlite");
+  const bool as_json = chosen_format(vm, format, {"text", "json"}) == "json";
   ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
   std::map<std::string, int64_t> counts;
   std::map<std::string, std::string> status_of;
@@ -109,13 +117,25 @@ int cmd_status(int argc, char** argv) {
   }
   std::map<std::string, std::string> errors;
   for (const auto& r : db.runs()) errors[r.key] = r.error;
+  nlohmann::json runs_json = nlohmann::json::array();
   for (const auto& k : keys) {
     const auto it = status_of.find(k);
     const std::string st = it == status_of.end() ? "pending" : it->second == "running" ? "running/interrupted" : it->second;
     ++counts[st];
-    if (vm.count("all") || st != "done") {
+    if (as_json) {
+      runs_json.push_back({{"key", k}, {"status", st}, {"error", errors[k]}});
+    } else if (vm.count("all") || st != "done") {
       std::cout << st << "  " << k << (errors[k].empty() ? "" : "  error: " + errors[k]) << "\n";
     }
+  }
+  if (as_json) {
+    nlohmann::json c = {{"done", counts["done"]},
+                        {"running_or_interrupted", counts["running/interrupted"]},
+                        {"failed", counts["failed"]}};
+    if (!suite_path.empty()) c["pending"] = counts["pending"];
+    std::cout << nlohmann::json({{"db", db_path}, {"counts", c}, {"runs", runs_json}}).dump(2)
+              << "\n";
+    return 0;
   }
   std::cout << counts["done"] << " done, " << counts["running/interrupted"]
             << " running or interrupted, " << counts["failed"] << " failed";
@@ -125,7 +145,7 @@ int cmd_status(int argc, char** argv) {
 }
 
 int cmd_table(int argc, char** argv) {
-  std::string db_path, format = "md", protocol = "mean";
+  std::string db_path, format, protocol = "mean";
   TableOptions o;
   po::options_description opts("options");
   opts.add_options()
@@ -135,9 +155,6 @@ int cmd_table(int argc, char** argv) {
       ("split", po::value(&o.split), "evaluation split (default test)")
       ("protocol", po::value(&protocol),
        "mean (over seeds with a 95% interval, per lr) or best (of seeds x lrs)")
-      ("format", po::value(&format),
-       "md, latex, or tidy csv / json (one row per setup x length: mean, sd, ci_low, ci_high, "
-       "n_seeds, samples)")
       ("details", "show each run's selected checkpoint step")
       ("metric", po::value(&o.metric),
        "exact_match (default) or an attention statistic (entropy_norm, support, relevant_mass, "
@@ -146,6 +163,8 @@ int cmd_table(int argc, char** argv) {
        "with an attention statistic: only these heads (alibi, nope, rope, nope+scaled, ...; "
        "default all kinds, each its own row)")
       ("paper", "add the paper's Table 1 rows (results/paper_table1.json) for the same tasks");
+  const std::vector<std::string> formats = {"text", "md", "latex", "csv", "json"};  // text: Markdown
+  add_format_options(opts, &format, formats);
   po::positional_options_description pos;
   pos.add("db", 1);
   po::variables_map vm;
@@ -157,9 +176,8 @@ int cmd_table(int argc, char** argv) {
     return 0;
   }
   LB_REQUIRE(!db_path.empty(), "table: give RESULTS.sqlite");
-  LB_REQUIRE(format == "md" || format == "markdown" || format == "latex" || format == "csv" ||
-                 format == "json",
-             "--format '" << format << "' is not one of: md (markdown), latex, csv, json");
+  format = chosen_format(vm, format, formats);
+  if (!o.task.empty()) find_task(o.task);  // an unknown name: exit 2 with did-you-mean
   LB_REQUIRE(protocol == "mean" || protocol == "best",
              "--protocol '" << protocol << "' is not one of: mean, best");
   o.format = format == "latex" ? TableFormat::kLatex
@@ -184,7 +202,7 @@ int cmd_table(int argc, char** argv) {
 }
 
 int cmd_plot(int argc, char** argv) {
-  std::string db_path, out_dir, protocol = "mean", metric = "exact_match";
+  std::string db_path, out_dir, protocol = "mean", metric = "exact_match", ylim;
   PlotOptions o;
   po::options_description opts("options");
   opts.add_options()
@@ -195,8 +213,12 @@ int cmd_plot(int argc, char** argv) {
       ("split", po::value(&o.split), "evaluation split (default test)")
       ("protocol", po::value(&protocol), "mean (± sd over seeds, per lr) or best (of seeds x lrs)")
       ("metric", po::value(&metric),
-       "exact_match (default), token_accuracy, or an attention statistic averaged over layers x "
-       "heads: entropy_norm, support, relevant_mass, max_weight")
+       "exact_match (default), token_accuracy, an attention statistic averaged over layers x "
+       "heads: entropy_norm, support, relevant_mass, max_weight; or loss (training curves)")
+      ("ylim", po::value(&ylim), "LO:HI fixed y range in display units (e.g. 50:100 for percent); "
+                                 "default automatic, zoomed in when every value sits in a narrow band")
+      ("png", "also write PNG (rsvg-convert, Debian librsvg2-bin)")
+      ("pdf", "also write PDF (rsvg-convert, Debian librsvg2-bin)")
       ("heads", po::value(&o.heads),
        "attention statistics over which heads: auto (default: the NoPE heads, length-scaled under "
        "SSMax/ASEntmax, else all), all, alibi, nope, rope, nope+scaled, ...");
@@ -206,18 +228,45 @@ int cmd_plot(int argc, char** argv) {
   if (!parse_command_line(argc, argv,
                           "plot RESULTS.sqlite --out DIR [--suite S] [--task T] [--split test] "
                           "[--protocol mean|best] [--metric exact_match|token_accuracy|"
-                          "entropy_norm|support|relevant_mass|max_weight] [--heads auto|all|alibi|"
-                          "nope|rope|nope+scaled]",
+                          "entropy_norm|support|relevant_mass|max_weight|loss] [--ylim LO:HI] "
+                          "[--png] [--pdf] "
+                          "[--heads auto|all|alibi|nope|rope|nope+scaled]",
                           opts, pos, vm)) {
     return 0;
   }
   LB_REQUIRE(!db_path.empty(), "plot: give RESULTS.sqlite");
   LB_REQUIRE(!out_dir.empty(), "plot: give --out DIR");
+  if (!o.task.empty()) find_task(o.task);  // an unknown name: exit 2 with did-you-mean
+  PlotFileOptions fo;
+  fo.png = vm.count("png") > 0;
+  fo.pdf = vm.count("pdf") > 0;
+  if (!ylim.empty()) {
+    const auto colon = ylim.find(':');
+    LB_REQUIRE(colon != std::string::npos, "--ylim '" << ylim << "' is not of the form LO:HI");
+    fo.svg.ymin = parse_double(ylim.substr(0, colon), "--ylim LO");
+    fo.svg.ymax = parse_double(ylim.substr(colon + 1), "--ylim HI");
+    LB_REQUIRE(fo.svg.ymin < fo.svg.ymax, "--ylim " << ylim << " needs LO < HI");
+  }
+  ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
+  if (metric == "loss") {
+    ReportOptions ro;
+    ro.suite = o.suite, ro.task = o.task;
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    LB_REQUIRE(std::filesystem::is_directory(out_dir), "--out '" << out_dir << "' cannot be created");
+    for (const auto& [name, svg] : loss_figures(db, ro)) {
+      const std::string path = out_dir + "/" + name;
+      std::ofstream(path) << svg;
+      std::cout << "wrote " << path << "\n";
+      if (fo.png) std::cout << "wrote " << convert_svg(path, "png") << "\n";
+      if (fo.pdf) std::cout << "wrote " << convert_svg(path, "pdf") << "\n";
+    }
+    return 0;
+  }
   o.protocol = plot_protocol_from_name(protocol);
   o.metric = plot_metric_from_name(metric);
   o.heads = plot_heads_from_name(o.heads);
-  ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
-  for (const auto& path : write_plot_files(plot_figures(db, o), out_dir)) {
+  for (const auto& path : write_plot_files(plot_figures(db, o), out_dir, fo)) {
     std::cout << "wrote " << path << "\n";
   }
   return 0;

@@ -12,6 +12,7 @@
 #include "harness/check.h"
 #include "harness/command.h"
 #include "harness/jobs.h"
+#include "harness/overrides.h"
 #include "harness/run.h"
 #include "harness/suite.h"
 #include "models/dnnl_util.h"
@@ -31,6 +32,8 @@ constexpr double kAssumedGflopsPerThread = 40.0;
 
 int cmd_run(int argc, char** argv) {
   std::string suite_path, db_path, filter, shard, checkpoints;
+  std::vector<std::string> sets;
+  double progress_every = 30;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int jobs = 1, threads_per_run = 0;
   po::options_description opts("options");
@@ -45,11 +48,14 @@ int cmd_run(int argc, char** argv) {
       ("threads-per-run", po::value(&threads_per_run), "threads of each run with --jobs N "
                                                        "(default: --threads, else max(1, cores / N))")
       ("checkpoints", po::value(&checkpoints), "checkpoint directory (default: DB path + .checkpoints)")
+      ("progress-every", po::value(&progress_every),
+       "without a terminal: one progress line at most every this many seconds (default 30)")
       ("dry-run", "list the runs, their state in --db (done, pending, running, failed, changed) "
                   "and estimated cost; train nothing")
       ("force", "rerun the selected runs from step 0 even if done (their previous rows and "
                 "checkpoints are deleted first); needs --filter, or --all for every run")
       ("all", "with --force: rerun every run of the suite (or shard)");
+  add_set_option(opts, &sets);
   po::positional_options_description pos;
   pos.add("suite", 1);
   po::variables_map vm;
@@ -65,9 +71,16 @@ int cmd_run(int argc, char** argv) {
              "--force without --filter would delete and rerun every run of the suite; give "
              "--filter REGEX, or --all to mean every run");
   LB_REQUIRE(!vm.count("all") || vm.count("force"), "--all only goes with --force");
-  const Suite suite = load_suite(suite_path);
+  const Suite suite = load_suite(suite_path, sets);
   std::vector<RunSpec> runs = suite.runs;
-  if (!filter.empty()) runs = filter_runs(runs, filter);
+  if (!filter.empty()) {
+    runs = filter_runs(runs, filter);
+    if (runs.empty()) {
+      std::cerr << "lengthbench: warning: --filter '" << filter << "' matches none of the "
+                << suite.runs.size() << " runs of suite '" << suite.name << "' (keys look like "
+                << (suite.runs.empty() ? std::string("-") : suite.runs.front().key) << ")\n";
+    }
+  }
   if (!shard.empty()) {
     const auto [i, n] = parse_shard(shard);
     runs = shard_runs(runs, i, n);
@@ -134,12 +147,16 @@ int cmd_run(int argc, char** argv) {
   ro.threads = threads;
   ro.checkpoint_root = checkpoints.empty() ? db_path + ".checkpoints" : checkpoints;
   ro.progress_bar = isatty(STDERR_FILENO);
+  ro.progress_every_s = progress_every;
   ro.force = vm.count("force") > 0;
   install_stop_handlers();
   const SuiteTotals t = run_suite(runs, db, ro, std::cerr);
   std::cout << suite.name << ": " << t.done << " done, " << t.skipped << " already done, "
             << t.failed << " failed" << (t.interrupted ? ", interrupted (run again to resume)" : "")
             << "\n";
+  std::cout << "results: " << db_path << "\nnext:    lengthbench table " << db_path
+            << "\n         lengthbench plot " << db_path << " --out figures\n         lengthbench report "
+            << db_path << " --out report   (then open report/index.html)\n";
   if (t.interrupted) return 130;
   return t.failed > 0 ? 1 : 0;
 }
@@ -160,6 +177,8 @@ int cmd_slurm(int argc, char** argv) {
       ("out", po::value(&out_dir), "shared directory for shard databases, checkpoints, logs "
                                    "(default: SUITE's directory/NAME-slurm)")
       ("binary", po::value(&binary), "lengthbench binary to run (default: this one)");
+  std::vector<std::string> sets;
+  add_set_option(opts, &sets);  // passed on to every shard's `run`
   po::positional_options_description pos;
   pos.add("suite", 1);
   po::variables_map vm;
@@ -173,7 +192,13 @@ int cmd_slurm(int argc, char** argv) {
   LB_REQUIRE(shards >= 1 && shards <= 100000, "--shards " << shards << " must be in [1, 100000]");
   LB_REQUIRE(cpus >= 1 && cpus <= 1024, "--cpus " << cpus << " must be in [1, 1024]");
   LB_REQUIRE(jobs >= 1 && jobs <= 1024, "--jobs " << jobs << " must be in [1, 1024]");
-  const Suite suite = load_suite(suite_path);  // refuse a bad suite before writing a script
+  const Suite suite = load_suite(suite_path, sets);  // refuse a bad suite before writing a script
+  std::string set_args;
+  for (const auto& s : sets) {
+    std::string quoted = "'";
+    for (char c : s) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    set_args += " --set " + quoted + "'";
+  }
   const std::string suite_abs = fs::absolute(suite_path).string();
   if (out_dir.empty()) out_dir = (fs::path(suite_abs).parent_path() / (suite.name + "-slurm")).string();
   out_dir = fs::absolute(out_dir).string();
@@ -204,7 +229,7 @@ int cmd_slurm(int argc, char** argv) {
             << "rc=0\n"
             << binary << " run " << suite_abs << " --db \"$local/shard.sqlite\" --shard \"$i/" << shards
             << "\" --jobs " << jobs << " --threads-per-run " << std::max(1, cpus / jobs)
-            << " --checkpoints \"$out/checkpoints\" || rc=$?\n"
+            << " --checkpoints \"$out/checkpoints\"" << set_args << " || rc=$?\n"
             << "cp \"$local/shard.sqlite\" \"$out/shard-$i.sqlite.tmp\" && mv \"$out/shard-$i.sqlite.tmp\" \"$out/shard-$i.sqlite\"\n"
             << "rm -rf \"$local\"\n"
             << "exit $rc\n";

@@ -9,6 +9,7 @@
 
 #include "harness/check.h"
 #include "harness/command.h"
+#include "harness/format.h"
 #include "harness/version.h"
 #include "tasks/registry.h"
 #include "tasks/text_format.h"
@@ -73,14 +74,16 @@ SplitKind split_kind_from_name(const std::string& name) {
 
 int cmd_tasks(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()("json", "print as JSON");
+  std::string format;
+  add_format_options(opts, &format, {"text", "json"});
   po::variables_map vm;
-  if (!parse_command_line(argc, argv, "tasks [--json]", opts, {}, vm)) return 0;
+  if (!parse_command_line(argc, argv, "tasks [--format text|json]", opts, {}, vm)) return 0;
+  const bool as_json = chosen_format(vm, format, {"text", "json"}) == "json";
   nlohmann::json out = nlohmann::json::array();
   for (const auto& t : all_tasks()) {
     const TaskParams p = make_params(t, {});
     const Vocab v = task_vocab(t, p);
-    if (vm.count("json")) {
+    if (as_json) {
       nlohmann::json params = nlohmann::json::object();
       for (const auto& d : t.params) params[d.name] = {{"default", d.default_value}, {"help", d.help}};
       out.push_back({{"name", t.name}, {"version", t.version}, {"summary", t.summary},
@@ -103,7 +106,7 @@ int cmd_tasks(int argc, char** argv) {
                 << d.help << "\n";
     }
   }
-  if (vm.count("json")) std::cout << out.dump(2) << "\n";
+  if (as_json) std::cout << out.dump(2) << "\n";
   return 0;
 }
 

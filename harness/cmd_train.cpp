@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "harness/check.h"
 #include "harness/command.h"
+#include "harness/overrides.h"
 #include "models/dnnl_util.h"
 #include "models/trainer.h"
 
@@ -45,6 +48,8 @@ int cmd_train(int argc, char** argv) {
       ("resume", po::value<std::string>(), "continue from this checkpoint directory")
       ("log-every", po::value<int64_t>(), "print every N steps")
       ("threads", po::value<int>()->default_value(2), "threads for oneDNN and our kernels");
+  std::vector<std::string> sets;
+  add_set_option(opts, &sets);
   po::variables_map vm;
   if (!parse_command_line(argc, argv, "train [options]", opts, {}, vm)) return 0;
 
@@ -81,6 +86,17 @@ int cmd_train(int argc, char** argv) {
   if (vm.count("seed")) train.seed = vm["seed"].as<uint64_t>();
   if (vm.count("bf16")) train.bf16 = true;
   if (vm.count("log-every")) train.log_every = vm["log-every"].as<int64_t>();
+  {
+    const nlohmann::json before = {to_json(model), train.task, to_json(train)["task_params"],
+                                   train.batch, train.seed, train.data_seed};
+    apply_config_overrides(model, train, sets);  // after the flags: --set has the last word
+    const nlohmann::json after = {to_json(model), train.task, to_json(train)["task_params"],
+                                  train.batch, train.seed, train.data_seed};
+    LB_REQUIRE(!vm.count("resume") || before == after,
+               "--set " << sets.front() << "...: with --resume the model, task, batch and seeds "
+                        "come from the checkpoint; only train.steps, lr, warmup and the like may "
+                        "change");
+  }
   LB_REQUIRE(train.steps >= 1, "--steps " << train.steps << " must be >= 1");
   LB_REQUIRE(train.batch >= 1, "--batch " << train.batch << " must be >= 1");
   LB_REQUIRE(train.lr >= 0, "--lr " << train.lr << " must be >= 0");

@@ -19,6 +19,8 @@ int cmd_upgrade(int argc, char** argv);
 int cmd_status(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_logits(int argc, char** argv);
+int cmd_attention(int argc, char** argv);
+int cmd_report(int argc, char** argv);
 
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> kCommands = {
@@ -31,6 +33,8 @@ const std::vector<Command>& all_commands() {
        cmd_eval},
       {"logits", "logits of a checkpoint for one token sequence (training or inference engine)",
        cmd_logits},
+      {"attention", "heatmaps (SVG) of one sample's attention weights per layer x head",
+       cmd_attention},
       {"normalize", "attention weights of one normalizer for one row of scores", cmd_normalize},
       {"run", "run a suite of experiments into a results database (resumable, shardable)", cmd_run},
       {"slurm", "print an sbatch array script that runs a suite's shards, then merges", cmd_slurm},
@@ -38,6 +42,7 @@ const std::vector<Command>& all_commands() {
       {"table", "paper-style tables (Markdown, LaTeX, CSV) from a results database", cmd_table},
       {"plot", "paper-style figures (SVG) of a metric against length from a results database",
        cmd_plot},
+      {"report", "one self-contained HTML page: tables, figures, curves, provenance", cmd_report},
       {"status", "runs in a results database: done, running, failed", cmd_status},
       {"merge", "merge shard results databases into one", cmd_merge},
       {"upgrade", "bring a results database to this schema version in place (rows kept)",

@@ -10,12 +10,14 @@
 
 #include "harness/check.h"
 #include "harness/command.h"
+#include "results/db.h"
 
 namespace {
 
 void print_usage() {
   std::cout << "lengthbench — length generalisation of attention normalizers, measured\n\n"
-               "usage: lengthbench COMMAND [options]   (lengthbench COMMAND --help for each)\n\n"
+               "usage: lengthbench COMMAND [options]   (lengthbench COMMAND --help for each)\n"
+               "       lengthbench --version   (commit, dirty flag, oneDNN version and ISA)\n\n"
                "commands:\n";
   for (const auto& c : lb::all_commands()) {
     std::cout << "  " << c.name << std::string(12 - std::min<size_t>(11, strlen(c.name)), ' ')
@@ -34,6 +36,14 @@ int main(int argc, char** argv) {
       !strcmp(argv[1], "help")) {
     print_usage();
     return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    const lb::Provenance p = lb::Provenance::current(1);
+    std::cout << "lengthbench " << p.lengthbench_version << "\ncommit " << p.git_commit
+              << (p.git_dirty ? " (dirty: uncommitted changes)" : " (clean)") << "\ncompiler "
+              << p.compiler << "\noneDNN " << p.onednn_version << "\nISA " << p.onednn_isa
+              << "\n";
+    return 0;
   }
   std::vector<std::string> names;
   for (const auto& c : lb::all_commands()) names.push_back(c.name);

@@ -61,13 +61,38 @@ std::string format_seconds(double s) {
   return os.str();
 }
 
-// A one-line progress bar with ETA on stderr (a terminal only; redrawn at most 5 times a second).
+// A checkpoint path as stored in the database: relative to the database's folder, so a database
+// and its checkpoint folder can move together (and committed ones resolve from the repository).
+std::string db_relative(const fs::path& p, const ResultsDb& db) {
+  const fs::path base = fs::absolute(db.path()).parent_path();
+  return fs::absolute(p).lexically_normal().lexically_relative(base.lexically_normal()).string();
+}
+
+// A one-line progress bar with ETA on stderr (a terminal; redrawn at most 5 times a second), or
+// without a terminal one plain line on `log` at most every `plain_every_s` seconds: step,
+// tokens/s since the last line, elapsed, ETA (for cluster logs).
 class Progress {
  public:
-  Progress(bool bar, std::string label, int64_t total)
-      : bar_(bar), label_(std::move(label)), total_(total) {}
-  void update(int64_t done, const std::string& detail) {
-    if (!bar_) return;
+  Progress(bool bar, std::string label, int64_t total, std::ostream* log = nullptr,
+           double plain_every_s = 30)
+      : bar_(bar), label_(std::move(label)), total_(total), log_(log), every_(plain_every_s) {}
+  void update(int64_t done, const std::string& detail, int64_t tokens = 0) {
+    tokens_ += tokens;
+    if (!bar_) {
+      const auto now = std::chrono::steady_clock::now();
+      const double since = std::chrono::duration<double>(now - plain_last_).count();
+      if (!log_ || since < every_) return;
+      const double elapsed = std::chrono::duration<double>(now - start_).count();
+      *log_ << label_ << ": step " << done << "/" << total_ << ", "
+            << static_cast<int64_t>(tokens_ / std::max(since, 1e-9)) << " tok/s, elapsed "
+            << format_seconds(elapsed) << ", ETA "
+            << (done > first_ ? format_seconds(elapsed / (done - first_) * (total_ - done))
+                              : std::string("?"))
+            << ", " << detail << "\n" << std::flush;
+      plain_last_ = now;
+      tokens_ = 0;
+      return;
+    }
     const auto now = std::chrono::steady_clock::now();
     if (done < total_ && now - last_ < std::chrono::milliseconds(200)) return;
     last_ = now;
@@ -88,8 +113,11 @@ class Progress {
  private:
   bool bar_;
   std::string label_;
-  int64_t total_, first_ = 0;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
+  int64_t total_, first_ = 0, tokens_ = 0;
+  std::ostream* log_;
+  double every_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{},
+                                        plain_last_ = start_;
 };
 
 // Flattens a JSON document into "a.b.c" -> leaf text.
@@ -216,13 +244,13 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       if (!best || selection_better(row, *best)) {
         best = row;
         save_checkpoint(trainer, dir / "best");
-        db.add_checkpoint(run.key, {"best", step, (dir / "best").string(), "",
+        db.add_checkpoint(run.key, {"best", step, db_relative(dir / "best", db), "",
                                     selection_rule(run.select.split, run.select.length),
                                     row.exact_match});
       }
     };
     const int64_t steps = run.train.steps;
-    Progress progress(opts.progress_bar, run.key, steps);
+    Progress progress(opts.progress_bar, run.key, steps, &log, opts.progress_every_s);
     progress.start_at(trainer.steps_done());
     // One row per log_every steps: means over the interval (a resumed run rewrites the rows
     // after its checkpoint, by step).
@@ -254,12 +282,8 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
         sum_loss = sum_grad = sum_seconds = 0;
         sum_tokens = interval = 0;
         db.heartbeat(run.key);
-        if (!opts.progress_bar) {
-          log << run.key << ": step " << s.step << "/" << steps << " loss " << s.loss << " lr "
-              << s.lr << " |g| " << s.grad_norm << "\n";
-        }
       }
-      progress.update(s.step, "loss " + std::to_string(s.loss).substr(0, 6));
+      progress.update(s.step, "loss " + std::to_string(s.loss).substr(0, 6), s.tokens);
       const bool ckpt = s.step == steps ||
                         (run.train.checkpoint_every > 0 && s.step % run.train.checkpoint_every == 0);
       const bool sel = s.step == steps || (run.select.every > 0 && s.step % run.select.every == 0);
@@ -267,7 +291,8 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       if (sel) select(s.step);
       if (ckpt) {
         save_checkpoint(trainer, dir / "last");
-        db.add_checkpoint(run.key, {"last", s.step, (dir / "last").string(), "", "", std::nullopt});
+        db.add_checkpoint(run.key,
+                          {"last", s.step, db_relative(dir / "last", db), "", "", std::nullopt});
       }
     }
     progress.finish();
@@ -320,13 +345,20 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
 SuiteTotals run_suite(const std::vector<RunSpec>& runs, ResultsDb& db, const RunnerOptions& opts,
                       std::ostream& log) {
   SuiteTotals t;
+  const auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < runs.size(); ++i) {
     if (stop_requested()) {
       t.interrupted = true;
       break;
     }
     if (db.run_status(runs[i].key) != RunStatus::kDone) {
-      log << "[" << i + 1 << "/" << runs.size() << "] " << runs[i].key << "\n";
+      // Suite progress: runs done of the total, elapsed, and an ETA from the runs trained so far.
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const int64_t trained = t.done + t.failed, left = static_cast<int64_t>(runs.size() - i);
+      log << "[" << i + 1 << "/" << runs.size() << "] " << runs[i].key << "  (elapsed "
+          << format_seconds(elapsed) << ", ETA "
+          << (trained > 0 ? format_seconds(elapsed / trained * left) : std::string("?")) << ")\n";
     }
     switch (run_one(runs[i], db, opts, log)) {
       case RunOutcome::kSkipped: ++t.skipped; break;

@@ -22,6 +22,7 @@ struct RunnerOptions {
   std::string checkpoint_root;  // checkpoints of run K live in checkpoint_root/K/{last,best}
   int threads = 1;
   bool progress_bar = false;    // redraw a bar on stderr (a terminal); else plain log lines
+  double progress_every_s = 30; // without a bar: one plain progress line at most this often
   // Restart every run from step 0, whatever its state: its rows and checkpoints are deleted
   // first (`run --force`). Off: done runs are skipped, others resume.
   bool force = false;

@@ -193,7 +193,7 @@ void load_config_file(const std::string& file, ModelConfig& model, TrainConfig& 
   } catch (const json::exception& e) {
     throw UsageError("config file '" + file + "' is not valid JSON: " + e.what());
   }
-  require_known_keys(j, "", {"model", "train"});
+  require_known_keys(j, "", {"model", "train", "step"});  // step: written by checkpoints
   if (j.contains("model")) model = model_config_from_json(j["model"], "/model");
   if (j.contains("train")) train = train_config_from_json(j["train"], "/train", train);
 }

@@ -99,6 +99,15 @@ void Trainer::save(const std::string& dir) const {
                      {"step", std::to_string(opt_.step())},
                      {"data_position", std::to_string(data_position_)}});
   nlohmann::json cfg = {{"model", to_json(model_.config())}, {"train", to_json(train_)}};
+  // For readers in other languages: task parameters typed (numbers as numbers), and the step.
+  for (auto& v : cfg["train"]["task_params"]) {
+    try {
+      const nlohmann::json n = nlohmann::json::parse(v.get<std::string>());
+      if (n.is_number()) v = n;
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  cfg["step"] = opt_.step();
   std::ofstream out(dir + "/config.json");
   LB_REQUIRE(out, "cannot write '" << dir << "/config.json'");
   out << cfg.dump(2) << "\n";

@@ -455,6 +455,29 @@ class Model(torch.nn.Module):
         return logits[0] if squeeze else logits
 
 
+def attention_weights(model, ids):
+    """The attention weights of every layer for token ids (T) or (B, T): a list over layers of
+    tensors (H, T, T) (or (B, H, T, T)); row i holds query i's weights over keys j <= i, keys
+    j > i are 0, and the exact zeros of sparse normalizers stay exactly 0. The same numbers as
+    `lengthbench attention` writes to attention.json. Captures what `normalize_rows` returns
+    during one forward pass (the layers call it in order)."""
+    global normalize_rows
+    inner, captured = normalize_rows, []
+
+    def capture(spec, z, mask):
+        p = inner(spec, z, mask)
+        captured.append(p.detach().clone())
+        return p
+
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    normalize_rows = capture
+    try:
+        model(ids)
+    finally:
+        normalize_rows = inner
+    return [p[0] if ids.dim() == 1 else p for p in captured]
+
+
 def _main(argv):
     if len(argv) != 2:
         print("usage: lengthbench_checkpoint.py CHECKPOINT_DIR", file=sys.stderr)

@@ -303,14 +303,14 @@ TEST_CASE("svg_plot: well-formed, a legend entry per variant, colours fixed by n
   CHECK(xml_problem("<svg><g></svg></g>") != "");  // the checker itself rejects bad nesting
   CHECK(xml_problem("<svg>a & b</svg>") != "");
   CHECK(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\"") != std::string::npos);
-  CHECK(svg.find("<title>copy (suite s): exact match (%); mean ± sd over seeds; test split") !=
-        std::string::npos);
+  CHECK(svg.find("<title>copy: exact match (%); mean ± sd over n = ") != std::string::npos);
+  CHECK(svg.find("; test split; suite s</title>") != std::string::npos);
   const auto legend = blocks(svg, "<g class=\"legend\">", "</g>");
   REQUIRE(legend.size() == 1);
   const auto texts = blocks(legend[0], "<text x=", "</text>");
   REQUIRE(texts.size() == fig.series.size());
   for (size_t i = 0; i < fig.series.size(); ++i) {
-    CHECK(texts[i].substr(texts[i].find('>') + 1) == fig.series[i].label);
+    CHECK(texts[i].substr(texts[i].find('>') + 1) == series_display_label(fig.series[i]));
   }
   CHECK(legend[0].find("hollow marker") != std::string::npos);  // softmax's implied zero
   CHECK(legend[0].find("band: ± sd over seeds") != std::string::npos);
@@ -353,9 +353,9 @@ TEST_CASE("plot files: identical bytes on a second call, no temporary left, an i
   o.metric = PlotMetric::kEntropyNorm;
   write_plot_files(plot_figures(db, o), (dir / "a").string());
   const std::string index = read_file(dir / "a" / "index.md");
-  CHECK(index.find("- [s.copy.test.mean.entropy_norm.svg](s.copy.test.mean.entropy_norm.svg): copy "
-                   "(suite s): normalised entropy") != std::string::npos);
-  CHECK(index.find("(s.copy.test.mean.exact_match.svg): copy (suite s): exact match (%)") !=
+  CHECK(index.find("- [s.copy.test.mean.entropy_norm.svg](s.copy.test.mean.entropy_norm.svg): copy: "
+                   "normalised entropy") != std::string::npos);
+  CHECK(index.find("(s.copy.test.mean.exact_match.svg): copy: exact match (%)") !=
         std::string::npos);
   fs::remove_all(dir);
   fs::remove(path);

@@ -1,11 +1,14 @@
 #include "tools/svg_plot.h"
 
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -14,6 +17,8 @@
 #include <sstream>
 
 #include "harness/check.h"
+
+extern char** environ;
 
 namespace lb {
 
@@ -122,14 +127,15 @@ std::string protocol_text(TableProtocol p) {
                                      : "best of seeds × learning rates (selected on validation)";
 }
 
-std::string figure_title(const PlotFigure& f) {
-  return f.task + " (suite " + f.suite + "): " + plot_metric_title(f.metric) +
-         (f.heads.empty() ? "" : ", " + f.heads);
-}
-
-std::string figure_subtitle(const PlotFigure& f) {
-  return protocol_text(f.protocol) + "; " + f.split + " split; metric " +
-         plot_metric_name(f.metric);
+// Ticks from lo to hi (lo < hi) with step 1, 2, 2.5 or 5 x 10^k, about five intervals.
+std::vector<double> nice_ticks_range(double lo, double hi) {
+  const double raw = (hi - lo) / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  const double f = raw / mag;
+  const double step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * mag;
+  std::vector<double> ticks;
+  const double first = std::floor(lo / step + 1e-9) * step;
+  for (double t = first; t < hi + step - 1e-9; t += step) ticks.push_back(t);
+  return ticks;
 }
 
 // Ticks 0, step, ..., top with step 1, 2, 2.5 or 5 x 10^k, top >= hi, about five intervals.
@@ -190,7 +196,40 @@ double PlotAxis::from_px(double px) const {
   return log2 ? std::exp2(t) : t;
 }
 
-PlotLayout plot_layout(const PlotFigure& fig) {
+std::string figure_title(const PlotFigure& f) {
+  return f.task + ": " + plot_metric_title(f.metric) + (f.heads.empty() ? "" : ", " + f.heads);
+}
+
+std::string figure_caption(const PlotFigure& f) {
+  int64_t lo = 0, hi = 0;
+  for (const auto& s : f.series) {
+    for (const auto& p : s.points) {
+      lo = lo == 0 ? p.seeds : std::min(lo, p.seeds);
+      hi = std::max(hi, p.seeds);
+    }
+  }
+  const std::string n =
+      lo == hi ? std::to_string(hi) : std::to_string(lo) + "–" + std::to_string(hi);
+  const std::string what = f.protocol == TableProtocol::kMeanSd
+                               ? "mean ± sd over n = " + n + (hi == 1 ? " seed" : " seeds")
+                               : "best of seeds × learning rates (selected on validation)";
+  return what + "; " + f.split + " split";
+}
+
+std::string series_display_label(const PlotSeries& s) {
+  std::string label =
+      normalizer_display_name(s.normalizer) + " + " + position_display_name(s.pos_encoding);
+  const size_t lr = s.label.find(" / lr ");
+  if (lr != std::string::npos) label += ", lr " + s.label.substr(lr + 6);
+  return label;
+}
+
+double task_chance_level(const std::string& task) {
+  if (task == "flip_flop" || task == "parity") return 0.5;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+PlotLayout plot_layout(const PlotFigure& fig, const SvgOptions& opts) {
   PlotLayout l;
   std::set<int64_t> lengths;
   double top = 0;
@@ -207,11 +246,35 @@ PlotLayout plot_layout(const PlotFigure& fig) {
   l.x.hi = std::log2(static_cast<double>(*lengths.rbegin())) + 0.35;
   l.x.px_lo = kLeft;
   l.x.px_hi = kWidth - kRight;
+  double bottom = INFINITY;
+  for (const auto& s : fig.series) {
+    for (const auto& p : s.points)
+      bottom = std::min(bottom, p.value - (std::isnan(p.sd) ? 0.0 : p.sd));
+  }
   if (plot_metric_is_percent(fig.metric)) {
     l.y_scale = 100;
     l.y_ticks = {0, 20, 40, 60, 80, 100};
+    // Automatic zoom: every value (± sd) within 35 points: the range on 5-point steps around them.
+    const double lo = std::max(0.0, bottom * 100), hi = std::min(100.0, top * 100);
+    if (opts.auto_zoom && hi - lo < 35 && std::isnan(opts.ymin) && std::isnan(opts.ymax)) {
+      const double zlo = std::max(0.0, std::floor((lo - 2) / 5) * 5);
+      const double zhi = std::min(100.0, std::max(zlo + 10, std::ceil((hi + 2) / 5) * 5));
+      l.y_ticks = nice_ticks_range(zlo, zhi);
+    }
   } else {
     l.y_ticks = nice_ticks(top);
+  }
+  if (!std::isnan(opts.ymin) || !std::isnan(opts.ymax)) {
+    const double lo = std::isnan(opts.ymin) ? l.y_ticks.front() : opts.ymin;
+    const double hi = std::isnan(opts.ymax) ? l.y_ticks.back() : opts.ymax;
+    LB_REQUIRE(lo < hi, "--ylim " << lo << ":" << hi << " needs LO < HI");
+    l.y_ticks = nice_ticks_range(lo, hi);
+    l.y_ticks.front() = std::max(l.y_ticks.front(), lo);
+    while (l.y_ticks.size() > 2 && l.y_ticks.back() > hi + 1e-9) l.y_ticks.pop_back();
+    if (l.y_ticks.back() < hi - 1e-9) l.y_ticks.push_back(hi);
+    if (l.y_ticks.front() > lo + 1e-9) l.y_ticks.insert(l.y_ticks.begin(), lo);
+    if (l.y_ticks.size() > 1 && l.y_ticks[1] <= l.y_ticks[0])
+      l.y_ticks.erase(l.y_ticks.begin() + 1);
   }
   l.y.lo = l.y_ticks.front();
   l.y.hi = l.y_ticks.back();
@@ -220,6 +283,54 @@ PlotLayout plot_layout(const PlotFigure& fig) {
   l.width = kWidth;
   l.height = kLegendTop + (std::ceil(fig.series.size() / 2.0) + 1) * kRowH + 6;  // + the notes row
   return l;
+}
+
+std::string normalizer_display_name(const std::string& code) {
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"softmax", "softmax"},
+      {"ssmax", "SSMax"},
+      {"entmax", "1.5-entmax"},
+      {"sparsemax", "sparsemax"},
+      {"asentmax", "ASEntmax"},
+      {"topk", "top-k"},
+      {"stickbreaking", "stick-breaking"},
+      {"adaptive_temperature", "adaptive temperature"}};
+  const std::string base = base_name(code);
+  std::string rest = code.size() > base.size() ? code.substr(base.size() + 1) : "";
+  std::string name = base;
+  for (const auto& [k, v] : kNames) {
+    if (base == k) name = v;
+  }
+  // entmax-alpha=1.3 -> 1.3-entmax; other parameters in parentheses.
+  std::string params;
+  size_t start = 0;
+  while (!rest.empty() && start <= rest.size()) {
+    // Parameters are "-key=value"; a '-' inside a value ("init=near-one") does not split.
+    size_t dash = rest.find('-', start);
+    while (dash != std::string::npos) {
+      const size_t eq = rest.find('=', dash), next = rest.find('-', dash + 1);
+      if (eq != std::string::npos && (next == std::string::npos || eq < next)) break;
+      dash = next;
+    }
+    const std::string p =
+        rest.substr(start, dash == std::string::npos ? std::string::npos : dash - start);
+    if (base == "entmax" && p.rfind("alpha=", 0) == 0) {
+      name = p.substr(6) + "-entmax";
+    } else if (!p.empty()) {
+      params += (params.empty() ? "" : ", ") + p;
+    }
+    if (dash == std::string::npos) break;
+    start = dash + 1;
+  }
+  return params.empty() ? name : name + " (" + params + ")";
+}
+
+std::string position_display_name(const std::string& position) {
+  if (position == "nape") return "NAPE";
+  if (position == "rope") return "RoPE";
+  if (position == "alibi") return "ALiBi";
+  if (position == "nope") return "NoPE";
+  return position;
 }
 
 SeriesStyle normalizer_style(const std::string& normalizer) {
@@ -246,20 +357,22 @@ std::string plot_file_name(const PlotFigure& f) {
   return name + ".svg";
 }
 
-std::string svg_figure(const PlotFigure& fig) {
-  const PlotLayout l = plot_layout(fig);
+std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
+  const PlotLayout l = plot_layout(fig, opts);
   const double right = kWidth - kRight;
   std::ostringstream o;
   o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
     << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(l.width) << "\" height=\""
     << num(l.height) << "\" viewBox=\"0 0 " << num(l.width) << " " << num(l.height)
     << "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
-    << "<title>" << xml_escape(figure_title(fig) + "; " + figure_subtitle(fig)) << "</title>\n"
+    << "<title>"
+    << xml_escape(figure_title(fig) + "; " + figure_caption(fig) + "; suite " + fig.suite)
+    << "</title>\n"
     << "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
     << "<text x=\"" << num(kLeft) << "\" y=\"24\" font-size=\"15\" font-weight=\"bold\">"
     << xml_escape(figure_title(fig)) << "</text>\n"
     << "<text x=\"" << num(kLeft) << "\" y=\"43\" fill=\"#444444\">"
-    << xml_escape(figure_subtitle(fig)) << "</text>\n";
+    << xml_escape(figure_caption(fig)) << "</text>\n";
 
   // Grid, frame, ticks and axis titles.
   std::set<int64_t> lengths;
@@ -324,17 +437,32 @@ std::string svg_figure(const PlotFigure& fig) {
   const auto y_px = [&](double value) {
     return l.y.to_px(std::clamp(value * l.y_scale, l.y.lo, l.y.hi));
   };
+  // The chance level, where the task has one and it is inside the y range.
+  const double chance = task_chance_level(fig.task);
+  if ((fig.metric == PlotMetric::kExactMatch || fig.metric == PlotMetric::kTokenAccuracy) &&
+      !std::isnan(chance) && chance * l.y_scale >= l.y.lo && chance * l.y_scale <= l.y.hi) {
+    o << "<line class=\"chance\" x1=\"" << num(kLeft) << "\" x2=\"" << num(right) << "\" y1=\""
+      << num(y_px(chance)) << "\" y2=\"" << num(y_px(chance))
+      << "\" stroke=\"#999999\" stroke-width=\"1.2\" stroke-dasharray=\"2 3\"/>\n"
+      << "<text x=\"" << num(right - 4) << "\" y=\"" << num(y_px(chance) - 4)
+      << "\" text-anchor=\"end\" font-size=\"11\" fill=\"#777777\">chance "
+      << num(chance * l.y_scale) << (l.y_scale == 100 ? "%" : "") << "</text>\n";
+  }
 
   // ± sd bands under every line.
   bool any_band = false, any_implied = false;
-  o << "<g class=\"bands\" stroke=\"none\" fill-opacity=\"0.16\">\n";
+  // Fainter bands, each with a thin edge, once four or more series overlap.
+  const bool many = fig.series.size() >= 4;
+  o << "<g class=\"bands\" fill-opacity=\"" << (many ? "0.09" : "0.16") << "\""
+    << (many ? " stroke-opacity=\"0.35\" stroke-width=\"0.8\"" : " stroke=\"none\"") << ">\n";
   for (size_t i = 0; i < fig.series.size(); ++i) {
     const auto& pts = fig.series[i].points;
     const bool band =
         std::any_of(pts.begin(), pts.end(), [](const PlotPoint& p) { return p.sd > 0; });
     if (!band) continue;
     any_band = true;
-    o << "<polygon fill=\"" << styles[i].colour << "\" points=\"";
+    o << "<polygon fill=\"" << styles[i].colour << "\""
+      << (many ? " stroke=\"" + styles[i].colour + "\"" : "") << " points=\"";
     for (size_t k = 0; k < pts.size(); ++k) {
       const double sd = std::isnan(pts[k].sd) ? 0 : pts[k].sd;
       o << (k ? " " : "") << num(l.x.to_px(static_cast<double>(pts[k].length))) << ","
@@ -353,8 +481,8 @@ std::string svg_figure(const PlotFigure& fig) {
   for (size_t i = 0; i < fig.series.size(); ++i) {
     const auto& s = fig.series[i];
     const std::string& c = styles[i].colour;
-    o << "<g class=\"series\" stroke=\"" << c << "\">\n<title>" << xml_escape(s.label)
-      << "</title>\n";
+    o << "<g class=\"series\" stroke=\"" << c << "\">\n<title>"
+      << xml_escape(series_display_label(s)) << "</title>\n";
     if (s.points.size() > 1) {
       o << "<polyline fill=\"none\" stroke-width=\"2\""
         << (dashes[i].empty() ? "" : " stroke-dasharray=\"" + std::string(dashes[i]) + "\"")
@@ -386,7 +514,7 @@ std::string svg_figure(const PlotFigure& fig) {
       << "<path fill=\"" << c << "\" stroke=\"" << c << "\" stroke-width=\"1.5\" d=\"M"
       << num(x + 14) << "," << num(y) << marker_path(styles[i].marker) << "\"/>\n"
       << "<text x=\"" << num(x + 36) << "\" y=\"" << num(y + 4) << "\">"
-      << xml_escape(fig.series[i].label) << "</text>\n";
+      << xml_escape(series_display_label(fig.series[i])) << "</text>\n";
   }
   std::string notes;
   if (any_band) notes += "band: ± sd over seeds";
@@ -403,8 +531,29 @@ std::string svg_figure(const PlotFigure& fig) {
   return o.str();
 }
 
+std::string convert_svg(const std::string& svg_path, const std::string& format) {
+  LB_CHECK(format == "png" || format == "pdf", "convert_svg: format " << format);
+  const std::string out = std::filesystem::path(svg_path).replace_extension("." + format).string();
+  const std::string tmp = out + ".tmp-" + std::to_string(getpid());
+  std::vector<std::string> args = {"rsvg-convert", "-f", format, "-o", tmp, svg_path};
+  if (format == "png") args.insert(args.begin() + 1, {"-z", "2"});  // 2x: sharp in print
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, "rsvg-convert", nullptr, nullptr, argv.data(), environ);
+  LB_REQUIRE(rc == 0, "--" << format << " needs rsvg-convert (Debian package librsvg2-bin): "
+                           << std::strerror(rc));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  LB_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+             "rsvg-convert failed on '" << svg_path << "' (exit " << WEXITSTATUS(status) << ")");
+  std::filesystem::rename(tmp, out);
+  return out;
+}
+
 std::vector<std::string> write_plot_files(const std::vector<PlotFigure>& figs,
-                                          const std::string& dir) {
+                                          const std::string& dir, const PlotFileOptions& opts) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -414,8 +563,10 @@ std::vector<std::string> write_plot_files(const std::vector<PlotFigure>& figs,
   std::vector<std::string> written;
   for (const auto& f : figs) {
     const fs::path path = fs::path(dir) / plot_file_name(f);
-    write_atomically(path, svg_figure(f));
+    write_atomically(path, svg_figure(f, opts.svg));
     written.push_back(path.string());
+    if (opts.png) written.push_back(convert_svg(path.string(), "png"));
+    if (opts.pdf) written.push_back(convert_svg(path.string(), "pdf"));
   }
   // The index covers every figure in the folder, from this call or earlier ones.
   std::vector<std::string> names;
