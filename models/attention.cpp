@@ -5,6 +5,7 @@
 
 #include "harness/check.h"
 #include "models/dnnl_util.h"
+#include "models/kernels/fused_attention.h"
 #include "models/profile.h"
 
 namespace lb {
@@ -151,7 +152,14 @@ void attention_forward(const NormalizerSpec& spec, AttentionDims dims,
                        const float* v, const float* scale, const float* slopes, float* probs,
                        float* att) {
   ProfileScope prof("attention");
+  const bool fused = fused_attention_enabled();
   for_each_sample(offsets, dims.H, [&](int64_t r0, int64_t T, int64_t prob_at) {
+    if (fused && fused_attention_fits(T, dims.D)) {  // short rows: one pass per head
+      const int64_t at = r0 * dims.H * dims.D;
+      fused_attention_forward_sample(spec, dims.H, dims.D, T, q + at, k + at, v + at,
+                                     scale + r0 * dims.H, slopes, probs + prob_at, att + at);
+      return;
+    }
     forward_sample(spec, dims.H, dims.D, r0, T, q, k, v, scale, slopes, probs + prob_at, att);
   });
 }
@@ -161,7 +169,15 @@ void attention_backward(const NormalizerSpec& spec, AttentionDims dims,
                         const float* v, const float* scale, const float* slopes, const float* probs,
                         const float* datt, float* dq, float* dk, float* dv, float* dscale) {
   ProfileScope prof("attention");
+  const bool fused = fused_attention_enabled();
   for_each_sample(offsets, dims.H, [&](int64_t r0, int64_t T, int64_t prob_at) {
+    if (fused && fused_attention_fits(T, dims.D)) {
+      const int64_t at = r0 * dims.H * dims.D;
+      fused_attention_backward_sample(spec, dims.H, dims.D, T, q + at, k + at, v + at,
+                                      scale + r0 * dims.H, slopes, probs + prob_at, datt + at,
+                                      dq + at, dk + at, dv + at, dscale + r0 * dims.H);
+      return;
+    }
     backward_sample(spec, dims.H, dims.D, r0, T, q, k, v, scale, slopes, probs + prob_at, datt, dq,
                     dk, dv, dscale);
   });

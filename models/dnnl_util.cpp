@@ -221,45 +221,57 @@ void to_bf16_padded(const float* x, int64_t rows, int64_t cols, int64_t padded_r
   std::fill(out.begin() + rows * cols, out.end(), uint16_t{0});
 }
 
+int64_t padded_rows(int64_t rows) {
+  return (rows + kBf16RowBlock - 1) / kBf16RowBlock * kBf16RowBlock;
+}
+
+// The operand's prepared copy when it is one of x (rows, cols), else nullptr.
+const uint16_t* prepared(const Bf16Rows* c, const float* x, int64_t rows, int64_t cols) {
+  return c && c->src == x && c->rows == rows && c->cols == cols ? c->data.data() : nullptr;
+}
+
 // The linear layers' bf16 products in row blocks. Forward and ∂x (op(A) = A, M = rows): block r
 // is rows r·block.. of A and C, the padded last block through a scratch C. Weight gradient
 // (op(A) = Aᵀ, K = rows, B not transposed): C accumulates the blocks' partial products, the
 // padding rows adding zero.
 void matmul_bf16_row_blocks(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                            const float* A, const float* B, float* C, bool accumulate) {
+                            const float* A, const float* B, float* C, bool accumulate,
+                            const Bf16Rows* a_copy, const Bf16Rows* b_copy) {
   std::vector<uint16_t>& a16 = bf16_inputs().a;
   std::vector<uint16_t>& b16 = bf16_inputs().b;
   thread_local std::vector<float> c_tail;
   const int64_t rows = trans_a ? K : M;
-  const int64_t padded = (rows + kBf16RowBlock - 1) / kBf16RowBlock * kBf16RowBlock;
+  const int64_t padded = padded_rows(rows);
   if (!trans_a) {
-    to_bf16_padded(A, M, K, padded, a16);
-    to_bf16_padded(B, trans_b ? N : K, trans_b ? K : N, trans_b ? N : K, b16);
+    const uint16_t* a = prepared(a_copy, A, M, K);
+    if (!a) to_bf16_padded(A, M, K, padded, a16), a = a16.data();
+    const uint16_t* b = prepared(b_copy, B, trans_b ? N : K, trans_b ? K : N);
+    if (!b)
+      to_bf16_padded(B, trans_b ? N : K, trans_b ? K : N, trans_b ? N : K, b16), b = b16.data();
     const MatmulKey key{false, trans_b, accumulate, true, 1, kBf16RowBlock, N, K};
     for (int64_t r = 0; r < padded; r += kBf16RowBlock) {
-      const uint16_t* a_blk = a16.data() + r * K;
+      const uint16_t* a_blk = a + r * K;
       if (r + kBf16RowBlock <= M) {
-        execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a_blk, b16.data(),
-                       C + r * N);
+        execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a_blk, b, C + r * N);
         continue;
       }
       const int64_t live = M - r;
       c_tail.resize(kBf16RowBlock * N);
       if (accumulate) std::copy(C + r * N, C + M * N, c_tail.begin());
-      execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a_blk, b16.data(),
-                     c_tail.data());
+      execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a_blk, b, c_tail.data());
       std::copy(c_tail.begin(), c_tail.begin() + live * N, C + r * N);
     }
     return;
   }
   // A (K, M) and B (K, N) are row-major with the rows as the reduction.
-  to_bf16_padded(A, K, M, padded, a16);
-  to_bf16_padded(B, K, N, padded, b16);
+  const uint16_t* a = prepared(a_copy, A, K, M);
+  if (!a) to_bf16_padded(A, K, M, padded, a16), a = a16.data();
+  const uint16_t* b = prepared(b_copy, B, K, N);
+  if (!b) to_bf16_padded(B, K, N, padded, b16), b = b16.data();
   for (int64_t r = 0; r < padded; r += kBf16RowBlock) {
     const bool acc = accumulate || r > 0;
     const MatmulKey key{true, false, acc, true, 1, M, N, kBf16RowBlock};
-    execute_matmul(key, false, true, false, 1, M, N, kBf16RowBlock, a16.data() + r * M,
-                   b16.data() + r * N, C);
+    execute_matmul(key, false, true, false, 1, M, N, kBf16RowBlock, a + r * M, b + r * N, C);
   }
 }
 
@@ -267,6 +279,30 @@ void matmul_bf16_row_blocks(bool trans_a, bool trans_b, int64_t M, int64_t N, in
 
 void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
             const float* A, const float* B, float* C, bool accumulate) {
+  matmul(trans_a, trans_b, batch, M, N, K, A, B, C, accumulate, nullptr, nullptr);
+}
+
+void bf16_rows(const float* x, int64_t rows, int64_t cols, Bf16Rows& out) {
+  if (!g_bf16) {
+    out.src = nullptr;
+    return;
+  }
+  to_bf16_padded(x, rows, cols, padded_rows(rows), out.data);
+  out.src = x, out.rows = rows, out.cols = cols;
+}
+
+void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                     int64_t rows, int64_t in, int64_t out, bool accumulate_dx,
+                     const Bf16Rows* x16) {
+  thread_local Bf16Rows dy16;
+  bf16_rows(dy, rows, out, dy16);
+  if (dx) matmul(false, false, 1, rows, in, out, dy, w, dx, accumulate_dx, &dy16, nullptr);
+  matmul(true, false, 1, out, in, rows, dy, x, dw, true, &dy16, x16);
+}
+
+void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+            const float* A, const float* B, float* C, bool accumulate, const Bf16Rows* a_copy,
+            const Bf16Rows* b_copy) {
   LB_CHECK(batch >= 1 && M >= 1 && N >= 1 && K >= 1,
            "matmul shape " << batch << "x" << M << "x" << N << "x" << K);
   ProfileScope prof(batch == 1 ? "matmul.linear" : nullptr);  // attention: timed as a whole
@@ -276,7 +312,7 @@ void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int
   const bool runtime = batch == 1;
   const bool bf16 = g_bf16;
   if (runtime && bf16 && (trans_a ? K : M) >= kBf16RowBlock && !(trans_a && trans_b)) {
-    matmul_bf16_row_blocks(trans_a, trans_b, M, N, K, A, B, C, accumulate);
+    matmul_bf16_row_blocks(trans_a, trans_b, M, N, K, A, B, C, accumulate, a_copy, b_copy);
     return;
   }
   const void* a_ptr = A;
@@ -285,12 +321,15 @@ void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int
     std::vector<uint16_t>& a16 = bf16_inputs().a;
     std::vector<uint16_t>& b16 = bf16_inputs().b;
     ProfileScope conv(runtime ? "matmul.linear.to_bf16" : nullptr);
-    a16.resize(batch * M * K);
-    b16.resize(batch * K * N);
-    fp32_to_bf16(A, batch * M * K, a16.data());
-    fp32_to_bf16(B, batch * K * N, b16.data());
-    a_ptr = a16.data();
-    b_ptr = b16.data();
+    // A prepared copy holds the operand's leading rows (then padding) in the same layout.
+    const uint16_t* a =
+        batch == 1 ? prepared(a_copy, A, trans_a ? K : M, trans_a ? M : K) : nullptr;
+    const uint16_t* b =
+        batch == 1 ? prepared(b_copy, B, trans_b ? N : K, trans_b ? K : N) : nullptr;
+    if (!a) a16.resize(batch * M * K), fp32_to_bf16(A, batch * M * K, a16.data()), a = a16.data();
+    if (!b) b16.resize(batch * K * N), fp32_to_bf16(B, batch * K * N, b16.data()), b = b16.data();
+    a_ptr = a;
+    b_ptr = b;
   }
   const MatmulKey key = runtime ? MatmulKey{trans_a, trans_b, accumulate, bf16, 0, 0, 0, 0}
                                 : MatmulKey{trans_a, trans_b, accumulate, bf16, batch, M, N, K};

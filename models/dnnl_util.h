@@ -5,8 +5,9 @@
 // inputs to bf16 (round to nearest even) and accumulate in fp32.
 #pragma once
 #include <cstdint>
-
 #include <dnnl.hpp>
+
+#include "models/bf16_rows.h"
 
 namespace lb {
 
@@ -21,22 +22,31 @@ int num_threads();
 // after the other. Threads: batched products (batch > 1, one primitive per shape) may run
 // concurrently, each on the calling thread (per-thread stream and scratchpad), e.g. one sample
 // per thread; single products (batch == 1, one runtime-shape primitive) are parallelised by
-// oneDNN itself and must be called from outside parallel regions. op(A) is (M, K): A is (M, K) row-major, or (K, M) when trans_a. op(B) is
-// (K, N): B is (K, N), or (N, K) when trans_b. C is (M, N). `+=` uses oneDNN's sum post-op.
+// oneDNN itself and must be called from outside parallel regions. op(A) is (M, K): A is (M, K)
+// row-major, or (K, M) when trans_a. op(B) is (K, N): B is (K, N), or (N, K) when trans_b. C is (M,
+// N). `+=` uses oneDNN's sum post-op.
 void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
             const float* A, const float* B, float* C, bool accumulate);
+// The same with bf16 copies of A and B made beforehand (bf16_rows; nullptr or a copy of another
+// array: converted here as above). Same numbers as converting here.
+void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+            const float* A, const float* B, float* C, bool accumulate, const Bf16Rows* a16,
+            const Bf16Rows* b16);
+
+// Makes `out` the bf16 copy of x (rows, cols) when bf16 products are on; clears it otherwise.
+void bf16_rows(const float* x, int64_t rows, int64_t cols, Bf16Rows& out);
 
 // Linear layer y = x · Wᵀ with W (out, in) as Hugging Face stores it. x (rows, in), y (rows, out).
+// x16: x's bf16 copy (bf16_rows) or nullptr.
 inline void linear_forward(const float* x, const float* w, float* y, int64_t rows, int64_t in,
-                           int64_t out) {
-  matmul(false, true, 1, rows, out, in, x, w, y, false);
+                           int64_t out, const Bf16Rows* x16 = nullptr) {
+  matmul(false, true, 1, rows, out, in, x, w, y, false, x16, nullptr);
 }
-// dx = dy · W (overwritten; accumulated when accumulate_dx), dW += dyᵀ · x.
-inline void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
-                            int64_t rows, int64_t in, int64_t out, bool accumulate_dx = false) {
-  if (dx) matmul(false, false, 1, rows, in, out, dy, w, dx, accumulate_dx);
-  matmul(true, false, 1, out, in, rows, dy, x, dw, true);
-}
+// dx = dy · W (overwritten; accumulated when accumulate_dx), dW += dyᵀ · x. In bf16, dy is
+// converted once for both products; x16: x's bf16 copy or nullptr.
+void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                     int64_t rows, int64_t in, int64_t out, bool accumulate_dx = false,
+                     const Bf16Rows* x16 = nullptr);
 
 // Products in bf16 with fp32 accumulation and fp32 outputs (off by default). Linear-layer
 // products with at least 1,024 rows run in fixed-shape blocks of 1,024 (AMX kernels where the CPU

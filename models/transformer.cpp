@@ -136,8 +136,8 @@ void Transformer::scale_forward(int64_t l) {
   ensure(a.sb, N * Hs);
   if (kind == LengthScale::kAdaptSoftplusTanh) {
     // a = xn W_βᵀ + b_β, b = xn W_γᵀ + b_γ   (N, Hs)
-    linear_forward(a.xn1.data(), P(lp.ls_a), a.sa.data(), N, C, Hs);
-    linear_forward(a.xn1.data(), P(lp.ls_b), a.sb.data(), N, C, Hs);
+    linear_forward(a.xn1.data(), P(lp.ls_a), a.sa.data(), N, C, Hs, &a.xn1_16);
+    linear_forward(a.xn1.data(), P(lp.ls_b), a.sb.data(), N, C, Hs, &a.xn1_16);
     for (int64_t r = 0; r < N; ++r) {
       for (int64_t h = 0; h < Hs; ++h) {
         a.sa[r * Hs + h] += P(lp.ls_a_bias)[h];
@@ -182,8 +182,10 @@ void Transformer::scale_backward(int64_t l, const float* dscale, float* dxn) {
     }
   }
   if (kind == LengthScale::kAdaptSoftplusTanh) {
-    linear_backward(a.xn1.data(), P(lp.ls_a), da.data(), dxn, G(lp.ls_a), N, C, Hs, true);
-    linear_backward(a.xn1.data(), P(lp.ls_b), db.data(), dxn, G(lp.ls_b), N, C, Hs, true);
+    linear_backward(a.xn1.data(), P(lp.ls_a), da.data(), dxn, G(lp.ls_a), N, C, Hs, true,
+                    &a.xn1_16);
+    linear_backward(a.xn1.data(), P(lp.ls_b), db.data(), dxn, G(lp.ls_b), N, C, Hs, true,
+                    &a.xn1_16);
     for (int64_t r = 0; r < N; ++r) {
       for (int64_t h = 0; h < Hs; ++h) {
         G(lp.ls_a_bias)[h] += da[r * Hs + h];
@@ -217,10 +219,12 @@ void Transformer::layer_forward(int64_t l, const float* x_in, float* x_out) {
   std::copy(x_in, x_in + N * C, a.x.begin());
 
   // Attention block.
+  // bf16 products: each activation below is converted once (bf16_rows) for all its products.
   rmsnorm_forward(a.x.data(), P(lp.w_in), a.xn1.data(), a.rstd1.data(), N, C);
-  linear_forward(a.xn1.data(), P(lp.wq), a.q.data(), N, C, HD);
-  linear_forward(a.xn1.data(), P(lp.wk), a.k.data(), N, C, HD);
-  linear_forward(a.xn1.data(), P(lp.wv), a.v.data(), N, C, HD);
+  bf16_rows(a.xn1.data(), N, C, a.xn1_16);
+  linear_forward(a.xn1.data(), P(lp.wq), a.q.data(), N, C, HD, &a.xn1_16);
+  linear_forward(a.xn1.data(), P(lp.wk), a.k.data(), N, C, HD, &a.xn1_16);
+  linear_forward(a.xn1.data(), P(lp.wv), a.v.data(), N, C, HD, &a.xn1_16);
   if (cfg_.position == PosEncoding::kRope) {
     for (int64_t b = 0; b < batch_.samples(); ++b) {
       const int64_t r0 = batch_.offsets[b], T = batch_.offsets[b + 1] - r0;
@@ -233,17 +237,20 @@ void Transformer::layer_forward(int64_t l, const float* x_in, float* x_out) {
   scale_forward(l);
   attention_forward(cfg_.attention, {H, D}, batch_.offsets, a.q.data(), a.k.data(), a.v.data(),
                     a.scale.data(), slopes_.data(), a.probs.data(), a.att.data());
-  linear_forward(a.att.data(), P(lp.wo), a.o.data(), N, HD, C);
+  bf16_rows(a.att.data(), N, HD, a.att_16);
+  linear_forward(a.att.data(), P(lp.wo), a.o.data(), N, HD, C, &a.att_16);
   rmsnorm_forward(a.o.data(), P(lp.w_post_attn), a.h1.data(), a.rstd2.data(), N, C);
   add_into(a.h1.data(), a.x.data(), N * C);
 
   // Feed-forward block.
   rmsnorm_forward(a.h1.data(), P(lp.w_pre_ffn), a.xn3.data(), a.rstd3.data(), N, C);
-  linear_forward(a.xn3.data(), P(lp.wg), a.g.data(), N, C, F);
-  linear_forward(a.xn3.data(), P(lp.wu), a.u.data(), N, C, F);
+  bf16_rows(a.xn3.data(), N, C, a.xn3_16);
+  linear_forward(a.xn3.data(), P(lp.wg), a.g.data(), N, C, F, &a.xn3_16);
+  linear_forward(a.xn3.data(), P(lp.wu), a.u.data(), N, C, F, &a.xn3_16);
   gelu_tanh_forward(a.g.data(), a.ge.data(), N * F);
   mul_forward(a.ge.data(), a.u.data(), a.m.data(), N * F);
-  linear_forward(a.m.data(), P(lp.wd), a.d.data(), N, F, C);
+  bf16_rows(a.m.data(), N, F, a.m_16);
+  linear_forward(a.m.data(), P(lp.wd), a.d.data(), N, F, C, &a.m_16);
   rmsnorm_forward(a.d.data(), P(lp.w_post_ffn), x_out, a.rstd4.data(), N, C);
   add_into(x_out, a.h1.data(), N * C);
 }
@@ -262,12 +269,12 @@ void Transformer::layer_backward(int64_t l, float* dh) {
 
   // Feed-forward block: out = h1 + norm4(d).
   rmsnorm_backward(a.d.data(), P(lp.w_post_ffn), a.rstd4.data(), dh, dc, G(lp.w_post_ffn), N,
-                   C);                                                       // dc = ∂d
-  linear_backward(a.m.data(), P(lp.wd), dc, dm, G(lp.wd), N, F, C);           // ∂m
+                   C);                                                               // dc = ∂d
+  linear_backward(a.m.data(), P(lp.wd), dc, dm, G(lp.wd), N, F, C, false, &a.m_16);  // ∂m
   mul_backward(a.ge.data(), a.u.data(), dm, dge, dm, N * F);                  // ∂ge, ∂u (in dm)
-  linear_backward(a.xn3.data(), P(lp.wu), dm, dc, G(lp.wu), N, C, F);         // dc = ∂xn3
-  gelu_tanh_backward(a.g.data(), dge, dg, N * F);                             // ∂g
-  linear_backward(a.xn3.data(), P(lp.wg), dg, dc, G(lp.wg), N, C, F, true);
+  linear_backward(a.xn3.data(), P(lp.wu), dm, dc, G(lp.wu), N, C, F, false, &a.xn3_16);  // ∂xn3
+  gelu_tanh_backward(a.g.data(), dge, dg, N * F);                                        // ∂g
+  linear_backward(a.xn3.data(), P(lp.wg), dg, dc, G(lp.wg), N, C, F, true, &a.xn3_16);
   rmsnorm_backward(a.h1.data(), P(lp.w_pre_ffn), a.rstd3.data(), dc, dc2, G(lp.w_pre_ffn), N, C);
   add_into(dh, dc2, N * C);  // dh = ∂h1
 
@@ -276,7 +283,7 @@ void Transformer::layer_backward(int64_t l, float* dh) {
                    C);  // dc = ∂o
   float *datt = ws_datt_.data(), *dq = ws_dq_.data(), *dk = ws_dk_.data(), *dv = ws_dv_.data();
   float* dscale = ws_dscale_.data();
-  linear_backward(a.att.data(), P(lp.wo), dc, datt, G(lp.wo), N, HD, C);
+  linear_backward(a.att.data(), P(lp.wo), dc, datt, G(lp.wo), N, HD, C, false, &a.att_16);
   attention_backward(cfg_.attention, {H, D}, batch_.offsets, a.q.data(), a.k.data(), a.v.data(),
                      a.scale.data(), slopes_.data(), a.probs.data(), datt, dq, dk, dv, dscale);
   if (cfg_.position == PosEncoding::kRope) {
@@ -290,9 +297,9 @@ void Transformer::layer_backward(int64_t l, float* dh) {
   }
   // dc = ∂xn1. Pre-RoPE q, k are not kept: the projections' weight grads use xn1 and the
   // un-rotated dq, dk, which is all they need.
-  linear_backward(a.xn1.data(), P(lp.wq), dq, dc, G(lp.wq), N, C, HD);
-  linear_backward(a.xn1.data(), P(lp.wk), dk, dc, G(lp.wk), N, C, HD, true);
-  linear_backward(a.xn1.data(), P(lp.wv), dv, dc, G(lp.wv), N, C, HD, true);
+  linear_backward(a.xn1.data(), P(lp.wq), dq, dc, G(lp.wq), N, C, HD, false, &a.xn1_16);
+  linear_backward(a.xn1.data(), P(lp.wk), dk, dc, G(lp.wk), N, C, HD, true, &a.xn1_16);
+  linear_backward(a.xn1.data(), P(lp.wv), dv, dc, G(lp.wv), N, C, HD, true, &a.xn1_16);
   scale_backward(l, dscale, dc);
   rmsnorm_backward(a.x.data(), P(lp.w_in), a.rstd1.data(), dc, dc2, G(lp.w_in), N, C);
   add_into(dh, dc2, N * C);  // dh = ∂x
@@ -331,7 +338,8 @@ double Transformer::forward(const Batch& batch) {
   h_final_ = std::move(h);
   ensure(xnf_, N * C), ensure(rstdf_, N), ensure(logits_, N * Vo), ensure(dlogits_, N * Vo);
   rmsnorm_forward(h_final_.data(), P(final_norm_), xnf_.data(), rstdf_.data(), N, C);
-  linear_forward(xnf_.data(), P(head_), logits_.data(), N, C, Vo);
+  bf16_rows(xnf_.data(), N, C, xnf_16_);
+  linear_forward(xnf_.data(), P(head_), logits_.data(), N, C, Vo, &xnf_16_);
   const double denom = std::max<int64_t>(1, batch_.n_targets);
   const double total = cross_entropy_forward_backward(logits_.data(), batch_.targets.data(),
                                                       batch_.mask.data(), dlogits_.data(), N, Vo,
@@ -344,7 +352,8 @@ void Transformer::backward() {
   const int64_t N = batch_.rows(), C = cfg_.hidden, Vo = cfg_.num_labels;
   LB_CHECK(N > 0 && static_cast<int64_t>(dlogits_.size()) == N * Vo, "backward without forward");
   std::vector<float> dxn(N * C), dh(N * C);
-  linear_backward(xnf_.data(), P(head_), dlogits_.data(), dxn.data(), G(head_), N, C, Vo);
+  linear_backward(xnf_.data(), P(head_), dlogits_.data(), dxn.data(), G(head_), N, C, Vo, false,
+                  &xnf_16_);
   rmsnorm_backward(h_final_.data(), P(final_norm_), rstdf_.data(), dxn.data(), dh.data(),
                    G(final_norm_), N, C);
   for (int64_t l = cfg_.layers - 1; l >= 0; --l) layer_backward(l, dh.data());

@@ -13,6 +13,7 @@
 
 #include "models/attention.h"
 #include "models/batch.h"
+#include "models/bf16_rows.h"
 #include "models/config.h"
 #include "models/param.h"
 
@@ -20,17 +21,18 @@ namespace lb {
 
 // What one layer keeps from the forward for its backward.
 struct LayerActs {
-  std::vector<float> x;                 // (N, C) layer input (residual stream)
-  std::vector<float> xn1, rstd1;        // (N, C), (N) input_layernorm
-  std::vector<float> q, k, v;           // (N, H·D) after RoPE
-  std::vector<float> sa, sb, scale;     // (N, Hs) scale arguments a, b; (N, H) query scale
-  std::vector<float> probs;             // Σ_b H·T_b² attention weights
-  std::vector<float> att;               // (N, H·D) mixed values
-  std::vector<float> o, rstd2;          // (N, C) o_proj output, (N) post_attention_layernorm
-  std::vector<float> h1;                // (N, C) residual after attention
-  std::vector<float> xn3, rstd3;        // (N, C), (N) pre_feedforward_layernorm
-  std::vector<float> g, u, ge, m;       // (N, F) gate, up, gelu(gate), gelu(gate)·up
-  std::vector<float> d, rstd4;          // (N, C) down_proj output, (N) post_feedforward_layernorm
+  std::vector<float> x;                   // (N, C) layer input (residual stream)
+  std::vector<float> xn1, rstd1;          // (N, C), (N) input_layernorm
+  std::vector<float> q, k, v;             // (N, H·D) after RoPE
+  std::vector<float> sa, sb, scale;       // (N, Hs) scale arguments a, b; (N, H) query scale
+  std::vector<float> probs;               // Σ_b H·T_b² attention weights
+  std::vector<float> att;                 // (N, H·D) mixed values
+  std::vector<float> o, rstd2;            // (N, C) o_proj output, (N) post_attention_layernorm
+  std::vector<float> h1;                  // (N, C) residual after attention
+  std::vector<float> xn3, rstd3;          // (N, C), (N) pre_feedforward_layernorm
+  std::vector<float> g, u, ge, m;         // (N, F) gate, up, gelu(gate), gelu(gate)·up
+  std::vector<float> d, rstd4;            // (N, C) down_proj output, (N) post_feedforward_layernorm
+  Bf16Rows xn1_16, att_16, xn3_16, m_16;  // bf16 copies of xn1, att, xn3, m (bf16 products only)
 };
 
 class Transformer {
@@ -58,7 +60,7 @@ class Transformer {
  private:
   struct LayerParams {
     int64_t wq, wk, wv, wo, w_in, w_post_attn, w_pre_ffn, w_post_ffn, wg, wu, wd;
-    int64_t ls_a = -1, ls_b = -1;        // nakanishi: s; learn: β, γ; adapt: W_β, W_γ
+    int64_t ls_a = -1, ls_b = -1;            // nakanishi: s; learn: β, γ; adapt: W_β, W_γ
     int64_t ls_a_bias = -1, ls_b_bias = -1;  // adapt: b_β, b_γ
   };
   int64_t add_param(const std::string& name, std::vector<int64_t> shape);
@@ -81,6 +83,7 @@ class Transformer {
   Batch batch_;
   std::vector<LayerActs> acts_;
   std::vector<float> h_final_, xnf_, rstdf_, logits_, dlogits_;
+  Bf16Rows xnf_16_;  // bf16 copy of xnf_ (bf16 products only)
   // Backward workspace, reused across steps: (N, C) ×2, (N, F) ×3, (N, H·D) ×4, (N, H).
   std::vector<float> ws_c1_, ws_c2_, ws_f1_, ws_f2_, ws_f3_, ws_datt_, ws_dq_, ws_dk_, ws_dv_;
   std::vector<float> ws_dscale_;

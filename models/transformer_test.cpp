@@ -7,6 +7,7 @@
 
 #include "harness/rng.h"
 #include "models/dnnl_util.h"
+#include "models/kernels/fused_attention.h"
 #include "models/transformer.h"
 
 namespace lb {
@@ -28,10 +29,11 @@ Batch tiny_batch(int64_t vocab, uint64_t seed) {
   return make_batch(samples);
 }
 
-ModelConfig tiny_config(const NormalizerSpec& spec, PosEncoding pe) {
+// head_dim 4 runs the plain attention path, 16 the fused short-row kernel (fused_attention.h).
+ModelConfig tiny_config(const NormalizerSpec& spec, PosEncoding pe, int64_t head_dim = 4) {
   ModelConfig c = model_preset("tiny");
   c.vocab_size = 11, c.num_labels = 12;
-  c.hidden = 8, c.heads = 4, c.head_dim = 4, c.ffn = 12;
+  c.hidden = 8, c.heads = 4, c.head_dim = head_dim, c.ffn = 12;
   c.attention = spec;
   c.position = pe;
   c.init_std = 0.3;  // larger than training's 0.02 so every path carries a sizeable gradient
@@ -104,10 +106,14 @@ TEST_CASE("transformer: gradients match finite differences, every normalizer x p
       // adaptive_temperature's backward holds its temperature constant (a stop-gradient, as in
       // the reference implementations), so its gradient is not the loss's derivative.
       if (spec.kind == NormKind::kAdaptiveTemperature) continue;
-      Transformer m(tiny_config(spec, position_encoding_from_name(pos_name)));
-      m.init(3);
-      perturb_norms(m, 4);
-      check_gradients(m, batch, norm_name + " x " + pos_name);
+      for (const int64_t head_dim : {4, 16}) {
+        set_fused_attention(head_dim == 16);  // the default is off (fused_attention.h)
+        Transformer m(tiny_config(spec, position_encoding_from_name(pos_name), head_dim));
+        m.init(3);
+        perturb_norms(m, 4);
+        check_gradients(m, batch,
+                        norm_name + " x " + pos_name + " head_dim " + std::to_string(head_dim));
+      }
     }
   }
 }
