@@ -29,6 +29,8 @@ struct InferenceOptions {
   int64_t chunk = 256;      // prefill rows per chunk (activations are O(chunk·F))
   int64_t q_block = 64;     // query rows per attention unit (scores are O(q_block·T) per thread)
   bool kv_bf16 = false;     // bf16 KV storage (half the memory and bandwidth; not bit-equal)
+  bool blocked = true;      // prefill units through models/blocked_attention.h where supported
+                            // (O(tile) scratch); false: the plain path (its twin) everywhere
 };
 
 // One attention row handed to an observer: weights p (n) of query `pos` in (layer, head).

@@ -1,0 +1,430 @@
+// Blocked causal attention (contract: blocked_attention.h).
+#include "models/blocked_attention.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "harness/check.h"
+#include "models/kernels/entmax_tau.h"
+#include "models/kernels/simd.h"
+
+namespace lb {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kBk = kKeyTile;  // columns of a score tile (a multiple of 64)
+static_assert(kBk % 64 == 0, "score micro-kernel works on 64 columns");
+
+inline float widen(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Per-thread scratch, grown to the largest unit seen: O(nr · kBk + kBk · D + nr · tiles).
+struct Scratch {
+  std::vector<float> s;                         // (nr, kBk) score / weight tile
+  std::vector<float> kt;                        // (D, kBk) transposed key tile, zero-padded columns
+  std::vector<float> vt;                        // (kBk, D) value tile (bf16 widened)
+  std::vector<float> acc;                       // (nr, D) output accumulator
+  std::vector<float> m, l;                      // (nr) row max, row sum
+  std::vector<float> tmax;                      // (nr, tiles) entmax: max score of (row, tile)
+  std::vector<entmax_tau::TauSearch> search;    // (nr)
+  std::vector<entmax_tau::SupportStats> stats;  // (nr)
+  std::vector<char> active;                     // (nr)
+  std::vector<float> row_z, row_p;              // (n) an observed row
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+template <typename V>
+void grow(V& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// kt (D, kBk) = K rows j0 .. j0+bk−1 transposed; columns bk .. kBk−1 zero.
+void load_kt(const BlockedAttention& a, int64_t j0, int64_t bk, float* kt) {
+  const int64_t D = a.D;
+  if (bk < kBk) {
+    for (int64_t d = 0; d < D; ++d) std::fill(kt + d * kBk + bk, kt + (d + 1) * kBk, 0.f);
+  }
+  if (a.k32) {
+    const float* K = a.k32 + j0 * D;
+    for (int64_t j = 0; j < bk; ++j)
+      for (int64_t d = 0; d < D; ++d) kt[d * kBk + j] = K[j * D + d];
+  } else {
+    const uint16_t* K = a.k16 + j0 * D;
+    for (int64_t j = 0; j < bk; ++j)
+      for (int64_t d = 0; d < D; ++d) kt[d * kBk + j] = widen(K[j * D + d]);
+  }
+}
+
+// The value tile (bk, D): the cache itself for fp32, widened into vt for bf16.
+const float* load_v(const BlockedAttention& a, int64_t j0, int64_t bk, float* vt) {
+  const int64_t D = a.D;
+  if (a.v32) return a.v32 + j0 * D;
+  const uint16_t* V = a.v16 + j0 * D;
+  for (int64_t t = 0; t < bk * D; ++t) vt[t] = widen(V[t]);
+  return vt;
+}
+
+// S (R rows, ld kBk) columns c0 .. c0+63 = Q (R, D; ldq) · kt (D, kBk). R ≤ 4 rows × 4 vectors
+// of 16 columns in 16 accumulators.
+template <int R>
+__attribute__((target("avx512f"))) void scores_micro(const float* q, int64_t ldq, const float* kt,
+                                                     int64_t D, int64_t c0, float* s) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < D; ++d) {
+    const float* k = kt + d * kBk + c0;
+    const __m512 k0 = _mm512_loadu_ps(k), k1 = _mm512_loadu_ps(k + 16);
+    const __m512 k2 = _mm512_loadu_ps(k + 32), k3 = _mm512_loadu_ps(k + 48);
+    for (int r = 0; r < R; ++r) {
+      const __m512 qv = _mm512_set1_ps(q[r * ldq + d]);
+      acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(qv, k2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(qv, k3, acc[r][3]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(s + r * kBk + c0 + 16 * v, acc[r][v]);
+}
+
+// S (nr, kBk) = raw products of rows 0..nr−1 with the tile's first `cols` columns (rounded up to
+// 64; the padding columns are 0).
+void scores_tile(const float* q, int64_t ldq, int64_t nr, const float* kt, int64_t D, int64_t cols,
+                 float* s) {
+  for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) scores_micro<4>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
+    switch (nr - r) {
+      case 3:
+        scores_micro<3>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
+        break;
+      case 2:
+        scores_micro<2>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
+        break;
+      case 1:
+        scores_micro<1>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// acc (R rows, D) += P (R, ld kBk) columns 0..bk−1 · V (bk, D), D = 16·NV.
+template <int R, int NV>
+__attribute__((target("avx512f"))) void pv_micro(const float* p, const float* V, int64_t bk,
+                                                 float* acc) {
+  __m512 o[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) o[r][v] = _mm512_loadu_ps(acc + r * 16 * NV + 16 * v);
+  for (int64_t j = 0; j < bk; ++j) {
+    __m512 vv[NV];
+    for (int v = 0; v < NV; ++v) vv[v] = _mm512_loadu_ps(V + j * 16 * NV + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      const __m512 w = _mm512_set1_ps(p[r * kBk + j]);
+      for (int v = 0; v < NV; ++v) o[r][v] = _mm512_fmadd_ps(w, vv[v], o[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(acc + r * 16 * NV + 16 * v, o[r][v]);
+}
+
+template <int NV>
+void pv_rows(const float* p, int64_t nr, const float* V, int64_t bk, float* acc) {
+  constexpr int RB = NV == 4 ? 3 : 4;  // rows per step (accumulators: RB · NV <= 16)
+  int64_t r = 0;
+  for (; r + RB <= nr; r += RB) pv_micro<RB, NV>(p + r * kBk, V, bk, acc + r * 16 * NV);
+  for (; r < nr; ++r) pv_micro<1, NV>(p + r * kBk, V, bk, acc + r * 16 * NV);
+}
+
+// acc (nr, D) += P (nr, ld kBk) · V (bk, D).
+void pv_tile(const float* p, int64_t nr, const float* V, int64_t bk, int64_t D, float* acc) {
+  if (D == 16)
+    pv_rows<1>(p, nr, V, bk, acc);
+  else if (D == 32)
+    pv_rows<2>(p, nr, V, bk, acc);
+  else
+    pv_rows<4>(p, nr, V, bk, acc);
+}
+
+// Row r's scores in place: z = s·f + slope·(j − i) for the cnt visible columns (as inference.cpp).
+LB_INLINE void finish_scores(float* z, int64_t cnt, int64_t j0, float f, float slope, int64_t i) {
+  const int32_t base = static_cast<int32_t>(j0 - i);
+#pragma omp simd
+  for (int32_t j = 0; j < static_cast<int32_t>(cnt); ++j) {
+    z[j] = z[j] * f + slope * static_cast<float>(base + j);
+  }
+}
+
+struct Geometry {
+  int64_t n_keys, tiles;
+  int64_t visible(int64_t i, int64_t j0) const {  // visible columns of row at position i
+    return std::clamp<int64_t>(i + 1 - j0, 0, kBk);
+  }
+};
+
+// Scores of tile t for all rows: raw products, then each row's scaling, bias and causal cut.
+// Returns the tile's key count.
+__attribute__((target("avx512f"))) int64_t tile_scores(const BlockedAttention& a, Scratch& s,
+                                                       int64_t t, const Geometry& g) {
+  const int64_t j0 = t * kBk, bk = std::min(kBk, g.n_keys - j0);
+  load_kt(a, j0, bk, s.kt.data());
+  scores_tile(a.q, a.ldq, a.nr, s.kt.data(), a.D, (bk + 63) / 64 * 64, s.s.data());
+  for (int64_t r = 0; r < a.nr; ++r) {
+    const int64_t i = a.pos0 + r, cnt = g.visible(i, j0);
+    const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
+    finish_scores(s.s.data() + r * kBk, cnt, j0, f, a.slope, i);
+  }
+  return bk;
+}
+
+LB_SIMD_CLONES float tile_max(const float* z, int64_t cnt) {
+  float m = kNegInf;
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < cnt; ++j) m = std::max(m, z[j]);
+  return m;
+}
+
+// Softmax family: online normalisation over the key tiles.
+__attribute__((target("avx512f"))) void softmax_unit(const BlockedAttention& a, Scratch& s,
+                                                     const Geometry& g) {
+  const int64_t nr = a.nr, D = a.D;
+  std::fill(s.m.begin(), s.m.begin() + nr, kNegInf);
+  std::fill(s.l.begin(), s.l.begin() + nr, 0.f);
+  for (int64_t t = 0; t < g.tiles; ++t) {
+    const int64_t j0 = t * kBk;
+    const int64_t bk = tile_scores(a, s, t, g);
+    for (int64_t r = 0; r < nr; ++r) {
+      float* z = s.s.data() + r * kBk;
+      const int64_t cnt = g.visible(a.pos0 + r, j0);
+      const float mt = tile_max(z, cnt);
+      const float m_new = std::max(s.m[r], mt);
+      float sum = 0.f;
+      if (cnt > 0) {
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < cnt; ++j) {
+          const float e = fast_exp(z[j] - m_new);
+          z[j] = e;
+          sum += e;
+        }
+      }
+      std::fill(z + cnt, z + bk, 0.f);
+      if (m_new > s.m[r]) {
+        const float corr = s.m[r] == kNegInf ? 0.f : fast_exp(s.m[r] - m_new);
+        s.l[r] *= corr;
+        float* acc = s.acc.data() + r * D;
+        for (int64_t d = 0; d < D; ++d) acc[d] *= corr;
+        s.m[r] = m_new;
+      }
+      s.l[r] += sum;
+    }
+    pv_tile(s.s.data(), nr, load_v(a, j0, bk, s.vt.data()), bk, D, s.acc.data());
+  }
+  for (int64_t r = 0; r < nr; ++r) {
+    const float inv = 1.f / s.l[r];
+    const float* acc = s.acc.data() + r * D;
+    float* o = a.out + r * a.ldo;
+    for (int64_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
+  }
+}
+
+// α-entmax (α = 1.5: square, or 2): max pass, threshold passes, output pass.
+__attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, Scratch& s,
+                                                    const Geometry& g, bool square) {
+  using namespace entmax_tau;
+  const int64_t nr = a.nr, D = a.D, T = g.tiles;
+  const float half = square ? 0.5f : 1.0f;
+  // (1) max pass.
+  std::fill(s.m.begin(), s.m.begin() + nr, kNegInf);
+  for (int64_t t = 0; t < T; ++t) {
+    tile_scores(a, s, t, g);
+    for (int64_t r = 0; r < nr; ++r) {
+      const float mt = tile_max(s.s.data() + r * kBk, g.visible(a.pos0 + r, t * kBk));
+      s.tmax[r * T + t] = mt;
+      s.m[r] = std::max(s.m[r], mt);
+    }
+  }
+  // (2) threshold passes over the tiles holding a candidate of a searching row.
+  auto candidate = [&](int64_t r, int64_t t) { return (s.tmax[r * T + t] - s.m[r]) * half > -1.f; };
+  for (int64_t r = 0; r < nr; ++r) {
+    s.search[r] = tau_search_start(a.pos0 + r + 1, square);
+    s.active[r] = 1;
+  }
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    bool any = false;
+    for (int64_t r = 0; r < nr; ++r) {
+      if (s.active[r]) s.stats[r] = SupportStats{}, any = true;
+    }
+    if (!any) break;
+    for (int64_t t = 0; t < T; ++t) {
+      bool need = false;
+      for (int64_t r = 0; r < nr && !need; ++r) need = s.active[r] && candidate(r, t);
+      if (!need) continue;
+      tile_scores(a, s, t, g);
+      for (int64_t r = 0; r < nr; ++r) {
+        if (!s.active[r] || !candidate(r, t)) continue;
+        const float* z = s.s.data() + r * kBk;
+        const int64_t cnt = g.visible(a.pos0 + r, t * kBk);
+        const float m = s.m[r], tau = s.search[r].tau;
+        float k = 0.f, s1 = 0.f, s2 = 0.f, mn = kInf, mx = -kInf;
+#pragma omp simd reduction(+ : k, s1, s2) reduction(min : mn) reduction(max : mx)
+        for (int64_t j = 0; j < cnt; ++j) {
+          const float d = (z[j] - m) * half - tau;
+          const bool in = d > 0.f;
+          const float dp = in ? d : 0.f;
+          k += in ? 1.f : 0.f;
+          s1 += dp;
+          s2 += dp * dp;
+          mn = std::min(mn, in ? d : kInf);
+          mx = std::max(mx, in ? -kInf : d);
+        }
+        SupportStats& st = s.stats[r];
+        st.k += k, st.s1 += s1, st.s2 += s2;
+        st.min_in = std::min(st.min_in, mn);
+        st.max_out = std::max(st.max_out, mx);
+      }
+    }
+    for (int64_t r = 0; r < nr; ++r) {
+      if (s.active[r] && tau_search_step(s.stats[r], square, s.search[r])) s.active[r] = 0;
+    }
+  }
+  // (3) output pass over the tiles holding a support member of some row.
+  std::fill(s.l.begin(), s.l.begin() + nr, 0.f);
+  for (int64_t t = 0; t < T; ++t) {
+    bool need = false;
+    for (int64_t r = 0; r < nr && !need; ++r) {
+      need = (s.tmax[r * T + t] - s.m[r]) * half - s.search[r].tau > 0.f;
+    }
+    if (!need) continue;
+    const int64_t j0 = t * kBk;
+    const int64_t bk = tile_scores(a, s, t, g);
+    for (int64_t r = 0; r < nr; ++r) {
+      float* z = s.s.data() + r * kBk;
+      const int64_t cnt = g.visible(a.pos0 + r, j0);
+      const float m = s.m[r], tau = s.search[r].tau;
+      float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < cnt; ++j) {
+        const float d = std::max((z[j] - m) * half - tau, 0.f);
+        const float w = square ? d * d : d;
+        z[j] = w;
+        sum += w;
+      }
+      std::fill(z + cnt, z + bk, 0.f);
+      s.l[r] += sum;
+    }
+    pv_tile(s.s.data(), nr, load_v(a, j0, bk, s.vt.data()), bk, D, s.acc.data());
+  }
+  for (int64_t r = 0; r < nr; ++r) {
+    const float total = s.l[r];
+    const float sc = std::fabs(total - 1.f) > 1e-7f ? 1.f / total : 1.f;
+    const float* acc = s.acc.data() + r * D;
+    float* o = a.out + r * a.ldo;
+    for (int64_t d = 0; d < D; ++d) o[d] = acc[d] * sc;
+  }
+}
+
+// Row r's full score row z (n = pos0 + r + 1) through the same tile products.
+void full_row_scores(const BlockedAttention& a, Scratch& s, int64_t r, float* z) {
+  const int64_t i = a.pos0 + r, n = i + 1;
+  const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
+  std::vector<float> tile(kBk);
+  for (int64_t j0 = 0; j0 < n; j0 += kBk) {
+    const int64_t bk = std::min(kBk, n - j0);
+    load_kt(a, j0, bk, s.kt.data());
+    scores_tile(a.q + r * a.ldq, a.ldq, 1, s.kt.data(), a.D, (bk + 63) / 64 * 64, tile.data());
+    finish_scores(tile.data(), bk, j0, f, a.slope, i);
+    std::copy(tile.begin(), tile.begin() + bk, z + j0);
+  }
+}
+
+bool prepare(const BlockedAttention& a, Scratch& s, Geometry& g) {
+  g.n_keys = a.pos0 + a.nr;
+  g.tiles = (g.n_keys + kBk - 1) / kBk;
+  grow(s.s, a.nr * kBk), grow(s.kt, a.D * kBk), grow(s.vt, kBk * a.D);
+  grow(s.acc, a.nr * a.D), grow(s.m, a.nr), grow(s.l, a.nr), grow(s.tmax, a.nr * g.tiles);
+  grow(s.search, a.nr), grow(s.stats, a.nr), grow(s.active, a.nr);
+  std::fill(s.acc.begin(), s.acc.begin() + a.nr * a.D, 0.f);
+  return true;
+}
+
+}  // namespace
+
+bool blocked_attention_supports(const NormalizerSpec& spec, int64_t head_dim) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (!avx512 || !(head_dim == 16 || head_dim == 32 || head_dim == 64)) return false;
+  switch (spec.kind) {
+    case NormKind::kSoftmax:
+    case NormKind::kSsmax:
+      return true;
+    case NormKind::kEntmax:
+    case NormKind::kSparsemax:
+    case NormKind::kAsEntmax:
+      return spec.alpha == 1.5f || spec.alpha == 2.0f;
+    default:
+      return false;
+  }
+}
+
+void blocked_attention(const BlockedAttention& a) {
+  LB_CHECK(blocked_attention_supports(*a.spec, a.D),
+           "blocked attention: unsupported " << normalizer_name(*a.spec) << ", D " << a.D);
+  if (a.nr <= 0) return;
+  Scratch& s = scratch();
+  Geometry g;
+  prepare(a, s, g);
+  if (is_entmax_family(a.spec->kind))
+    entmax_unit(a, s, g, a.spec->alpha == 1.5f);
+  else
+    softmax_unit(a, s, g);
+  for (int64_t r = std::max<int64_t>(a.obs_lo, 0); r < std::min(a.obs_hi, a.nr); ++r) {
+    const int64_t n = a.pos0 + r + 1;
+    grow(s.row_z, n), grow(s.row_p, n);
+    full_row_scores(a, s, r, s.row_z.data());
+    const RowStats st = normalize_forward(*a.spec, s.row_z.data(), n, s.row_p.data());
+    (*a.on_row)(r, s.row_p.data(), n, st);
+  }
+}
+
+void plain_attention(const BlockedAttention& a) {
+  const int64_t D = a.D;
+  std::vector<float> z, p;
+  for (int64_t r = 0; r < a.nr; ++r) {
+    const int64_t i = a.pos0 + r, n = i + 1;
+    z.assign(n, 0.f), p.assign(n, 0.f);
+    const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = 0.f;
+      for (int64_t d = 0; d < D; ++d) {
+        const float k = a.k32 ? a.k32[j * D + d] : widen(a.k16[j * D + d]);
+        acc += a.q[r * a.ldq + d] * k;
+      }
+      z[j] = acc * f + a.slope * static_cast<float>(static_cast<int32_t>(j - i));
+    }
+    normalize_forward(*a.spec, z.data(), n, p.data());
+    float* o = a.out + r * a.ldo;
+    for (int64_t d = 0; d < D; ++d) {
+      double acc = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        const float v = a.v32 ? a.v32[j * D + d] : widen(a.v16[j * D + d]);
+        acc += static_cast<double>(p[j]) * v;
+      }
+      o[d] = static_cast<float>(acc);
+    }
+  }
+}
+
+}  // namespace lb
