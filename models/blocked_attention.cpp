@@ -40,6 +40,12 @@ struct Scratch {
   std::vector<entmax_tau::SupportStats> stats;  // (nr)
   std::vector<char> active;                     // (nr)
   std::vector<float> row_z, row_p;              // (n) an observed row
+  // bf16 products: bf16 pairs (two consecutive bf16 in one 32-bit word).
+  std::vector<uint32_t> qb;   // (nr, D/2) query pairs along d
+  std::vector<uint32_t> kt2;  // (D/2, kBk) key pairs along d, transposed
+  std::vector<uint32_t> vt2;  // (kBk/2, D) value pairs along keys
+  std::vector<uint16_t> pb;   // (nr, kBk) weights in bf16
+  bool bf16 = false;          // this unit takes bf16 products
 };
 Scratch& scratch() {
   thread_local Scratch s;
@@ -160,6 +166,137 @@ void pv_tile(const float* p, int64_t nr, const float* V, int64_t bk, int64_t D, 
     pv_rows<4>(p, nr, V, bk, acc);
 }
 
+// ---- bf16 products (AVX512-BF16: vdpbf16ps, two bf16 products summed into each fp32 lane) ----
+
+inline uint16_t round_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7FFFu + ((u >> 16) & 1u);  // round to nearest even (finite inputs)
+  return static_cast<uint16_t>(u >> 16);
+}
+
+bool cpu_has_bf16() {
+  static const bool yes = __builtin_cpu_supports("avx512bf16");
+  return yes;
+}
+
+// kt2 (D/2, kBk) = the tile's keys as 32-bit (d, d+1) pairs, transposed; padding columns 0.
+void load_kt2(const BlockedAttention& a, int64_t j0, int64_t bk, uint32_t* kt2) {
+  const int64_t Dp = a.D / 2;
+  const uint16_t* K = a.k16 + j0 * a.D;
+  if (bk < kBk) {
+    for (int64_t d = 0; d < Dp; ++d) std::fill(kt2 + d * kBk + bk, kt2 + (d + 1) * kBk, 0u);
+  }
+  for (int64_t j = 0; j < bk; ++j) {
+    for (int64_t d = 0; d < Dp; ++d) std::memcpy(kt2 + d * kBk + j, K + j * a.D + 2 * d, 4);
+  }
+}
+
+// vt2 (ceil(bk/2), D): word (jp, d) = (V[2jp][d], V[2jp+1][d]); a missing odd key is 0.
+void load_vt2(const BlockedAttention& a, int64_t j0, int64_t bk, uint32_t* vt2) {
+  const int64_t D = a.D;
+  const uint16_t* V = a.v16 + j0 * D;
+  for (int64_t jp = 0; jp < (bk + 1) / 2; ++jp) {
+    const uint16_t* v0 = V + 2 * jp * D;
+    const bool odd = 2 * jp + 1 < bk;
+    for (int64_t d = 0; d < D; ++d) {
+      const uint32_t hi = odd ? v0[D + d] : 0u;
+      vt2[jp * D + d] = static_cast<uint32_t>(v0[d]) | (hi << 16);
+    }
+  }
+}
+
+template <int R>
+__attribute__((target("avx512f,avx512bf16"))) void scores_micro_bf16(const uint32_t* qb, int64_t Dp,
+                                                                     const uint32_t* kt2,
+                                                                     int64_t c0, float* s) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < Dp; ++d) {
+    const uint32_t* k = kt2 + d * kBk + c0;
+    __m512bh kv[4];
+    for (int v = 0; v < 4; ++v) kv[v] = (__m512bh)_mm512_loadu_si512(k + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      const __m512bh qv = (__m512bh)_mm512_set1_epi32(static_cast<int>(qb[r * Dp + d]));
+      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], qv, kv[v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(s + r * kBk + c0 + 16 * v, acc[r][v]);
+}
+
+void scores_tile_bf16(const uint32_t* qb, int64_t nr, const uint32_t* kt2, int64_t Dp, int64_t cols,
+                      float* s) {
+  for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) scores_micro_bf16<4>(qb + r * Dp, Dp, kt2, c0, s + r * kBk);
+    switch (nr - r) {
+      case 3:
+        scores_micro_bf16<3>(qb + r * Dp, Dp, kt2, c0, s + r * kBk);
+        break;
+      case 2:
+        scores_micro_bf16<2>(qb + r * Dp, Dp, kt2, c0, s + r * kBk);
+        break;
+      case 1:
+        scores_micro_bf16<1>(qb + r * Dp, Dp, kt2, c0, s + r * kBk);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// acc (R, D = 16·NV) += pb (R, ld kBk; bf16) · vt2 over key pairs 0 .. np−1.
+template <int R, int NV>
+__attribute__((target("avx512f,avx512bf16"))) void pv_micro_bf16(const uint16_t* pb,
+                                                                 const uint32_t* vt2, int64_t np,
+                                                                 float* acc) {
+  __m512 o[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) o[r][v] = _mm512_loadu_ps(acc + r * 16 * NV + 16 * v);
+  for (int64_t jp = 0; jp < np; ++jp) {
+    __m512bh vv[NV];
+    for (int v = 0; v < NV; ++v) vv[v] = (__m512bh)_mm512_loadu_si512(vt2 + jp * 16 * NV + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      uint32_t w;
+      std::memcpy(&w, pb + r * kBk + 2 * jp, 4);
+      const __m512bh pw = (__m512bh)_mm512_set1_epi32(static_cast<int>(w));
+      for (int v = 0; v < NV; ++v) o[r][v] = _mm512_dpbf16_ps(o[r][v], pw, vv[v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(acc + r * 16 * NV + 16 * v, o[r][v]);
+}
+
+template <int NV>
+void pv_rows_bf16(const uint16_t* pb, int64_t nr, const uint32_t* vt2, int64_t np, float* acc) {
+  constexpr int RB = NV == 4 ? 3 : 4;
+  int64_t r = 0;
+  for (; r + RB <= nr; r += RB) pv_micro_bf16<RB, NV>(pb + r * kBk, vt2, np, acc + r * 16 * NV);
+  for (; r < nr; ++r) pv_micro_bf16<1, NV>(pb + r * kBk, vt2, np, acc + r * 16 * NV);
+}
+
+// acc (nr, D) += weights s.s (nr, kBk) · the tile's values (bk, D).
+void mix_tile(const BlockedAttention& a, Scratch& s, int64_t j0, int64_t bk) {
+  const int64_t nr = a.nr, D = a.D;
+  if (!s.bf16) return pv_tile(s.s.data(), nr, load_v(a, j0, bk, s.vt.data()), bk, D, s.acc.data());
+  const int64_t bk2 = (bk + 1) / 2 * 2;  // an odd tile's last pair: weight 0 (s.s is zero there)
+  for (int64_t r = 0; r < nr; ++r) {
+    const float* p = s.s.data() + r * kBk;
+    uint16_t* b = s.pb.data() + r * kBk;
+    for (int64_t j = 0; j < bk2; ++j) b[j] = j < bk ? round_bf16(p[j]) : 0;
+  }
+  load_vt2(a, j0, bk, s.vt2.data());
+  const int64_t np = bk2 / 2;
+  if (D == 16)
+    pv_rows_bf16<1>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
+  else if (D == 32)
+    pv_rows_bf16<2>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
+  else
+    pv_rows_bf16<4>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
+}
+
 // Row r's scores in place: z = s·f + slope·(j − i) for the cnt visible columns (as inference.cpp).
 LB_INLINE void finish_scores(float* z, int64_t cnt, int64_t j0, float f, float slope, int64_t i) {
   const int32_t base = static_cast<int32_t>(j0 - i);
@@ -181,8 +318,13 @@ struct Geometry {
 __attribute__((target("avx512f"))) int64_t tile_scores(const BlockedAttention& a, Scratch& s,
                                                        int64_t t, const Geometry& g) {
   const int64_t j0 = t * kBk, bk = std::min(kBk, g.n_keys - j0);
-  load_kt(a, j0, bk, s.kt.data());
-  scores_tile(a.q, a.ldq, a.nr, s.kt.data(), a.D, (bk + 63) / 64 * 64, s.s.data());
+  if (s.bf16) {
+    load_kt2(a, j0, bk, s.kt2.data());
+    scores_tile_bf16(s.qb.data(), a.nr, s.kt2.data(), a.D / 2, (bk + 63) / 64 * 64, s.s.data());
+  } else {
+    load_kt(a, j0, bk, s.kt.data());
+    scores_tile(a.q, a.ldq, a.nr, s.kt.data(), a.D, (bk + 63) / 64 * 64, s.s.data());
+  }
   for (int64_t r = 0; r < a.nr; ++r) {
     const int64_t i = a.pos0 + r, cnt = g.visible(i, j0);
     const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
@@ -231,7 +373,7 @@ __attribute__((target("avx512f"))) void softmax_unit(const BlockedAttention& a, 
       }
       s.l[r] += sum;
     }
-    pv_tile(s.s.data(), nr, load_v(a, j0, bk, s.vt.data()), bk, D, s.acc.data());
+    mix_tile(a, s, j0, bk);
   }
   for (int64_t r = 0; r < nr; ++r) {
     const float inv = 1.f / s.l[r];
@@ -326,7 +468,7 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
       std::fill(z + cnt, z + bk, 0.f);
       s.l[r] += sum;
     }
-    pv_tile(s.s.data(), nr, load_v(a, j0, bk, s.vt.data()), bk, D, s.acc.data());
+    mix_tile(a, s, j0, bk);
   }
   for (int64_t r = 0; r < nr; ++r) {
     const float total = s.l[r];
@@ -344,7 +486,7 @@ void full_row_scores(const BlockedAttention& a, Scratch& s, int64_t r, float* z)
   std::vector<float> tile(kBk);
   for (int64_t j0 = 0; j0 < n; j0 += kBk) {
     const int64_t bk = std::min(kBk, n - j0);
-    load_kt(a, j0, bk, s.kt.data());
+    load_kt(a, j0, bk, s.kt.data());  // fp32 products: the observer sees the plain row
     scores_tile(a.q + r * a.ldq, a.ldq, 1, s.kt.data(), a.D, (bk + 63) / 64 * 64, tile.data());
     finish_scores(tile.data(), bk, j0, f, a.slope, i);
     std::copy(tile.begin(), tile.begin() + bk, z + j0);
@@ -358,6 +500,18 @@ bool prepare(const BlockedAttention& a, Scratch& s, Geometry& g) {
   grow(s.acc, a.nr * a.D), grow(s.m, a.nr), grow(s.l, a.nr), grow(s.tmax, a.nr * g.tiles);
   grow(s.search, a.nr), grow(s.stats, a.nr), grow(s.active, a.nr);
   std::fill(s.acc.begin(), s.acc.begin() + a.nr * a.D, 0.f);
+  s.bf16 = a.k16 != nullptr && a.bf16_products && cpu_has_bf16();
+  if (s.bf16) {
+    const int64_t Dp = a.D / 2;
+    grow(s.qb, a.nr * Dp), grow(s.kt2, Dp * kBk), grow(s.vt2, kBk / 2 * a.D),
+        grow(s.pb, a.nr * kBk);
+    for (int64_t r = 0; r < a.nr; ++r) {
+      for (int64_t d = 0; d < Dp; ++d) {
+        const float* q = a.q + r * a.ldq + 2 * d;
+        s.qb[r * Dp + d] = round_bf16(q[0]) | (static_cast<uint32_t>(round_bf16(q[1])) << 16);
+      }
+    }
+  }
   return true;
 }
 
