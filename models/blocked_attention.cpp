@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -19,6 +20,10 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kBk = kKeyTile;  // columns of a score tile (a multiple of 64)
+// Candidate scores (v > −1) kept per thread: rows whose candidate tiles fit are gathered once and
+// searched in memory; the others recompute their candidate tiles on every threshold pass.
+constexpr int64_t kCandidateCap = int64_t(1) << 20;  // floats (4 MiB)
+std::atomic<int64_t> candidate_cap{kCandidateCap};
 static_assert(kBk % 64 == 0, "score micro-kernel works on 64 columns");
 
 inline float widen(uint16_t h) {
@@ -39,6 +44,8 @@ struct Scratch {
   std::vector<entmax_tau::TauSearch> search;    // (nr)
   std::vector<entmax_tau::SupportStats> stats;  // (nr)
   std::vector<char> active;                     // (nr)
+  std::vector<float> cand;                      // (kCandidateCap) candidates v > −1 of rows
+  std::vector<int64_t> cand_at, cand_n;         // (nr) a row's slice of cand; cand_at −1: none
   std::vector<float> row_z, row_p;              // (n) an observed row
   // bf16 products: bf16 pairs (two consecutive bf16 in one 32-bit word).
   std::vector<uint32_t> qb;   // (nr, D/2) query pairs along d
@@ -389,21 +396,92 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
   using namespace entmax_tau;
   const int64_t nr = a.nr, D = a.D, T = g.tiles;
   const float half = square ? 0.5f : 1.0f;
-  // (1) max pass.
+  // (1) max pass; it also keeps, in each row's slice of the candidate buffer, the raw scores
+  // above the running max − 1/(α−1) (a superset of the final candidates) until the slice is full.
+  const int64_t slice = candidate_cap.load(std::memory_order_relaxed) / nr;
+  grow(s.cand, slice * nr);
   std::fill(s.m.begin(), s.m.begin() + nr, kNegInf);
+  for (int64_t r = 0; r < nr; ++r) s.cand_n[r] = 0, s.cand_at[r] = r * slice;
   for (int64_t t = 0; t < T; ++t) {
     tile_scores(a, s, t, g);
     for (int64_t r = 0; r < nr; ++r) {
-      const float mt = tile_max(s.s.data() + r * kBk, g.visible(a.pos0 + r, t * kBk));
+      const float* z = s.s.data() + r * kBk;
+      const int64_t cnt = g.visible(a.pos0 + r, t * kBk);
+      const float mt = tile_max(z, cnt);
       s.tmax[r * T + t] = mt;
       s.m[r] = std::max(s.m[r], mt);
+      if (s.cand_at[r] < 0 || !((mt - s.m[r]) * half > -1.f)) continue;
+      if (s.cand_n[r] + cnt > slice) {  // overflow: this row recomputes its tiles instead
+        s.cand_at[r] = -1;
+        continue;
+      }
+      float* out = s.cand.data() + s.cand_at[r] + s.cand_n[r];
+      const float lim = s.m[r];
+      int64_t c = 0;
+      for (int64_t j = 0; j < cnt; ++j) {
+        out[c] = z[j];
+        c += (z[j] - lim) * half > -1.f;
+      }
+      s.cand_n[r] += c;
     }
   }
-  // (2) threshold passes over the tiles holding a candidate of a searching row.
+  // (2) the threshold: rows with their candidates in the buffer search in memory; the others
+  // take passes over the tiles holding a candidate of a row still searching.
   auto candidate = [&](int64_t r, int64_t t) { return (s.tmax[r * T + t] - s.m[r]) * half > -1.f; };
   for (int64_t r = 0; r < nr; ++r) {
     s.search[r] = tau_search_start(a.pos0 + r + 1, square);
     s.active[r] = 1;
+    if (s.cand_at[r] < 0) continue;
+    float* v = s.cand.data() + s.cand_at[r];
+    int64_t c = 0;
+    for (int64_t j = 0; j < s.cand_n[r]; ++j) {  // to the shifted scaled domain, compacted
+      v[c] = (v[j] - s.m[r]) * half;
+      c += v[c] > -1.f;
+    }
+    s.cand_n[r] = c;
+  }
+  {
+    for (int64_t r = 0; r < nr; ++r) {
+      if (s.cand_at[r] < 0) continue;
+      float* v = s.cand.data() + s.cand_at[r];
+      int64_t n = s.cand_n[r];
+      for (int pass = 0; pass < kMaxPasses; ++pass) {
+        // Scores at or below the left bracket end lo <= τ* never enter the support: drop them
+        // (flat rows shrink pass by pass), and let the search know through its floor.
+        const float keep = std::nextafter(static_cast<float>(s.search[r].lo), -kInf);
+        if (keep > s.search[r].floor) {
+          int64_t c = 0;
+          for (int64_t j = 0; j < n; ++j) {
+            v[c] = v[j];
+            c += v[j] > keep;
+          }
+          n = c;
+          s.search[r].floor = keep;
+        }
+        const float tau = s.search[r].tau;
+        SupportStats st;
+        for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
+          const int64_t b1 = std::min(n, b0 + kSumBlock);
+          float k = 0.f, s1 = 0.f, s2 = 0.f, mn = kInf, mx = -kInf;
+#pragma omp simd reduction(+ : k, s1, s2) reduction(min : mn) reduction(max : mx)
+          for (int64_t j = b0; j < b1; ++j) {
+            const float d = v[j] - tau;
+            const bool in = d > 0.f;
+            const float dp = in ? d : 0.f;
+            k += in ? 1.f : 0.f;
+            s1 += dp;
+            s2 += dp * dp;
+            mn = std::min(mn, in ? d : kInf);
+            mx = std::max(mx, in ? -kInf : d);
+          }
+          st.k += k, st.s1 += s1, st.s2 += s2;
+          st.min_in = std::min(st.min_in, mn);
+          st.max_out = std::max(st.max_out, mx);
+        }
+        if (tau_search_step(st, square, s.search[r])) break;
+      }
+      s.active[r] = 0;
+    }
   }
   for (int pass = 0; pass < kMaxPasses; ++pass) {
     bool any = false;
@@ -499,6 +577,7 @@ bool prepare(const BlockedAttention& a, Scratch& s, Geometry& g) {
   grow(s.s, a.nr * kBk), grow(s.kt, a.D * kBk), grow(s.vt, kBk * a.D);
   grow(s.acc, a.nr * a.D), grow(s.m, a.nr), grow(s.l, a.nr), grow(s.tmax, a.nr * g.tiles);
   grow(s.search, a.nr), grow(s.stats, a.nr), grow(s.active, a.nr);
+  grow(s.cand_at, a.nr), grow(s.cand_n, a.nr);
   std::fill(s.acc.begin(), s.acc.begin() + a.nr * a.D, 0.f);
   s.bf16 = a.k16 != nullptr && a.bf16_products && cpu_has_bf16();
   if (s.bf16) {
@@ -516,6 +595,10 @@ bool prepare(const BlockedAttention& a, Scratch& s, Geometry& g) {
 }
 
 }  // namespace
+
+int64_t set_blocked_candidate_cap(int64_t floats) {
+  return candidate_cap.exchange(floats < 0 ? kCandidateCap : floats);
+}
 
 bool blocked_attention_supports(const NormalizerSpec& spec, int64_t head_dim) {
   static const bool avx512 = __builtin_cpu_supports("avx512f");

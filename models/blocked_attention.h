@@ -2,7 +2,8 @@
 // kernel of models/inference.cpp (issue 14). Keys and values are read in tiles of kKeyTile rows
 // straight from the KV cache (fp32 or bf16); no score row of the full length is ever formed, so
 // the scratch of a unit is O(rows · kKeyTile + kKeyTile · D) floats plus one float per
-// (row, key tile) for the entmax tile maxima (64 rows at 65,536 keys: 128 KiB).
+// (row, key tile) for the entmax tile maxima (64 rows at 65,536 keys: 128 KiB) and a fixed 4 MiB
+// entmax candidate buffer.
 //
 // Normalizers (blocked_attention_supports):
 //   softmax family (softmax, ssmax, any query length scaling): one pass, online normalisation —
@@ -11,7 +12,9 @@
 //     then one output pass. (1) max pass: the scores of every key tile, the row max m and the
 //     max of each (row, tile). (2) threshold passes: the exact search of entmax_tau.h in the
 //     shifted scaled domain v = (α−1)(z − m), bracket [−1, −n^(1−α)]; each pass recomputes only
-//     the tiles holding a candidate (v > −1) of a row still searching. (3) output pass over the
+//     the tiles holding a candidate (v > −1) of a row still searching — or, for the rows whose
+//     candidates fit in a per-thread buffer of 2^20 floats, gathers them once and searches in
+//     memory. (3) output pass over the
 //     tiles holding a support member (tile max above τ): sparse rows skip most of the row.
 //   Everything else (top-k, stick-breaking, adaptive temperature: they need the whole row or its
 //   order statistics; entmax with other α: Halley iterations over a stored row) stays on the
@@ -62,6 +65,10 @@ bool blocked_attention_supports(const NormalizerSpec& spec, int64_t head_dim);
 
 // out rows = the attention of the unit. Single-threaded; thread-safe (per-thread scratch).
 void blocked_attention(const BlockedAttention& a);
+
+// Test hook: the candidate buffer's capacity in floats (default 2^20; < 0 restores it); 0 sends
+// every row through the recomputing threshold passes. Returns the previous value.
+int64_t set_blocked_candidate_cap(int64_t floats);
 
 // The plain twin (test reference): every row scored in full, normalize_forward, weights × V.
 void plain_attention(const BlockedAttention& a);

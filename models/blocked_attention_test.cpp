@@ -34,55 +34,62 @@ float from_bf16(uint16_t h) {
 }
 
 TEST_CASE("blocked attention: equals the plain twin (every supported normalizer, ragged tiles)") {
-  for (const std::string& name : all_normalizer_names()) {
-    const NormalizerSpec spec = normalizer_from_name(name);
-    for (int64_t D : {16, 32, 64}) {
-      if (!blocked_attention_supports(spec, D)) continue;
-      // (pos0, nr): within one tile, across tile edges, long rows (many tiles), single rows.
-      for (auto geometry : {std::pair<int64_t, int64_t>{0, 7}, {121, 9}, {300, 64}, {700, 3}}) {
-        const int64_t pos0 = geometry.first, nr = geometry.second;
-        // 0: fp32 cache; 1: bf16 cache, fp32 products; 2: bf16 cache, bf16 products.
-        for (int mode : {0, 1, 2}) {
-          const bool bf = mode > 0;
-          CAPTURE(name);
-          CAPTURE(D);
-          CAPTURE(pos0);
-          CAPTURE(nr);
-          CAPTURE(mode);
-          const int64_t n = pos0 + nr;
-          // Scores of a few units: sparse normalizers keep a small support.
-          auto q = testing::random_vec(nr * D, 1 + D, 1.5);
-          auto k = testing::random_vec(n * D, 2 + D, 1.5);
-          auto v = testing::random_vec(n * D, 3 + D);
-          auto sc = testing::random_vec(nr, 4);
-          for (auto& x : sc) x = 1.f + 0.3f * std::fabs(x);
-          std::vector<uint16_t> k16(n * D), v16(n * D);
-          for (int64_t t = 0; t < n * D; ++t) k16[t] = to_bf16(k[t]), v16[t] = to_bf16(v[t]);
-          BlockedAttention a;
-          a.spec = &spec, a.D = D, a.nr = nr, a.pos0 = pos0, a.q = q.data(), a.ldq = D;
-          a.scale = sc.data(), a.ld_scale = 1;
-          a.inv_sqrt_d = 1.f / std::sqrt(float(D)), a.slope = -0.01f;
-          a.bf16_products = mode == 2;
-          if (bf)
-            a.k16 = k16.data(), a.v16 = v16.data();
-          else
-            a.k32 = k.data(), a.v32 = v.data();
-          std::vector<float> blocked(nr * D), plain(nr * D);
-          a.out = blocked.data(), a.ldo = D;
-          blocked_attention(a);
-          // The twin of bf16 products sees the same bf16 queries; what is left is the bf16
-          // rounding of the weights (relative 2^-9).
-          std::vector<float> qr = q;
-          for (auto& x : qr) x = mode == 2 ? from_bf16(to_bf16(x)) : x;
-          a.q = qr.data(), a.out = plain.data();
-          plain_attention(a);
-          // bf16 products round queries and weights to bf16 (8 bits): bf16 tolerance.
-          const double tol = mode == 2 ? 1e-2 : 1e-4;
-          testing::check_close(blocked, plain, tol, tol, "out");
+  // Entmax thresholds: candidates gathered in memory (default), or recomputed tile by tile on
+  // every pass (no buffer), or a mix (room for a few rows).
+  for (int64_t cap : {-1, 0, 700}) {
+    CAPTURE(cap);
+    set_blocked_candidate_cap(cap);
+    for (const std::string& name : all_normalizer_names()) {
+      const NormalizerSpec spec = normalizer_from_name(name);
+      for (int64_t D : {16, 32, 64}) {
+        if (!blocked_attention_supports(spec, D)) continue;
+        // (pos0, nr): within one tile, across tile edges, long rows (many tiles), single rows.
+        for (auto geometry : {std::pair<int64_t, int64_t>{0, 7}, {121, 9}, {300, 64}, {700, 3}}) {
+          const int64_t pos0 = geometry.first, nr = geometry.second;
+          // 0: fp32 cache; 1: bf16 cache, fp32 products; 2: bf16 cache, bf16 products.
+          for (int mode : {0, 1, 2}) {
+            const bool bf = mode > 0;
+            CAPTURE(name);
+            CAPTURE(D);
+            CAPTURE(pos0);
+            CAPTURE(nr);
+            CAPTURE(mode);
+            const int64_t n = pos0 + nr;
+            // Scores of a few units: sparse normalizers keep a small support.
+            auto q = testing::random_vec(nr * D, 1 + D, 1.5);
+            auto k = testing::random_vec(n * D, 2 + D, 1.5);
+            auto v = testing::random_vec(n * D, 3 + D);
+            auto sc = testing::random_vec(nr, 4);
+            for (auto& x : sc) x = 1.f + 0.3f * std::fabs(x);
+            std::vector<uint16_t> k16(n * D), v16(n * D);
+            for (int64_t t = 0; t < n * D; ++t) k16[t] = to_bf16(k[t]), v16[t] = to_bf16(v[t]);
+            BlockedAttention a;
+            a.spec = &spec, a.D = D, a.nr = nr, a.pos0 = pos0, a.q = q.data(), a.ldq = D;
+            a.scale = sc.data(), a.ld_scale = 1;
+            a.inv_sqrt_d = 1.f / std::sqrt(float(D)), a.slope = -0.01f;
+            a.bf16_products = mode == 2;
+            if (bf)
+              a.k16 = k16.data(), a.v16 = v16.data();
+            else
+              a.k32 = k.data(), a.v32 = v.data();
+            std::vector<float> blocked(nr * D), plain(nr * D);
+            a.out = blocked.data(), a.ldo = D;
+            blocked_attention(a);
+            // The twin of bf16 products sees the same bf16 queries; what is left is the bf16
+            // rounding of the weights (relative 2^-9).
+            std::vector<float> qr = q;
+            for (auto& x : qr) x = mode == 2 ? from_bf16(to_bf16(x)) : x;
+            a.q = qr.data(), a.out = plain.data();
+            plain_attention(a);
+            // bf16 products round queries and weights to bf16 (8 bits): bf16 tolerance.
+            const double tol = mode == 2 ? 1e-2 : 1e-4;
+            testing::check_close(blocked, plain, tol, tol, "out");
+          }
         }
       }
     }
   }
+  set_blocked_candidate_cap(-1);
 }
 
 TEST_CASE("blocked attention: which normalizers are tiled") {
