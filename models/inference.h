@@ -4,6 +4,9 @@
 // forward (models/transformer.h); entmax-family and topk rows mix only the values of their
 // support (decode steps always; a prefill block of 64 queries does so while its supports cover
 // at most 1/8 of its keys, and otherwise takes one dense product, where that is cheaper).
+// Prefill blocks of the softmax family and of 1.5-entmax/sparsemax/ASEntmax go through the
+// blocked kernel of models/blocked_attention.h instead (key tiles, O(tile) scratch per thread);
+// the path above stays as its plain twin (InferenceOptions::blocked = false) and serves the rest.
 //
 // Work split. A sequence is processed in chunks of `chunk` rows through all layers. Inside a
 // chunk the products run in fixed units (row blocks × column blocks, heads × query blocks), each
