@@ -1,6 +1,11 @@
 // Blocked causal attention (contract: blocked_attention.h).
 #include "models/blocked_attention.h"
 
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on internal temporaries (as in
+// models/kernels/entmax_kernel.cpp).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -47,12 +52,10 @@ struct Scratch {
   std::vector<float> cand;                      // (kCandidateCap) candidates v > −1 of rows
   std::vector<int64_t> cand_at, cand_n;         // (nr) a row's slice of cand; cand_at −1: none
   std::vector<float> row_z, row_p;              // (n) an observed row
-  // bf16 products: bf16 pairs (two consecutive bf16 in one 32-bit word).
-  std::vector<uint32_t> qb;   // (nr, D/2) query pairs along d
-  std::vector<uint32_t> kt2;  // (D/2, kBk) key pairs along d, transposed
+  // bf16 weight × value products: pairs of bf16 along the keys in one 32-bit word.
   std::vector<uint32_t> vt2;  // (kBk/2, D) value pairs along keys
   std::vector<uint16_t> pb;   // (nr, kBk) weights in bf16
-  bool bf16 = false;          // this unit takes bf16 products
+  bool bf16 = false;          // this unit mixes values with bf16 products
 };
 Scratch& scratch() {
   thread_local Scratch s;
@@ -173,7 +176,9 @@ void pv_tile(const float* p, int64_t nr, const float* V, int64_t bk, int64_t D, 
     pv_rows<4>(p, nr, V, bk, acc);
 }
 
-// ---- bf16 products (AVX512-BF16: vdpbf16ps, two bf16 products summed into each fp32 lane) ----
+// ---- bf16 weight × value products (AVX512-BF16: vdpbf16ps, two bf16 products summed into each
+// fp32 lane). Scores stay fp32 (the keys widened), so thresholds and supports match the plain
+// path; only the weights are rounded to bf16 (relative 2^-9) before mixing the bf16 values. ----
 
 inline uint16_t round_bf16(float f) {
   uint32_t u;
@@ -187,18 +192,6 @@ bool cpu_has_bf16() {
   return yes;
 }
 
-// kt2 (D/2, kBk) = the tile's keys as 32-bit (d, d+1) pairs, transposed; padding columns 0.
-void load_kt2(const BlockedAttention& a, int64_t j0, int64_t bk, uint32_t* kt2) {
-  const int64_t Dp = a.D / 2;
-  const uint16_t* K = a.k16 + j0 * a.D;
-  if (bk < kBk) {
-    for (int64_t d = 0; d < Dp; ++d) std::fill(kt2 + d * kBk + bk, kt2 + (d + 1) * kBk, 0u);
-  }
-  for (int64_t j = 0; j < bk; ++j) {
-    for (int64_t d = 0; d < Dp; ++d) std::memcpy(kt2 + d * kBk + j, K + j * a.D + 2 * d, 4);
-  }
-}
-
 // vt2 (ceil(bk/2), D): word (jp, d) = (V[2jp][d], V[2jp+1][d]); a missing odd key is 0.
 void load_vt2(const BlockedAttention& a, int64_t j0, int64_t bk, uint32_t* vt2) {
   const int64_t D = a.D;
@@ -209,47 +202,6 @@ void load_vt2(const BlockedAttention& a, int64_t j0, int64_t bk, uint32_t* vt2) 
     for (int64_t d = 0; d < D; ++d) {
       const uint32_t hi = odd ? v0[D + d] : 0u;
       vt2[jp * D + d] = static_cast<uint32_t>(v0[d]) | (hi << 16);
-    }
-  }
-}
-
-template <int R>
-__attribute__((target("avx512f,avx512bf16"))) void scores_micro_bf16(const uint32_t* qb, int64_t Dp,
-                                                                     const uint32_t* kt2,
-                                                                     int64_t c0, float* s) {
-  __m512 acc[R][4];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t d = 0; d < Dp; ++d) {
-    const uint32_t* k = kt2 + d * kBk + c0;
-    __m512bh kv[4];
-    for (int v = 0; v < 4; ++v) kv[v] = (__m512bh)_mm512_loadu_si512(k + 16 * v);
-    for (int r = 0; r < R; ++r) {
-      const __m512bh qv = (__m512bh)_mm512_set1_epi32(static_cast<int>(qb[r * Dp + d]));
-      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], qv, kv[v]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(s + r * kBk + c0 + 16 * v, acc[r][v]);
-}
-
-void scores_tile_bf16(const uint32_t* qb, int64_t nr, const uint32_t* kt2, int64_t Dp, int64_t cols,
-                      float* s) {
-  for (int64_t c0 = 0; c0 < cols; c0 += 64) {
-    int64_t r = 0;
-    for (; r + 4 <= nr; r += 4) scores_micro_bf16<4>(qb + r * Dp, Dp, kt2, c0, s + r * kBk);
-    switch (nr - r) {
-      case 3:
-        scores_micro_bf16<3>(qb + r * Dp, Dp, kt2, c0, s + r * kBk);
-        break;
-      case 2:
-        scores_micro_bf16<2>(qb + r * Dp, Dp, kt2, c0, s + r * kBk);
-        break;
-      case 1:
-        scores_micro_bf16<1>(qb + r * Dp, Dp, kt2, c0, s + r * kBk);
-        break;
-      default:
-        break;
     }
   }
 }
@@ -325,13 +277,8 @@ struct Geometry {
 __attribute__((target("avx512f"))) int64_t tile_scores(const BlockedAttention& a, Scratch& s,
                                                        int64_t t, const Geometry& g) {
   const int64_t j0 = t * kBk, bk = std::min(kBk, g.n_keys - j0);
-  if (s.bf16) {
-    load_kt2(a, j0, bk, s.kt2.data());
-    scores_tile_bf16(s.qb.data(), a.nr, s.kt2.data(), a.D / 2, (bk + 63) / 64 * 64, s.s.data());
-  } else {
-    load_kt(a, j0, bk, s.kt.data());
-    scores_tile(a.q, a.ldq, a.nr, s.kt.data(), a.D, (bk + 63) / 64 * 64, s.s.data());
-  }
+  load_kt(a, j0, bk, s.kt.data());
+  scores_tile(a.q, a.ldq, a.nr, s.kt.data(), a.D, (bk + 63) / 64 * 64, s.s.data());
   for (int64_t r = 0; r < a.nr; ++r) {
     const int64_t i = a.pos0 + r, cnt = g.visible(i, j0);
     const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
@@ -580,17 +527,7 @@ bool prepare(const BlockedAttention& a, Scratch& s, Geometry& g) {
   grow(s.cand_at, a.nr), grow(s.cand_n, a.nr);
   std::fill(s.acc.begin(), s.acc.begin() + a.nr * a.D, 0.f);
   s.bf16 = a.k16 != nullptr && a.bf16_products && cpu_has_bf16();
-  if (s.bf16) {
-    const int64_t Dp = a.D / 2;
-    grow(s.qb, a.nr * Dp), grow(s.kt2, Dp * kBk), grow(s.vt2, kBk / 2 * a.D),
-        grow(s.pb, a.nr * kBk);
-    for (int64_t r = 0; r < a.nr; ++r) {
-      for (int64_t d = 0; d < Dp; ++d) {
-        const float* q = a.q + r * a.ldq + 2 * d;
-        s.qb[r * Dp + d] = round_bf16(q[0]) | (static_cast<uint32_t>(round_bf16(q[1])) << 16);
-      }
-    }
-  }
+  if (s.bf16) grow(s.vt2, kBk / 2 * a.D), grow(s.pb, a.nr * kBk);
   return true;
 }
 

@@ -19,10 +19,11 @@
 //   Everything else (top-k, stick-breaking, adaptive temperature: they need the whole row or its
 //   order statistics; entmax with other α: Halley iterations over a stored row) stays on the
 //   plain path of inference.cpp, as do head_dim not in {16, 32, 64} and CPUs without AVX-512.
-// Products: with an fp32 cache, fp32 AVX-512 FMA micro-kernels, so the result equals the plain
-// path's up to the order of fp32 sums. With a bf16 cache on a CPU with AVX512-BF16, bf16 products
-// (vdpbf16ps: queries and weights rounded to bf16, fp32 sums) at twice the FMA rate, within bf16
-// tolerance of the plain path; otherwise the bf16 entries are widened on load.
+// Products: fp32 AVX-512 FMA micro-kernels for the scores (bf16 keys widened on load), so scores,
+// thresholds and supports equal the plain path's up to the order of fp32 sums. With a bf16 cache
+// on a CPU with AVX512-BF16 the weight × value products can be bf16 (bf16_products, off by
+// default; vdpbf16ps: the weights rounded to bf16, relative 2^-9; fp32 sums). bf16 scores (the
+// query rounded too) moved SSMax logits of a random model by more than 3e-2: not offered.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -47,10 +48,11 @@ struct BlockedAttention {
   float inv_sqrt_d = 1.f, slope = 0.f;
   const float *k32 = nullptr, *v32 = nullptr;     // (pos0 + nr, D): this head's cache, fp32
   const uint16_t *k16 = nullptr, *v16 = nullptr;  // ... or bf16
-  // With a bf16 cache, take bf16 products (queries and weights rounded to bf16, fp32 sums;
-  // AVX512-BF16) where the CPU has them; false: fp32 products (equal to the plain path up to
-  // the order of sums).
-  bool bf16_products = true;
+  // With a bf16 cache, mix values with bf16 products (weights rounded to bf16, fp32 sums;
+  // AVX512-BF16) where the CPU has them. Off by default, and the engine leaves it off: behind
+  // Gemma-2's post-attention norm, weights rounded to bf16 moved the logits of a random 2-layer
+  // model by up to 4e-2 against the plain path. false: fp32 products.
+  bool bf16_products = false;
   float* out = nullptr;  // (nr, D), row stride ldo
   int64_t ldo = 0;
   // Rows [obs_lo, obs_hi) are also normalised over their whole row with the plain normalizer
