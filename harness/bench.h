@@ -1,6 +1,7 @@
 // `lengthbench bench TARGET`: one explicit table of benchmark targets (harness/cmd_bench.cpp).
 // Benchmarks report ratios measured within one run; absolute times on shared machines are noisy.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "harness/command.h"
@@ -13,5 +14,9 @@ int bench_tasks(int argc, char** argv);
 int bench_train(int argc, char** argv);
 int bench_normalizers(int argc, char** argv);
 int bench_eval(int argc, char** argv);
+
+// Best-of-5 rate of an n×n×n product on all threads, FLOP/s (fp32, or bf16 after
+// set_matmul_bf16(true)); bench_train.cpp.
+double matmul_peak(int64_t n);
 
 }  // namespace lb

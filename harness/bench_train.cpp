@@ -25,8 +25,6 @@ namespace po = boost::program_options;
 
 namespace lb {
 
-namespace {
-
 // Best-of-5 rate of an n×n×n fp32 product, FLOP/s.
 double matmul_peak(int64_t n) {
   std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
@@ -40,6 +38,8 @@ double matmul_peak(int64_t n) {
   }
   return 2.0 * n * n * n / best;
 }
+
+namespace {
 
 // Runs the PyTorch peer with our sizes; its last stdout line is a JSON object with tokens_per_s.
 // Softmax runs the peer's softmax, the entmax family its exact 1.5-entmax. Returns null on failure.

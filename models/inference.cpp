@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -13,12 +14,19 @@
 #include <dnnl.hpp>
 
 #include "harness/check.h"
+#include "models/blocked_attention.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/length_scale.h"
 #include "models/kernels/simd.h"
 #include "models/ops.h"
 
 namespace lb {
+
+bool blocked_prefill_default() {
+  const char* v = std::getenv("LB_BLOCKED_PREFILL");
+  return v != nullptr && std::string(v) == "1";
+}
+
 
 namespace {
 
@@ -495,11 +503,36 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
       }
       // Attention units: head × query block.
       const int64_t qb = opt.q_block, nqb = (Rq + qb - 1) / qb;
+      const bool blocked = opt.blocked && blocked_attention_supports(c.attention, D);
 #pragma omp parallel for schedule(dynamic, 1) if (Rq * (p0 + R) * HD >= kParallelWork)
       for (int64_t unit = 0; unit < H * nqb; ++unit) {
         const int64_t h = unit / nqb, r0 = lo + (unit % nqb) * qb;
         const int64_t nr = std::min(qb, R - r0), n_end = p0 + r0 + nr;
         const int64_t kv_at = (base + h * Tm) * D;
+        if (blocked && nr > 2) {  // prefill blocks: tiled, O(tile) scratch
+          BlockedAttention ba;
+          ba.spec = &c.attention, ba.D = D, ba.nr = nr, ba.pos0 = p0 + r0;
+          ba.q = m.q.data() + r0 * HD + h * D, ba.ldq = HD;
+          ba.scale = m.scale.data() + r0 * H + h, ba.ld_scale = H;
+          ba.inv_sqrt_d = inv_sqrt_d, ba.slope = eng_.slopes_[h];
+          if (opt.kv_bf16) ba.k16 = m.k16.get() + kv_at, ba.v16 = m.v16.get() + kv_at;
+          else ba.k32 = m.k32.get() + kv_at, ba.v32 = m.v32.get() + kv_at;
+          ba.out = m.att.data() + r0 * HD + h * D, ba.ldo = HD;
+          const std::function<void(int64_t, const float*, int64_t, const RowStats&)> on_row =
+              [&](int64_t r, const float* p, int64_t nk, const RowStats& st) {
+                AttnRowView view;
+                view.layer = l, view.head = h, view.pos = p0 + r0 + r, view.n = nk, view.p = p;
+                view.stats = st, view.scale = m.scale[(r0 + r) * H + h], view.scaled = h >= H - Hs;
+                (*m.obs)(view);
+              };
+          if (m.obs) {
+            ba.obs_lo = std::clamp<int64_t>(m.obs_begin - (p0 + r0), 0, nr);
+            ba.obs_hi = std::clamp<int64_t>(m.obs_end - (p0 + r0), 0, nr);
+            ba.on_row = &on_row;
+          }
+          blocked_attention(ba);
+          continue;
+        }
         UnitScratch& s = unit_scratch();
         grow(s.s, nr * n_end), grow(s.p, nr * n_end), grow(s.idx, n_end);
         const float* Kf = nullptr;

@@ -4,6 +4,9 @@
 // forward (models/transformer.h); entmax-family and topk rows mix only the values of their
 // support (decode steps always; a prefill block of 64 queries does so while its supports cover
 // at most 1/8 of its keys, and otherwise takes one dense product, where that is cheaper).
+// Prefill blocks of the softmax family and of 1.5-entmax/sparsemax/ASEntmax go through the
+// blocked kernel of models/blocked_attention.h instead (key tiles, O(tile) scratch per thread);
+// the path above stays as its plain twin (InferenceOptions::blocked = false) and serves the rest.
 //
 // Work split. A sequence is processed in chunks of `chunk` rows through all layers. Inside a
 // chunk the products run in fixed units (row blocks × column blocks, heads × query blocks), each
@@ -25,10 +28,18 @@
 
 namespace lb {
 
+// LB_BLOCKED_PREFILL=1 in the environment: the blocked prefill by default.
+bool blocked_prefill_default();
+
 struct InferenceOptions {
   int64_t chunk = 256;      // prefill rows per chunk (activations are O(chunk·F))
   int64_t q_block = 64;     // query rows per attention unit (scores are O(q_block·T) per thread)
   bool kv_bf16 = false;     // bf16 KV storage (half the memory and bandwidth; not bit-equal)
+  // Prefill units through models/blocked_attention.h where supported (O(tile) scratch); false:
+  // the plain path (its twin) everywhere. Off unless LB_BLOCKED_PREFILL=1: it is not yet faster
+  // than the plain path where measured (results/bench/README.md), and the committed results were
+  // evaluated on the plain path (logits agree within 1e-4, not bit for bit).
+  bool blocked = blocked_prefill_default();
 };
 
 // One attention row handed to an observer: weights p (n) of query `pos` in (layer, head).

@@ -1,0 +1,604 @@
+// Blocked causal attention (contract: blocked_attention.h).
+#include "models/blocked_attention.h"
+
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on internal temporaries (as in
+// models/kernels/entmax_kernel.cpp).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "harness/check.h"
+#include "models/kernels/entmax_tau.h"
+#include "models/kernels/simd.h"
+
+namespace lb {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kBk = kKeyTile;  // columns of a score tile (a multiple of 64)
+// Candidate scores (v > −1) kept per thread: rows whose candidate tiles fit are gathered once and
+// searched in memory; the others recompute their candidate tiles on every threshold pass.
+constexpr int64_t kCandidateCap = int64_t(1) << 20;  // floats (4 MiB)
+std::atomic<int64_t> candidate_cap{kCandidateCap};
+static_assert(kBk % 64 == 0, "score micro-kernel works on 64 columns");
+
+inline float widen(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Per-thread scratch, grown to the largest unit seen: O(nr · kBk + kBk · D + nr · tiles).
+struct Scratch {
+  std::vector<float> s;                         // (nr, kBk) score / weight tile
+  std::vector<float> kt;                        // (D, kBk) transposed key tile, zero-padded columns
+  std::vector<float> vt;                        // (kBk, D) value tile (bf16 widened)
+  std::vector<float> acc;                       // (nr, D) output accumulator
+  std::vector<float> m, l;                      // (nr) row max, row sum
+  std::vector<float> tmax;                      // (nr, tiles) entmax: max score of (row, tile)
+  std::vector<entmax_tau::TauSearch> search;    // (nr)
+  std::vector<entmax_tau::SupportStats> stats;  // (nr)
+  std::vector<char> active;                     // (nr)
+  std::vector<float> cand;                      // (kCandidateCap) candidates v > −1 of rows
+  std::vector<int64_t> cand_at, cand_n;         // (nr) a row's slice of cand; cand_at −1: none
+  std::vector<float> row_z, row_p;              // (n) an observed row
+  // bf16 weight × value products: pairs of bf16 along the keys in one 32-bit word.
+  std::vector<uint32_t> vt2;  // (kBk/2, D) value pairs along keys
+  std::vector<uint16_t> pb;   // (nr, kBk) weights in bf16
+  bool bf16 = false;          // this unit mixes values with bf16 products
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+template <typename V>
+void grow(V& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// kt (D, kBk) = K rows j0 .. j0+bk−1 transposed; columns bk .. kBk−1 zero.
+void load_kt(const BlockedAttention& a, int64_t j0, int64_t bk, float* kt) {
+  const int64_t D = a.D;
+  if (bk < kBk) {
+    for (int64_t d = 0; d < D; ++d) std::fill(kt + d * kBk + bk, kt + (d + 1) * kBk, 0.f);
+  }
+  if (a.k32) {
+    const float* K = a.k32 + j0 * D;
+    for (int64_t j = 0; j < bk; ++j)
+      for (int64_t d = 0; d < D; ++d) kt[d * kBk + j] = K[j * D + d];
+  } else {
+    const uint16_t* K = a.k16 + j0 * D;
+    for (int64_t j = 0; j < bk; ++j)
+      for (int64_t d = 0; d < D; ++d) kt[d * kBk + j] = widen(K[j * D + d]);
+  }
+}
+
+// The value tile (bk, D): the cache itself for fp32, widened into vt for bf16.
+const float* load_v(const BlockedAttention& a, int64_t j0, int64_t bk, float* vt) {
+  const int64_t D = a.D;
+  if (a.v32) return a.v32 + j0 * D;
+  const uint16_t* V = a.v16 + j0 * D;
+  for (int64_t t = 0; t < bk * D; ++t) vt[t] = widen(V[t]);
+  return vt;
+}
+
+// S (R rows, ld kBk) columns c0 .. c0+63 = Q (R, D; ldq) · kt (D, kBk). R ≤ 4 rows × 4 vectors
+// of 16 columns in 16 accumulators.
+template <int R>
+__attribute__((target("avx512f"))) void scores_micro(const float* q, int64_t ldq, const float* kt,
+                                                     int64_t D, int64_t c0, float* s) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < D; ++d) {
+    const float* k = kt + d * kBk + c0;
+    const __m512 k0 = _mm512_loadu_ps(k), k1 = _mm512_loadu_ps(k + 16);
+    const __m512 k2 = _mm512_loadu_ps(k + 32), k3 = _mm512_loadu_ps(k + 48);
+    for (int r = 0; r < R; ++r) {
+      const __m512 qv = _mm512_set1_ps(q[r * ldq + d]);
+      acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(qv, k2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(qv, k3, acc[r][3]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(s + r * kBk + c0 + 16 * v, acc[r][v]);
+}
+
+// S (nr, kBk) = raw products of rows 0..nr−1 with the tile's first `cols` columns (rounded up to
+// 64; the padding columns are 0).
+void scores_tile(const float* q, int64_t ldq, int64_t nr, const float* kt, int64_t D, int64_t cols,
+                 float* s) {
+  for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) scores_micro<4>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
+    switch (nr - r) {
+      case 3:
+        scores_micro<3>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
+        break;
+      case 2:
+        scores_micro<2>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
+        break;
+      case 1:
+        scores_micro<1>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// acc (R rows, D) += P (R, ld kBk) columns 0..bk−1 · V (bk, D), D = 16·NV.
+template <int R, int NV>
+__attribute__((target("avx512f"))) void pv_micro(const float* p, const float* V, int64_t bk,
+                                                 float* acc) {
+  __m512 o[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) o[r][v] = _mm512_loadu_ps(acc + r * 16 * NV + 16 * v);
+  for (int64_t j = 0; j < bk; ++j) {
+    __m512 vv[NV];
+    for (int v = 0; v < NV; ++v) vv[v] = _mm512_loadu_ps(V + j * 16 * NV + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      const __m512 w = _mm512_set1_ps(p[r * kBk + j]);
+      for (int v = 0; v < NV; ++v) o[r][v] = _mm512_fmadd_ps(w, vv[v], o[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(acc + r * 16 * NV + 16 * v, o[r][v]);
+}
+
+template <int NV>
+void pv_rows(const float* p, int64_t nr, const float* V, int64_t bk, float* acc) {
+  constexpr int RB = NV == 4 ? 3 : 4;  // rows per step (accumulators: RB · NV <= 16)
+  int64_t r = 0;
+  for (; r + RB <= nr; r += RB) pv_micro<RB, NV>(p + r * kBk, V, bk, acc + r * 16 * NV);
+  for (; r < nr; ++r) pv_micro<1, NV>(p + r * kBk, V, bk, acc + r * 16 * NV);
+}
+
+// acc (nr, D) += P (nr, ld kBk) · V (bk, D).
+void pv_tile(const float* p, int64_t nr, const float* V, int64_t bk, int64_t D, float* acc) {
+  if (D == 16)
+    pv_rows<1>(p, nr, V, bk, acc);
+  else if (D == 32)
+    pv_rows<2>(p, nr, V, bk, acc);
+  else
+    pv_rows<4>(p, nr, V, bk, acc);
+}
+
+// ---- bf16 weight × value products (AVX512-BF16: vdpbf16ps, two bf16 products summed into each
+// fp32 lane). Scores stay fp32 (the keys widened), so thresholds and supports match the plain
+// path; only the weights are rounded to bf16 (relative 2^-9) before mixing the bf16 values. ----
+
+inline uint16_t round_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7FFFu + ((u >> 16) & 1u);  // round to nearest even (finite inputs)
+  return static_cast<uint16_t>(u >> 16);
+}
+
+bool cpu_has_bf16() {
+  static const bool yes = __builtin_cpu_supports("avx512bf16");
+  return yes;
+}
+
+// vt2 (ceil(bk/2), D): word (jp, d) = (V[2jp][d], V[2jp+1][d]); a missing odd key is 0.
+void load_vt2(const BlockedAttention& a, int64_t j0, int64_t bk, uint32_t* vt2) {
+  const int64_t D = a.D;
+  const uint16_t* V = a.v16 + j0 * D;
+  for (int64_t jp = 0; jp < (bk + 1) / 2; ++jp) {
+    const uint16_t* v0 = V + 2 * jp * D;
+    const bool odd = 2 * jp + 1 < bk;
+    for (int64_t d = 0; d < D; ++d) {
+      const uint32_t hi = odd ? v0[D + d] : 0u;
+      vt2[jp * D + d] = static_cast<uint32_t>(v0[d]) | (hi << 16);
+    }
+  }
+}
+
+// acc (R, D = 16·NV) += pb (R, ld kBk; bf16) · vt2 over key pairs 0 .. np−1.
+template <int R, int NV>
+__attribute__((target("avx512f,avx512bf16"))) void pv_micro_bf16(const uint16_t* pb,
+                                                                 const uint32_t* vt2, int64_t np,
+                                                                 float* acc) {
+  __m512 o[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) o[r][v] = _mm512_loadu_ps(acc + r * 16 * NV + 16 * v);
+  for (int64_t jp = 0; jp < np; ++jp) {
+    __m512bh vv[NV];
+    for (int v = 0; v < NV; ++v) vv[v] = (__m512bh)_mm512_loadu_si512(vt2 + jp * 16 * NV + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      uint32_t w;
+      std::memcpy(&w, pb + r * kBk + 2 * jp, 4);
+      const __m512bh pw = (__m512bh)_mm512_set1_epi32(static_cast<int>(w));
+      for (int v = 0; v < NV; ++v) o[r][v] = _mm512_dpbf16_ps(o[r][v], pw, vv[v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(acc + r * 16 * NV + 16 * v, o[r][v]);
+}
+
+template <int NV>
+void pv_rows_bf16(const uint16_t* pb, int64_t nr, const uint32_t* vt2, int64_t np, float* acc) {
+  constexpr int RB = NV == 4 ? 3 : 4;
+  int64_t r = 0;
+  for (; r + RB <= nr; r += RB) pv_micro_bf16<RB, NV>(pb + r * kBk, vt2, np, acc + r * 16 * NV);
+  for (; r < nr; ++r) pv_micro_bf16<1, NV>(pb + r * kBk, vt2, np, acc + r * 16 * NV);
+}
+
+// acc (nr, D) += weights s.s (nr, kBk) · the tile's values (bk, D).
+void mix_tile(const BlockedAttention& a, Scratch& s, int64_t j0, int64_t bk) {
+  const int64_t nr = a.nr, D = a.D;
+  if (!s.bf16) return pv_tile(s.s.data(), nr, load_v(a, j0, bk, s.vt.data()), bk, D, s.acc.data());
+  const int64_t bk2 = (bk + 1) / 2 * 2;  // an odd tile's last pair: weight 0 (s.s is zero there)
+  for (int64_t r = 0; r < nr; ++r) {
+    const float* p = s.s.data() + r * kBk;
+    uint16_t* b = s.pb.data() + r * kBk;
+    for (int64_t j = 0; j < bk2; ++j) b[j] = j < bk ? round_bf16(p[j]) : 0;
+  }
+  load_vt2(a, j0, bk, s.vt2.data());
+  const int64_t np = bk2 / 2;
+  if (D == 16)
+    pv_rows_bf16<1>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
+  else if (D == 32)
+    pv_rows_bf16<2>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
+  else
+    pv_rows_bf16<4>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
+}
+
+// Row r's scores in place: z = s·f + slope·(j − i) for the cnt visible columns (as inference.cpp).
+LB_INLINE void finish_scores(float* z, int64_t cnt, int64_t j0, float f, float slope, int64_t i) {
+  const int32_t base = static_cast<int32_t>(j0 - i);
+#pragma omp simd
+  for (int32_t j = 0; j < static_cast<int32_t>(cnt); ++j) {
+    z[j] = z[j] * f + slope * static_cast<float>(base + j);
+  }
+}
+
+struct Geometry {
+  int64_t n_keys, tiles;
+  int64_t visible(int64_t i, int64_t j0) const {  // visible columns of row at position i
+    return std::clamp<int64_t>(i + 1 - j0, 0, kBk);
+  }
+};
+
+// Scores of tile t for all rows: raw products, then each row's scaling, bias and causal cut.
+// Returns the tile's key count.
+__attribute__((target("avx512f"))) int64_t tile_scores(const BlockedAttention& a, Scratch& s,
+                                                       int64_t t, const Geometry& g) {
+  const int64_t j0 = t * kBk, bk = std::min(kBk, g.n_keys - j0);
+  load_kt(a, j0, bk, s.kt.data());
+  scores_tile(a.q, a.ldq, a.nr, s.kt.data(), a.D, (bk + 63) / 64 * 64, s.s.data());
+  for (int64_t r = 0; r < a.nr; ++r) {
+    const int64_t i = a.pos0 + r, cnt = g.visible(i, j0);
+    const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
+    finish_scores(s.s.data() + r * kBk, cnt, j0, f, a.slope, i);
+  }
+  return bk;
+}
+
+LB_SIMD_CLONES float tile_max(const float* z, int64_t cnt) {
+  float m = kNegInf;
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < cnt; ++j) m = std::max(m, z[j]);
+  return m;
+}
+
+// Softmax family: online normalisation over the key tiles.
+__attribute__((target("avx512f"))) void softmax_unit(const BlockedAttention& a, Scratch& s,
+                                                     const Geometry& g) {
+  const int64_t nr = a.nr, D = a.D;
+  std::fill(s.m.begin(), s.m.begin() + nr, kNegInf);
+  std::fill(s.l.begin(), s.l.begin() + nr, 0.f);
+  for (int64_t t = 0; t < g.tiles; ++t) {
+    const int64_t j0 = t * kBk;
+    const int64_t bk = tile_scores(a, s, t, g);
+    for (int64_t r = 0; r < nr; ++r) {
+      float* z = s.s.data() + r * kBk;
+      const int64_t cnt = g.visible(a.pos0 + r, j0);
+      const float mt = tile_max(z, cnt);
+      const float m_new = std::max(s.m[r], mt);
+      float sum = 0.f;
+      if (cnt > 0) {
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < cnt; ++j) {
+          const float e = fast_exp(z[j] - m_new);
+          z[j] = e;
+          sum += e;
+        }
+      }
+      std::fill(z + cnt, z + bk, 0.f);
+      if (m_new > s.m[r]) {
+        const float corr = s.m[r] == kNegInf ? 0.f : fast_exp(s.m[r] - m_new);
+        s.l[r] *= corr;
+        float* acc = s.acc.data() + r * D;
+        for (int64_t d = 0; d < D; ++d) acc[d] *= corr;
+        s.m[r] = m_new;
+      }
+      s.l[r] += sum;
+    }
+    mix_tile(a, s, j0, bk);
+  }
+  for (int64_t r = 0; r < nr; ++r) {
+    const float inv = 1.f / s.l[r];
+    const float* acc = s.acc.data() + r * D;
+    float* o = a.out + r * a.ldo;
+    for (int64_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
+  }
+}
+
+// α-entmax (α = 1.5: square, or 2): max pass, threshold passes, output pass.
+__attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, Scratch& s,
+                                                    const Geometry& g, bool square) {
+  using namespace entmax_tau;
+  const int64_t nr = a.nr, D = a.D, T = g.tiles;
+  const float half = square ? 0.5f : 1.0f;
+  // (1) max pass; it also keeps, in each row's slice of the candidate buffer, the raw scores
+  // above the running max − 1/(α−1) (a superset of the final candidates) until the slice is full.
+  const int64_t slice = candidate_cap.load(std::memory_order_relaxed) / nr;
+  grow(s.cand, slice * nr);
+  std::fill(s.m.begin(), s.m.begin() + nr, kNegInf);
+  for (int64_t r = 0; r < nr; ++r) s.cand_n[r] = 0, s.cand_at[r] = r * slice;
+  for (int64_t t = 0; t < T; ++t) {
+    tile_scores(a, s, t, g);
+    for (int64_t r = 0; r < nr; ++r) {
+      const float* z = s.s.data() + r * kBk;
+      const int64_t cnt = g.visible(a.pos0 + r, t * kBk);
+      const float mt = tile_max(z, cnt);
+      s.tmax[r * T + t] = mt;
+      s.m[r] = std::max(s.m[r], mt);
+      if (s.cand_at[r] < 0 || !((mt - s.m[r]) * half > -1.f)) continue;
+      if (s.cand_n[r] + cnt > slice) {  // overflow: this row recomputes its tiles instead
+        s.cand_at[r] = -1;
+        continue;
+      }
+      float* out = s.cand.data() + s.cand_at[r] + s.cand_n[r];
+      const float lim = s.m[r];
+      int64_t c = 0;
+      for (int64_t j = 0; j < cnt; ++j) {
+        out[c] = z[j];
+        c += (z[j] - lim) * half > -1.f;
+      }
+      s.cand_n[r] += c;
+    }
+  }
+  // (2) the threshold: rows with their candidates in the buffer search in memory; the others
+  // take passes over the tiles holding a candidate of a row still searching.
+  auto candidate = [&](int64_t r, int64_t t) { return (s.tmax[r * T + t] - s.m[r]) * half > -1.f; };
+  for (int64_t r = 0; r < nr; ++r) {
+    s.search[r] = tau_search_start(a.pos0 + r + 1, square);
+    s.active[r] = 1;
+    if (s.cand_at[r] < 0) continue;
+    float* v = s.cand.data() + s.cand_at[r];
+    int64_t c = 0;
+    for (int64_t j = 0; j < s.cand_n[r]; ++j) {  // to the shifted scaled domain, compacted
+      v[c] = (v[j] - s.m[r]) * half;
+      c += v[c] > -1.f;
+    }
+    s.cand_n[r] = c;
+  }
+  {
+    for (int64_t r = 0; r < nr; ++r) {
+      if (s.cand_at[r] < 0) continue;
+      float* v = s.cand.data() + s.cand_at[r];
+      int64_t n = s.cand_n[r];
+      for (int pass = 0; pass < kMaxPasses; ++pass) {
+        // Scores at or below the left bracket end lo <= τ* never enter the support: drop them
+        // (flat rows shrink pass by pass), and let the search know through its floor.
+        const float keep = std::nextafter(static_cast<float>(s.search[r].lo), -kInf);
+        if (keep > s.search[r].floor) {
+          int64_t c = 0;
+          for (int64_t j = 0; j < n; ++j) {
+            v[c] = v[j];
+            c += v[j] > keep;
+          }
+          n = c;
+          s.search[r].floor = keep;
+        }
+        const float tau = s.search[r].tau;
+        SupportStats st;
+        for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
+          const int64_t b1 = std::min(n, b0 + kSumBlock);
+          float k = 0.f, s1 = 0.f, s2 = 0.f, mn = kInf, mx = -kInf;
+#pragma omp simd reduction(+ : k, s1, s2) reduction(min : mn) reduction(max : mx)
+          for (int64_t j = b0; j < b1; ++j) {
+            const float d = v[j] - tau;
+            const bool in = d > 0.f;
+            const float dp = in ? d : 0.f;
+            k += in ? 1.f : 0.f;
+            s1 += dp;
+            s2 += dp * dp;
+            mn = std::min(mn, in ? d : kInf);
+            mx = std::max(mx, in ? -kInf : d);
+          }
+          st.k += k, st.s1 += s1, st.s2 += s2;
+          st.min_in = std::min(st.min_in, mn);
+          st.max_out = std::max(st.max_out, mx);
+        }
+        if (tau_search_step(st, square, s.search[r])) break;
+      }
+      s.active[r] = 0;
+    }
+  }
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    bool any = false;
+    for (int64_t r = 0; r < nr; ++r) {
+      if (s.active[r]) s.stats[r] = SupportStats{}, any = true;
+    }
+    if (!any) break;
+    for (int64_t t = 0; t < T; ++t) {
+      bool need = false;
+      for (int64_t r = 0; r < nr && !need; ++r) need = s.active[r] && candidate(r, t);
+      if (!need) continue;
+      tile_scores(a, s, t, g);
+      for (int64_t r = 0; r < nr; ++r) {
+        if (!s.active[r] || !candidate(r, t)) continue;
+        const float* z = s.s.data() + r * kBk;
+        const int64_t cnt = g.visible(a.pos0 + r, t * kBk);
+        const float m = s.m[r], tau = s.search[r].tau;
+        float k = 0.f, s1 = 0.f, s2 = 0.f, mn = kInf, mx = -kInf;
+#pragma omp simd reduction(+ : k, s1, s2) reduction(min : mn) reduction(max : mx)
+        for (int64_t j = 0; j < cnt; ++j) {
+          const float d = (z[j] - m) * half - tau;
+          const bool in = d > 0.f;
+          const float dp = in ? d : 0.f;
+          k += in ? 1.f : 0.f;
+          s1 += dp;
+          s2 += dp * dp;
+          mn = std::min(mn, in ? d : kInf);
+          mx = std::max(mx, in ? -kInf : d);
+        }
+        SupportStats& st = s.stats[r];
+        st.k += k, st.s1 += s1, st.s2 += s2;
+        st.min_in = std::min(st.min_in, mn);
+        st.max_out = std::max(st.max_out, mx);
+      }
+    }
+    for (int64_t r = 0; r < nr; ++r) {
+      if (s.active[r] && tau_search_step(s.stats[r], square, s.search[r])) s.active[r] = 0;
+    }
+  }
+  // (3) output pass over the tiles holding a support member of some row.
+  std::fill(s.l.begin(), s.l.begin() + nr, 0.f);
+  for (int64_t t = 0; t < T; ++t) {
+    bool need = false;
+    for (int64_t r = 0; r < nr && !need; ++r) {
+      need = (s.tmax[r * T + t] - s.m[r]) * half - s.search[r].tau > 0.f;
+    }
+    if (!need) continue;
+    const int64_t j0 = t * kBk;
+    const int64_t bk = tile_scores(a, s, t, g);
+    for (int64_t r = 0; r < nr; ++r) {
+      float* z = s.s.data() + r * kBk;
+      const int64_t cnt = g.visible(a.pos0 + r, j0);
+      const float m = s.m[r], tau = s.search[r].tau;
+      float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < cnt; ++j) {
+        const float d = std::max((z[j] - m) * half - tau, 0.f);
+        const float w = square ? d * d : d;
+        z[j] = w;
+        sum += w;
+      }
+      std::fill(z + cnt, z + bk, 0.f);
+      s.l[r] += sum;
+    }
+    mix_tile(a, s, j0, bk);
+  }
+  for (int64_t r = 0; r < nr; ++r) {
+    const float total = s.l[r];
+    const float sc = std::fabs(total - 1.f) > 1e-7f ? 1.f / total : 1.f;
+    const float* acc = s.acc.data() + r * D;
+    float* o = a.out + r * a.ldo;
+    for (int64_t d = 0; d < D; ++d) o[d] = acc[d] * sc;
+  }
+}
+
+// Row r's full score row z (n = pos0 + r + 1) through the same tile products.
+void full_row_scores(const BlockedAttention& a, Scratch& s, int64_t r, float* z) {
+  const int64_t i = a.pos0 + r, n = i + 1;
+  const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
+  std::vector<float> tile(kBk);
+  for (int64_t j0 = 0; j0 < n; j0 += kBk) {
+    const int64_t bk = std::min(kBk, n - j0);
+    load_kt(a, j0, bk, s.kt.data());  // fp32 products: the observer sees the plain row
+    scores_tile(a.q + r * a.ldq, a.ldq, 1, s.kt.data(), a.D, (bk + 63) / 64 * 64, tile.data());
+    finish_scores(tile.data(), bk, j0, f, a.slope, i);
+    std::copy(tile.begin(), tile.begin() + bk, z + j0);
+  }
+}
+
+bool prepare(const BlockedAttention& a, Scratch& s, Geometry& g) {
+  g.n_keys = a.pos0 + a.nr;
+  g.tiles = (g.n_keys + kBk - 1) / kBk;
+  grow(s.s, a.nr * kBk), grow(s.kt, a.D * kBk), grow(s.vt, kBk * a.D);
+  grow(s.acc, a.nr * a.D), grow(s.m, a.nr), grow(s.l, a.nr), grow(s.tmax, a.nr * g.tiles);
+  grow(s.search, a.nr), grow(s.stats, a.nr), grow(s.active, a.nr);
+  grow(s.cand_at, a.nr), grow(s.cand_n, a.nr);
+  std::fill(s.acc.begin(), s.acc.begin() + a.nr * a.D, 0.f);
+  s.bf16 = a.k16 != nullptr && a.bf16_products && cpu_has_bf16();
+  if (s.bf16) grow(s.vt2, kBk / 2 * a.D), grow(s.pb, a.nr * kBk);
+  return true;
+}
+
+}  // namespace
+
+int64_t set_blocked_candidate_cap(int64_t floats) {
+  return candidate_cap.exchange(floats < 0 ? kCandidateCap : floats);
+}
+
+bool blocked_attention_supports(const NormalizerSpec& spec, int64_t head_dim) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (!avx512 || !(head_dim == 16 || head_dim == 32 || head_dim == 64)) return false;
+  switch (spec.kind) {
+    case NormKind::kSoftmax:
+    case NormKind::kSsmax:
+      return true;
+    case NormKind::kEntmax:
+    case NormKind::kSparsemax:
+    case NormKind::kAsEntmax:
+      return spec.alpha == 1.5f || spec.alpha == 2.0f;
+    default:
+      return false;
+  }
+}
+
+void blocked_attention(const BlockedAttention& a) {
+  LB_CHECK(blocked_attention_supports(*a.spec, a.D),
+           "blocked attention: unsupported " << normalizer_name(*a.spec) << ", D " << a.D);
+  if (a.nr <= 0) return;
+  Scratch& s = scratch();
+  Geometry g;
+  prepare(a, s, g);
+  if (is_entmax_family(a.spec->kind))
+    entmax_unit(a, s, g, a.spec->alpha == 1.5f);
+  else
+    softmax_unit(a, s, g);
+  for (int64_t r = std::max<int64_t>(a.obs_lo, 0); r < std::min(a.obs_hi, a.nr); ++r) {
+    const int64_t n = a.pos0 + r + 1;
+    grow(s.row_z, n), grow(s.row_p, n);
+    full_row_scores(a, s, r, s.row_z.data());
+    const RowStats st = normalize_forward(*a.spec, s.row_z.data(), n, s.row_p.data());
+    (*a.on_row)(r, s.row_p.data(), n, st);
+  }
+}
+
+void plain_attention(const BlockedAttention& a) {
+  const int64_t D = a.D;
+  std::vector<float> z, p;
+  for (int64_t r = 0; r < a.nr; ++r) {
+    const int64_t i = a.pos0 + r, n = i + 1;
+    z.assign(n, 0.f), p.assign(n, 0.f);
+    const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = 0.f;
+      for (int64_t d = 0; d < D; ++d) {
+        const float k = a.k32 ? a.k32[j * D + d] : widen(a.k16[j * D + d]);
+        acc += a.q[r * a.ldq + d] * k;
+      }
+      z[j] = acc * f + a.slope * static_cast<float>(static_cast<int32_t>(j - i));
+    }
+    normalize_forward(*a.spec, z.data(), n, p.data());
+    float* o = a.out + r * a.ldo;
+    for (int64_t d = 0; d < D; ++d) {
+      double acc = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        const float v = a.v32 ? a.v32[j * D + d] : widen(a.v16[j * D + d]);
+        acc += static_cast<double>(p[j]) * v;
+      }
+      o[d] = static_cast<float>(acc);
+    }
+  }
+}
+
+}  // namespace lb
