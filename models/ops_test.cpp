@@ -1,15 +1,15 @@
 // The model's kernels against their double twins (ref_ops.h), the twins against finite
 // differences, and the gradient contract (parameter grads +=, activation grads =).
+#include "models/ops.h"
+
 #include <doctest/doctest.h>
 
 #include <cstring>
 #include <iterator>
-
 #include <nlohmann/json.hpp>
 
 #include "models/attention.h"
 #include "models/dnnl_util.h"
-#include "models/ops.h"
 #include "models/ref_ops.h"
 #include "models/testing.h"
 
@@ -254,7 +254,8 @@ TEST_CASE("attention: stickbreaking takes no slope; topk div-2 counts the sample
   auto q = random_vec(T * HD, 30, 2.0), k = random_vec(T * HD, 31, 2.0), v = random_vec(T * HD, 32);
   const std::vector<float> scale(T * H, 1.f), slopes = {0.5f, 0.25f, 0.125f}, flat(H, 0.f);
   const int64_t np = attention_prob_offsets(offsets, H).back();
-  auto run = [&](const NormalizerSpec& spec, const std::vector<float>& m, std::vector<float>& probs) {
+  auto run = [&](const NormalizerSpec& spec, const std::vector<float>& m,
+                 std::vector<float>& probs) {
     std::vector<float> att(T * HD);
     probs.assign(np, 0.f);
     attention_forward(spec, {H, D}, offsets, q.data(), k.data(), v.data(), scale.data(), m.data(),
@@ -266,7 +267,8 @@ TEST_CASE("attention: stickbreaking takes no slope; topk div-2 counts the sample
   CHECK(run(sb, slopes, p1) == run(sb, flat, p2));
   const auto sb_alibi = normalizer_from_name("stickbreaking", {{"bias", "alibi"}});
   CHECK(run(sb_alibi, slopes, p1) != run(sb_alibi, flat, p2));
-  CHECK(run(normalizer_from_name("softmax"), slopes, p1) != run(normalizer_from_name("softmax"), flat, p2));
+  CHECK(run(normalizer_from_name("softmax"), slopes, p1) !=
+        run(normalizer_from_name("softmax"), flat, p2));
   for (const char* rule : {"div-2", "div-2-row"}) {
     CAPTURE(rule);
     run(normalizer_from_name("topk", {{"k", "1"}, {"rule", rule}}), slopes, p1);

@@ -33,8 +33,7 @@ const std::vector<NormalizerEntry>& normalizer_table() {
        "alpha-entmax (alpha > 1, default 1.5), exact zeros outside the support"},
       {"sparsemax", NormKind::kSparsemax, 2.0f, LengthScale::kNone, "scale init",
        "Euclidean projection onto the simplex (alpha-entmax with alpha = 2)"},
-      {"asentmax", NormKind::kAsEntmax, 1.5f, LengthScale::kAdaptSoftplusTanh,
-       "alpha scale init",
+      {"asentmax", NormKind::kAsEntmax, 1.5f, LengthScale::kAdaptSoftplusTanh, "alpha scale init",
        "adaptive-scalable 1.5-entmax: query scaled by 1 + softplus(.) log(i+2)^(2 tanh(.))"},
       {"topk", NormKind::kTopk, 1.0f, LengthScale::kNone, "k rule scale init",
        "softmax over the K largest scores (k required in JSON, rule=none|div-2|div-2-row)"},
@@ -141,9 +140,9 @@ NormalizerSpec normalizer_from_name(const std::string& name, const KeyValues& pa
                        : value == "div-2-row" ? TopkRule::kDiv2PerRow
                                               : TopkRule::kNone;
     } else if (key == "bias") {
-      LB_REQUIRE(value == "none" || value == "alibi",
-                 "normalizer " << name << " bias '" << value
-                               << "' is not known; accepted: none, alibi");
+      LB_REQUIRE(
+          value == "none" || value == "alibi",
+          "normalizer " << name << " bias '" << value << "' is not known; accepted: none, alibi");
       spec.position_bias = value == "alibi";
     } else if (key == "poly") {
       LB_REQUIRE(value == "ascending" || value == "descending",

@@ -111,11 +111,11 @@ TEST_CASE("normalizer: names, defaults and JSON round-trip") {
   CHECK(topk.topk == 4);
   CHECK(topk.topk_rule == TopkRule::kDiv2);
   CHECK(normalizer_from_name("topk").topk_rule == TopkRule::kNone);
-  CHECK(topk_k(topk, 3) == 3);         // a row alone: N = n = 3, K = 4 clamped to 3
-  CHECK(topk_k(topk, 20) == 10);       // N = n = 20
-  CHECK(topk_k(topk, 5, 40) == 5);     // training/prefill: N = 40, K = 20 >= n
+  CHECK(topk_k(topk, 3) == 3);      // a row alone: N = n = 3, K = 4 clamped to 3
+  CHECK(topk_k(topk, 20) == 10);    // N = n = 20
+  CHECK(topk_k(topk, 5, 40) == 5);  // training/prefill: N = 40, K = 20 >= n
   CHECK(topk_k(topk, 30, 40) == 20);
-  CHECK(topk_k(topk, 30, 30) == 15);   // decoding: N = i + 1
+  CHECK(topk_k(topk, 30, 30) == 15);  // decoding: N = i + 1
   const auto per_row = normalizer_from_name("topk", {{"k", "4"}, {"rule", "div-2-row"}});
   CHECK(topk_k(per_row, 30, 40) == 15);
   CHECK(topk_k(per_row, 5, 40) == 4);
@@ -134,10 +134,11 @@ TEST_CASE("normalizer: names, defaults and JSON round-trip") {
     CHECK(to_json(a) == to_json(b));
     if (name != "topk") CHECK(normalizer_from_json(nlohmann::json(name)).kind == a.kind);
   }
-  for (const auto& [key, value] : KeyValues{{"rule", "div-2"}, {"rule", "div-2-row"},
-                                           {"bias", "alibi"}, {"poly", "descending"}}) {
-    const std::string name = key == "rule" ? "topk" : key == "bias" ? "stickbreaking"
-                                                                    : "adaptive_temperature";
+  for (const auto& [key, value] : KeyValues{
+           {"rule", "div-2"}, {"rule", "div-2-row"}, {"bias", "alibi"}, {"poly", "descending"}}) {
+    const std::string name = key == "rule"   ? "topk"
+                             : key == "bias" ? "stickbreaking"
+                                             : "adaptive_temperature";
     const NormalizerSpec a = normalizer_from_name(name, {{key, value}});
     CHECK(to_json(a)[key] == value);
     CHECK(to_json(normalizer_from_json(to_json(a))) == to_json(a));
@@ -158,17 +159,21 @@ TEST_CASE("normalizer: bad names and parameters are one-line usage errors") {
         std::string::npos);
   CHECK(error_of([] { normalizer_from_name("topk", {{"k", "0"}}); }).find("k >= 1") !=
         std::string::npos);
-  CHECK(error_of([] { normalizer_from_name("topk", {{"rule", "div2"}}); }).find("div-2-row") !=
-        std::string::npos);
-  CHECK(error_of([] { normalizer_from_name("stickbreaking", {{"bias", "nape"}}); })
-            .find("accepted: none, alibi") != std::string::npos);
-  CHECK(error_of([] { normalizer_from_name("softmax", {{"bias", "none"}}); })
-            .find("unknown parameter") != std::string::npos);
+  CHECK(error_of([] {
+          normalizer_from_name("topk", {{"rule", "div2"}});
+        }).find("div-2-row") != std::string::npos);
+  CHECK(error_of([] {
+          normalizer_from_name("stickbreaking", {{"bias", "nape"}});
+        }).find("accepted: none, alibi") != std::string::npos);
+  CHECK(error_of([] {
+          normalizer_from_name("softmax", {{"bias", "none"}});
+        }).find("unknown parameter") != std::string::npos);
   // topk's k has no default in the released code: JSON (suites, run configs) must give it.
   CHECK(error_of([] { normalizer_from_json(nlohmann::json("topk")); }).find("needs its k") !=
         std::string::npos);
-  CHECK(error_of([] { normalizer_from_json(nlohmann::json::parse(R"({"name": "topk"})")); })
-            .find("needs its k") != std::string::npos);
+  CHECK(error_of([] {
+          normalizer_from_json(nlohmann::json::parse(R"({"name": "topk"})"));
+        }).find("needs its k") != std::string::npos);
   CHECK(normalizer_from_json(nlohmann::json::parse(R"({"name": "topk", "k": 3})")).topk == 3);
   CHECK(error_of([] { normalizer_from_name("softmax", {{"alpha", "2"}}); })
             .find("unknown parameter of normalizer 'softmax' 'alpha'") != std::string::npos);
@@ -207,7 +212,8 @@ TEST_CASE("normalizer: adaptive_temperature's beta in both polynomial orders") {
   const std::vector<float> flat6(6, 0.0f);
   CHECK(adaptive_temperature_beta(flat6.data(), 6, PolyOrder::kAscending) ==
         doctest::Approx(-0.037 + 0.481 * H6 - 2.3 * H6 * H6 + 4.917 * std::pow(H6, 3) -
-                        1.791 * std::pow(H6, 4)).epsilon(1e-5));
+                        1.791 * std::pow(H6, 4))
+            .epsilon(1e-5));
   const auto spec = normalizer_from_name("adaptive_temperature");
   CHECK(spec.poly_order == PolyOrder::kAscending);
   std::vector<float> p6(6);
@@ -263,7 +269,7 @@ TEST_CASE("normalizer: adaptive_temperature's backward differentiates beta in ev
   rows.push_back({testing::random_row(rng, 8, 0.3), true});    // H ≈ 2.0, P ≈ 1.8 (2.1 desc.)
   rows.push_back({testing::random_row(rng, 24, 0.8), false});  // H ≈ 2.9: P < 1 asc., > 1 desc.
   rows.push_back({{0.1f, -0.05f}, false});                     // H ≈ 0.69 > 0.5, P < 1
-  rows.push_back({{4.0f, 0.0f, 0.5f}, false});                  // H ≈ 0.14 <= 0.5
+  rows.push_back({{4.0f, 0.0f, 0.5f}, false});                 // H ≈ 0.14 <= 0.5
   for (PolyOrder order : {PolyOrder::kAscending, PolyOrder::kDescending}) {
     const bool desc = order == PolyOrder::kDescending;
     NormalizerSpec spec = normalizer_from_name("adaptive_temperature");
@@ -297,13 +303,14 @@ TEST_CASE("normalizer: adaptive_temperature's backward differentiates beta in ev
       for (double v : num) scale = std::max(scale, std::fabs(v));
       CHECK(testing::max_abs_diff(dz, twin) < 1e-5 * std::max(1.0, scale) + 1e-6);
       double twin_off = 0.0;
-      for (size_t i = 0; i < num.size(); ++i) twin_off = std::max(twin_off, std::fabs(twin[i] - num[i]));
+      for (size_t i = 0; i < num.size(); ++i)
+        twin_off = std::max(twin_off, std::fabs(twin[i] - num[i]));
       CHECK(twin_off < 1e-7 * std::max(1.0, scale));
       CHECK(testing::max_abs_diff(dz, num) < 1e-5 * std::max(1.0, scale) + 1e-6);
       // β's own term matters in the active branch: the constant-β gradient is off there.
       if (t.dbeta != 0.0) {
-        const ref::Vec fixed = ref::softmax_backward(ref::softmax_forward(zd, t.beta),
-                                                     testing::to_double(g), t.beta);
+        const ref::Vec fixed =
+            ref::softmax_backward(ref::softmax_forward(zd, t.beta), testing::to_double(g), t.beta);
         double off = 0.0;
         for (size_t i = 0; i < num.size(); ++i) off = std::max(off, std::fabs(fixed[i] - num[i]));
         CHECK(off > 1e-5 * scale);  // far above the differences' error (~1e-10)

@@ -135,10 +135,10 @@ inline Vec stickbreaking_forward(const Vec& z) {
 // β = max(P(H), 1) where H > 0.5 else 1, p = softmax(β z); P's coefficients (−0.037, 0.481, −2.3,
 // 4.917, −1.791) multiply H^0..H^4 (ascending, the default) or H^4..H^0 (descending).
 struct AdaptiveTemperature {
-  Vec q;                // softmax(z)
-  double H = 0.0;       // its entropy (with the 1e-9)
-  double beta = 1.0;    // the inverse temperature
-  double dbeta = 0.0;   // ∂β/∂H (0 where β is the constant 1)
+  Vec q;               // softmax(z)
+  double H = 0.0;      // its entropy (with the 1e-9)
+  double beta = 1.0;   // the inverse temperature
+  double dbeta = 0.0;  // ∂β/∂H (0 where β is the constant 1)
 };
 inline AdaptiveTemperature adaptive_temperature(const Vec& z, bool descending) {
   AdaptiveTemperature t;
@@ -179,8 +179,8 @@ inline Vec adaptive_temperature_backward(const Vec& z, const Vec& g, bool descen
   Vec dz(n, 0.0);
   for (size_t k = 0; k < n; ++k) {
     for (size_t i = 0; i < n; ++i) {
-      const double J = t.beta * p[i] * ((i == k ? 1.0 : 0.0) - p[k]) +
-                       p[i] * (z[i] - pz) * t.dbeta * dH[k];
+      const double J =
+          t.beta * p[i] * ((i == k ? 1.0 : 0.0) - p[k]) + p[i] * (z[i] - pz) * t.dbeta * dH[k];
       dz[k] += g[i] * J;
     }
   }
