@@ -1,7 +1,9 @@
 // `lengthbench logits`: the output logits of a checkpoint for one token sequence, one row per
 // position, as JSON {"engine": E, "tokens": [...], "logits": [[...], ...]} with every fp32 value
-// printed exactly. Two engines: `train` (Transformer::forward over a one-sample packed batch) and
-// `infer` (InferenceEngine prefill into a KV cache, logits for every position). Used by
+// printed exactly. Three engines: `train` (Transformer::forward over a one-sample packed batch),
+// `infer` (InferenceEngine prefill into a KV cache, logits for every position) and `decode` (the
+// first token, then one-token cached decode steps: topk's div-2 rule counts i + 1 keys there,
+// normalizer.h). Used by
 // tools/torch_crosscheck.py to compare both against an independent PyTorch model of the spec.
 #include <iostream>
 #include <sstream>
@@ -51,7 +53,8 @@ int cmd_logits(int argc, char** argv) {
       ("checkpoint", po::value<std::string>(), "checkpoint directory (config.json + model.safetensors)")
       ("tokens", po::value<std::string>(), "input token ids separated by spaces, e.g. \"35 3 1 4 36\"")
       ("engine", po::value<std::string>()->default_value("train"),
-       "train (Transformer::forward) or infer (KV-cache prefill, models/inference.h)")
+       "train (Transformer::forward), infer (KV-cache prefill, models/inference.h) or decode "
+       "(one-token KV-cache steps)")
       ("threads", po::value<int>()->default_value(1), "threads");
   po::variables_map vm;
   if (!parse_command_line(argc, argv, "logits --checkpoint DIR --tokens \"i j k ...\" [options]",
@@ -61,8 +64,8 @@ int cmd_logits(int argc, char** argv) {
   LB_REQUIRE(vm.count("checkpoint"), "logits needs --checkpoint DIR");
   LB_REQUIRE(vm.count("tokens"), "logits needs --tokens \"i j k ...\"");
   const std::string engine = vm["engine"].as<std::string>();
-  LB_REQUIRE(engine == "train" || engine == "infer",
-             "--engine '" << engine << "' is not known; accepted: train, infer");
+  LB_REQUIRE(engine == "train" || engine == "infer" || engine == "decode",
+             "--engine '" << engine << "' is not known; accepted: train, infer, decode");
   const int threads = vm["threads"].as<int>();
   LB_REQUIRE(threads >= 1, "--threads " << threads << " must be >= 1");
   set_num_threads(threads);
@@ -93,7 +96,15 @@ int cmd_logits(int argc, char** argv) {
     InferenceEngine eng(model);
     eng.reserve_positions(T);
     InferenceSession session(eng, T);
-    session.append(ids.data(), T, logits, 0);
+    if (engine == "infer") {
+      session.append(ids.data(), T, logits, 0);
+    } else {  // decode: one append per token, each giving its position's logits
+      std::vector<float> row;
+      for (int64_t t = 0; t < T; ++t) {
+        session.append(&ids[t], 1, row);
+        logits.insert(logits.end(), row.begin(), row.end());
+      }
+    }
   }
   LB_CHECK(static_cast<int64_t>(logits.size()) == T * Vo,
            "engine " << engine << " returned " << logits.size() << " logits, expected " << T * Vo);

@@ -93,10 +93,10 @@ void forward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r0
     const int64_t h = hi / T, i = hi % T;
     float* z = sc.s.data() + hi * T;
     const float f = scale[(r0 + i) * H + h] * inv_sqrt_d;
-    const float m = slopes[h];
+    const float m = position_slope(spec, slopes[h]);  // 0 for stickbreaking (issue 11)
     for (int64_t j = 0; j <= i; ++j) z[j] = z[j] * f + m * static_cast<float>(j - i);
     float* p = P + hi * T;
-    normalize_forward(spec, z, i + 1, p);
+    normalize_forward(spec, z, i + 1, p, T);  // the call has T keys (topk's div-2 rule)
     std::fill(p + i + 1, p + T, 0.f);
   }
   // O (H, T, D) = P V
@@ -127,7 +127,7 @@ void backward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r
     const float* s = sc.s.data() + hi * T;
     float* dz = sc.ds.data() + hi * T;
     const float f = scale[(r0 + i) * H + h] * inv_sqrt_d;
-    const float m = slopes[h];
+    const float m = position_slope(spec, slopes[h]);
     for (int64_t j = 0; j <= i; ++j) z[j] = s[j] * f + m * static_cast<float>(j - i);
     normalize_backward(spec, z, P + hi * T, dz, i + 1, dz);
     double dsc = 0.0;

@@ -6,8 +6,10 @@
 // offsets[b] .. offsets[b+1]−1 (T_b = its length) at positions 0 .. T_b−1. Attention never
 // crosses samples; query i of a sample sees keys 0 .. i.
 // Per (sample, head h, query i, key j <= i):
-//   z_ij = scale[i, h] · ⟨q_i, k_j⟩ / √D + slope_h · (j − i),   p_i· = normalize(z_i·),
-//   att_i = Σ_j p_ij v_j.
+//   z_ij = scale[i, h] · ⟨q_i, k_j⟩ / √D + m_h · (j − i),   p_i· = normalize(z_i·),
+//   att_i = Σ_j p_ij v_j,
+// with m_h = position_slope(spec, slopes[h]) (0 for stickbreaking by default, normalizer.h) and
+// each sample one attention call of T_b keys (topk's div-2 rule).
 // Shapes: q, k, v, att (N, H·D) with head h in columns h·D .. h·D+D−1 (Hugging Face's view);
 // scale (N, H); slopes (H); probs: the (H, T_b, T_b) weights of every sample, sample b at
 // prob_offset(b) (zeros above the diagonal), kept for the backward.

@@ -430,6 +430,9 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
   }
   logits.assign(static_cast<size_t>((length_ + n - logits_from) * Vo), 0.f);
   Impl& m = *impl_;
+  // Keys of this call, as in the released code's one call per append (topk's div-2 rule): the
+  // prompt length in prefill, i + 1 in one-token decoding; the chunks below do not change it.
+  const int64_t call_keys = length_ + n;
 
   for (int64_t c0 = 0; c0 < n; c0 += opt.chunk) {
     const int64_t R = std::min(opt.chunk, n - c0), p0 = length_ + c0;
@@ -556,7 +559,7 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
         } else {
           gemm(true, nr, n_end, D, qh, HD, Kf, D, s.s.data(), n_end);
         }
-        const float slope = eng_.slopes_[h];
+        const float slope = position_slope(c.attention, eng_.slopes_[h]);  // issue 11
         int64_t support_total = 0;
         for (int64_t r = 0; r < nr; ++r) {
           const int64_t i = p0 + r0 + r, nk = i + 1;
@@ -565,7 +568,7 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
           float* z = s.s.data() + r * n_end;
           float* p = s.p.data() + r * n_end;
           scale_and_bias(z, nk, f, slope, i);
-          const RowStats st = normalize_forward(c.attention, z, nk, p);
+          const RowStats st = normalize_forward(c.attention, z, nk, p, call_keys);
           if (!few) std::fill(p + nk, p + n_end, 0.f);
           support_total += sparse ? st.support : nk;
           if (m.obs && i >= m.obs_begin && i < m.obs_end) {

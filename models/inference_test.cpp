@@ -187,6 +187,63 @@ TEST_CASE("inference: observer sees normalised rows of the observed positions") 
   }
 }
 
+// Issue 11, as in the released code: stick-breaking takes no ALiBi/NAPE slopes (so NAPE and NoPE
+// are the same model for it, in both engines), and top-k's div-2 rule takes K = max(k, N/2)
+// with N the keys of the call: T for every row of a prefill (any chunking), i + 1 when decoding.
+TEST_CASE("inference: stickbreaking ignores the slopes; topk div-2 counts the call's keys") {
+  const auto ids = random_ids(30, 13, 8);
+  auto prefill = [&](const ModelConfig& c, std::vector<float>* train) {
+    Transformer model(c);
+    model.init(5);
+    if (train) *train = training_logits(model, ids);
+    InferenceOptions opt;
+    opt.chunk = 8, opt.q_block = 3;
+    InferenceEngine eng(model, opt);
+    InferenceSession s(eng, 32);
+    std::vector<float> logits;
+    s.append(ids.data(), 30, logits, 0);
+    return logits;
+  };
+  std::vector<float> train_nape, train_nope;
+  const auto sb = normalizer_from_name("stickbreaking");
+  CHECK(prefill(tiny_config(sb, PosEncoding::kNape), &train_nape) ==
+        prefill(tiny_config(sb, PosEncoding::kNope), &train_nope));
+  CHECK(train_nape == train_nope);
+  const auto sb_alibi = normalizer_from_name("stickbreaking", {{"bias", "alibi"}});
+  CHECK(prefill(tiny_config(sb_alibi, PosEncoding::kNape), nullptr) !=
+        prefill(tiny_config(sb_alibi, PosEncoding::kNope), nullptr));
+
+  for (const char* rule : {"div-2", "div-2-row"}) {
+    CAPTURE(rule);
+    const bool per_row = std::string(rule) == "div-2-row";
+    Transformer model(tiny_config(normalizer_from_name("topk", {{"k", "2"}, {"rule", rule}}),
+                                  PosEncoding::kNape));
+    model.init(5);
+    const auto train = training_logits(model, ids);
+    InferenceOptions opt;
+    opt.chunk = 8, opt.q_block = 3;  // chunks of 8 keys must not change N = 30
+    InferenceEngine eng(model, opt);
+    int64_t N = 30, rows = 0;
+    AttnObserver obs = [&](const AttnRowView& v) {
+      const int64_t K = std::max<int64_t>(2, (per_row ? v.n : N) / 2);
+      CHECK(v.stats.support == std::min(v.n, K));
+      ++rows;
+    };
+    InferenceSession pre(eng, 32);
+    pre.observe(&obs, 0, 30);
+    std::vector<float> logits;
+    pre.append(ids.data(), 30, logits, 0);
+    CHECK(max_rel_diff(logits, train) < 2e-4);
+    InferenceSession dec(eng, 32);
+    dec.observe(&obs, 0, 30);
+    for (int64_t i = 0; i < 30; ++i) {
+      N = i + 1;  // one-token decoding: the call has the i + 1 cached keys
+      dec.append(&ids[i], 1, logits);
+    }
+    CHECK(rows == 2 * 2 * 4 * 30);
+  }
+}
+
 TEST_CASE("inference: decode kernels for head_dim 16, 32, 64 match the training forward") {
   for (int64_t D : {16, 32, 64}) {
     for (const char* name : {"softmax", "asentmax"}) {

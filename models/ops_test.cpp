@@ -1,13 +1,15 @@
 // The model's kernels against their double twins (ref_ops.h), the twins against finite
 // differences, and the gradient contract (parameter grads +=, activation grads =).
+#include "models/ops.h"
+
 #include <doctest/doctest.h>
 
 #include <cstring>
 #include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "models/attention.h"
 #include "models/dnnl_util.h"
-#include "models/ops.h"
 #include "models/ref_ops.h"
 #include "models/testing.h"
 
@@ -211,9 +213,16 @@ TEST_CASE("attention: forward and backward match the twin for every normalizer")
   auto scale = random_vec(N * H, 23, 0.2), datt = random_vec(N * HD, 24);
   for (auto& s : scale) s += 1.f;
   const std::vector<float> slopes = {0.5f, 0.25f, 0.f};
-  for (const auto& name : all_normalizer_names()) {
-    CAPTURE(name);
-    const NormalizerSpec spec = normalizer_from_name(name);
+  std::vector<std::pair<std::string, KeyValues>> variants;
+  for (const auto& name : all_normalizer_names()) variants.push_back({name, {}});
+  // The named options of issue 11 (the earlier behaviours) and the released div-2 rule.
+  variants.push_back({"topk", {{"k", "2"}, {"rule", "div-2"}}});
+  variants.push_back({"topk", {{"k", "2"}, {"rule", "div-2-row"}}});
+  variants.push_back({"stickbreaking", {{"bias", "alibi"}}});
+  variants.push_back({"adaptive_temperature", {{"poly", "descending"}}});
+  for (const auto& [name, params] : variants) {
+    const NormalizerSpec spec = normalizer_from_name(name, params);
+    CAPTURE(to_json(spec).dump());
     std::vector<float> probs(attention_prob_offsets(offsets, H).back()), att(N * HD);
     std::vector<float> dq(N * HD), dk(N * HD), dv(N * HD), dscale(N * H);
     attention_forward(spec, {H, D}, offsets, q.data(), k.data(), v.data(), scale.data(),
@@ -233,6 +242,44 @@ TEST_CASE("attention: forward and backward match the twin for every normalizer")
     check_close(dk, rdk, 2e-5, 1e-3, "dk");
     check_close(dv, rdv, 2e-5, 1e-4, "dv");
     check_close(dscale, rdscale, 2e-5, 1e-3, "dscale");
+  }
+}
+
+// Issue 11: the released code (deep-spin/asentmax) adds no ALiBi/NAPE slope to stick-breaking's
+// scores, and its top-k div-2 rule takes K = max(k, T / 2) from the call's T keys for every row.
+TEST_CASE("attention: stickbreaking takes no slope; topk div-2 counts the sample's keys") {
+  const int64_t H = 3, D = 4, T = 17;
+  const std::vector<int64_t> offsets = {0, T};
+  const int64_t HD = H * D;
+  auto q = random_vec(T * HD, 30, 2.0), k = random_vec(T * HD, 31, 2.0), v = random_vec(T * HD, 32);
+  const std::vector<float> scale(T * H, 1.f), slopes = {0.5f, 0.25f, 0.125f}, flat(H, 0.f);
+  const int64_t np = attention_prob_offsets(offsets, H).back();
+  auto run = [&](const NormalizerSpec& spec, const std::vector<float>& m,
+                 std::vector<float>& probs) {
+    std::vector<float> att(T * HD);
+    probs.assign(np, 0.f);
+    attention_forward(spec, {H, D}, offsets, q.data(), k.data(), v.data(), scale.data(), m.data(),
+                      probs.data(), att.data());
+    return att;
+  };
+  std::vector<float> p1, p2;
+  const auto sb = normalizer_from_name("stickbreaking");
+  CHECK(run(sb, slopes, p1) == run(sb, flat, p2));
+  const auto sb_alibi = normalizer_from_name("stickbreaking", {{"bias", "alibi"}});
+  CHECK(run(sb_alibi, slopes, p1) != run(sb_alibi, flat, p2));
+  CHECK(run(normalizer_from_name("softmax"), slopes, p1) !=
+        run(normalizer_from_name("softmax"), flat, p2));
+  for (const char* rule : {"div-2", "div-2-row"}) {
+    CAPTURE(rule);
+    run(normalizer_from_name("topk", {{"k", "1"}, {"rule", rule}}), slopes, p1);
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < T; ++i) {
+        int64_t support = 0;
+        for (int64_t j = 0; j < T; ++j) support += p1[(h * T + i) * T + j] > 0.f ? 1 : 0;
+        const int64_t K = std::string(rule) == "div-2" ? T / 2 : std::max<int64_t>(1, (i + 1) / 2);
+        CHECK(support == std::min(i + 1, K));
+      }
+    }
   }
 }
 

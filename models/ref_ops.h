@@ -72,7 +72,8 @@ inline double cross_entropy(const Vec& logits, const std::vector<int32_t>& targe
 }
 
 // Attention over a packed batch, attention.h's formula with direct loops. probs (per sample
-// (H, T, T)) is filled for the backward.
+// (H, T, T)) is filled for the backward. The slope of head h is position_slope(spec, slopes[h])
+// (none for stickbreaking by default); each sample is one attention call of T keys.
 inline void attention_forward(const NormalizerSpec& spec, int64_t H, int64_t D,
                               const std::vector<int64_t>& offsets, const Vec& q, const Vec& k,
                               const Vec& v, const Vec& scale, const Vec& slopes,
@@ -90,9 +91,9 @@ inline void attention_forward(const NormalizerSpec& spec, int64_t H, int64_t D,
           double s = 0.0;
           for (int64_t d = 0; d < D; ++d) s += q[(r0 + i) * HD + h * D + d] * k[(r0 + j) * HD + h * D + d];
           z[j] = static_cast<float>(scale[(r0 + i) * H + h] * s / std::sqrt(double(D)) +
-                                    slopes[h] * double(j - i));
+                                    position_slope(spec, slopes[h]) * double(j - i));
         }
-        normalize_forward(spec, z.data(), i + 1, p.data());
+        normalize_forward(spec, z.data(), i + 1, p.data(), T);  // a call of T keys
         for (int64_t j = 0; j <= i; ++j) {
           P[(h * T + i) * T + j] = p[j];
           for (int64_t d = 0; d < D; ++d) {
@@ -129,7 +130,8 @@ inline void attention_backward(const NormalizerSpec& spec, int64_t H, int64_t D,
             dv[(r0 + j) * HD + h * D + d] += P[(h * T + i) * T + j] * datt[(r0 + i) * HD + h * D + d];
           }
           s[j] = dot;
-          z[j] = static_cast<float>(scale[(r0 + i) * H + h] * dot * isd + slopes[h] * double(j - i));
+          z[j] = static_cast<float>(scale[(r0 + i) * H + h] * dot * isd +
+                                    position_slope(spec, slopes[h]) * double(j - i));
           p[j] = static_cast<float>(P[(h * T + i) * T + j]);
           dp[j] = static_cast<float>(g);
         }

@@ -102,10 +102,8 @@ TEST_CASE("transformer: gradients match finite differences, every normalizer x p
   const Batch batch = tiny_batch(11, 5);
   for (const auto& norm_name : all_normalizer_names()) {
     for (const auto& pos_name : all_position_encoding_names()) {
+      // adaptive_temperature included: its backward differentiates β(H(z)) (issue 11).
       const NormalizerSpec spec = normalizer_from_name(norm_name);
-      // adaptive_temperature's backward holds its temperature constant (a stop-gradient, as in
-      // the reference implementations), so its gradient is not the loss's derivative.
-      if (spec.kind == NormKind::kAdaptiveTemperature) continue;
       for (const int64_t head_dim : {4, 16}) {
         set_fused_attention(head_dim == 16);  // the default is off (fused_attention.h)
         Transformer m(tiny_config(spec, position_encoding_from_name(pos_name), head_dim));

@@ -24,7 +24,12 @@ so a checkpoint with other names or shapes is refused.
 
 Normalizers: softmax, ssmax, entmax (α = 1.5: exact sort-based; other α: bisection), sparsemax
 (exact sort-based), asentmax, topk, stickbreaking, adaptive_temperature. Position encodings: nope,
-rope, alibi, nape. Needs only numpy and torch (Debian's python3-torch works).
+rope, alibi, nape. Where the paper's released code (deep-spin/asentmax) fixes a detail, this model
+follows it (issue 11): stickbreaking takes no ALiBi/NAPE bias ("bias": "alibi" adds it); the
+adaptive-temperature polynomial is in ascending powers ("poly": "descending" reverses it); topk
+needs "k", and its "div-2" rule counts the keys of the attention call (T in training and prefill,
+i + 1 in decoding: Model.forward(ids, decode=True)); "div-2-row" is the per-row variant. Needs only
+numpy and torch (Debian's python3-torch works).
 
 Command line: `lengthbench_checkpoint.py DIR` prints the config and the tensor names and shapes.
 """
@@ -38,7 +43,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CheckpointError", "read_safetensors", "load", "Model", "normalize_rows"]
+__all__ = ["CheckpointError", "read_safetensors", "load", "Model", "normalize_rows",
+           "takes_position_bias"]
 
 
 class CheckpointError(Exception):
@@ -189,24 +195,35 @@ def _entmax(z, mask, alpha):
     return _entmax_bisect(z, mask, alpha)
 
 
-def _topk(z, mask, k, div2):
-    """Softmax over exactly the K largest visible scores (K = max(K, n//2) under div-2, at most n),
-    zero elsewhere. The spec (torch.topk) leaves ties at the K-th place open; here they go to the
-    lowest key indices."""
-    zs, idx = torch.sort(z.masked_fill(~mask, float("-inf")), dim=-1, descending=True, stable=True)
-    n = mask.sum(-1, keepdim=True)
-    kk = torch.full_like(n, k)
-    if div2:
-        kk = torch.maximum(kk, n // 2)
-    kk = torch.minimum(kk, n)
-    rank = torch.arange(z.shape[-1])
-    keep = torch.zeros_like(mask.expand_as(z)).scatter(-1, idx, (rank < kk).expand_as(z))
+def _topk(z, mask, k, rule, n_keys):
+    """Top-k as the paper's released code calls it (deep-spin/asentmax with ag1988's top-k
+    attention): one K per attention call, K = k, or max(k, N // 2) under rule "div-2", N = n_keys
+    (T, 1), the number of keys of the row's call (T in training and prefill, i + 1 in one-token
+    decoding). The call's scores carry the causal mask as a large negative number, so a row with
+    fewer visible keys than K gets softmax over all of them. K > N raises in the released code
+    (torch.topk); lengthbench gives those rows the same softmax, and so does this model (K is
+    clamped to N). rule "div-2-row" is lengthbench's earlier per-row K = max(k, (i + 1) // 2).
+    torch.topk leaves ties at the K-th place open; here they go to the lowest key indices."""
+    visible = mask.sum(-1, keepdim=True)
+    kk = torch.full_like(visible, k)
+    if rule == "div-2":
+        kk = torch.maximum(kk, n_keys // 2)
+    elif rule == "div-2-row":
+        kk = torch.maximum(kk, visible // 2)
+    elif rule != "none":
+        raise ValueError(f"unknown topk rule '{rule}'; accepted: none, div-2, div-2-row")
+    kk = torch.minimum(kk, n_keys)
+    # Rank of every key in its row, visible keys first (masked ones would be picked last).
+    _, idx = torch.sort(z.masked_fill(~mask, float("-inf")), dim=-1, descending=True, stable=True)
+    rank = torch.empty_like(idx).scatter_(-1, idx, torch.arange(z.shape[-1]).expand_as(idx))
+    keep = (rank < kk) & mask
     return torch.softmax(z.masked_fill(~keep, float("-inf")), dim=-1)
 
 
 def _stickbreaking(z, mask):
     """A_ij = σ(z_ij) Π_{j<k<i} (1 − σ(z_ik)) for j < i (the query's own key excluded), in log
-    space; the remainder 1 − Σ_j A_ij is discarded (task-formats.md §8)."""
+    space; the remainder 1 − Σ_j A_ij is discarded (task-formats.md §8). The released code passes
+    it no ALiBi/NAPE bias: see Attention.forward."""
     T = z.shape[-1]
     strict = torch.ones(T, T, dtype=torch.bool).tril(-1)
     log_neg = F.logsigmoid(-z).masked_fill(~strict, 0.0)
@@ -218,20 +235,37 @@ def _stickbreaking(z, mask):
 _POLY = (-0.037, 0.481, -2.3, 4.917, -1.791)
 
 
-def _adaptive_temperature(z, mask, ascending):
-    """softmax(β·z), β = max(1, P(H)) when the entropy H of softmax(z) exceeds 0.5, else 1.
-    P in Veličković et al.'s np.polyval (descending-power) order, or ascending powers."""
-    p = _softmax(z, mask)
-    ent = -(p * torch.log(torch.where(p > 0, p, torch.ones_like(p)))).sum(-1, keepdim=True)
-    coeffs = _POLY if ascending else tuple(reversed(_POLY))  # coeffs[i] multiplies H^i
-    poly = sum(c * ent ** i for i, c in enumerate(coeffs))
-    beta = torch.where(ent > 0.5, torch.clamp(poly, min=1.0), torch.ones_like(ent))
+def _adaptive_temperature(z, mask, poly):
+    """As in the released code: q = softmax(z), H = −Σ q log(q + 1e-9), β = max(P(H), 1) where
+    H > 0.5 else 1, output softmax(β·z). P's coefficients multiply H^0..H^4 ("ascending", the
+    released polyval: Σ p[i]·H^i) or H^4..H^0 ("descending", np.polyval's order)."""
+    if poly not in ("ascending", "descending"):
+        raise ValueError(f"unknown poly '{poly}'; accepted: ascending, descending")
+    q = _softmax(z, mask)
+    ent = torch.sum(-q * torch.log(q + 1e-9), dim=-1, keepdim=True)
+    coeffs = _POLY if poly == "ascending" else tuple(reversed(_POLY))  # coeffs[i] multiplies H^i
+    value = sum(c * ent ** i for i, c in enumerate(coeffs))
+    beta = torch.where(ent > 0.5, torch.clamp(value, min=1.0), torch.ones_like(ent))
     return _softmax(beta * z, mask)
 
 
-def normalize_rows(spec, z, mask):
+def takes_position_bias(spec):
+    """Whether the normalizer's scores get the ALiBi/NAPE bias: all but stickbreaking, which takes
+    it only with "bias": "alibi" (the released code calls stick-breaking on q, k, v alone)."""
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if spec["name"] == "stickbreaking":
+        bias = spec.get("bias", "none")
+        if bias not in ("none", "alibi"):
+            raise ValueError(f"unknown stickbreaking bias '{bias}'; accepted: none, alibi")
+        return bias == "alibi"
+    return True
+
+
+def normalize_rows(spec, z, mask, n_keys=None):
     """Attention weights for score rows z (..., T, T) under the normalizer spec (a name or the
-    config's {"name": ..., params} object) and the causal mask (T, T)."""
+    config's {"name": ..., params} object) and the causal mask (T, T). n_keys (T, 1): the keys of
+    each row's attention call (topk's div-2 rule); default T for every row (training, prefill)."""
     if isinstance(spec, str):
         spec = {"name": spec}
     name = spec["name"]
@@ -242,11 +276,15 @@ def normalize_rows(spec, z, mask):
     if name == "sparsemax":
         return _sparsemax(z, mask)
     if name == "topk":
-        return _topk(z, mask, int(spec.get("k", 32)), spec.get("rule", "none") == "div-2")
+        if "k" not in spec:
+            raise ValueError("topk needs its k (the released code has no default)")
+        if n_keys is None:
+            n_keys = torch.full((z.shape[-2], 1), z.shape[-1], dtype=torch.long)
+        return _topk(z, mask, int(spec["k"]), spec.get("rule", "none"), n_keys)
     if name == "stickbreaking":
         return _stickbreaking(z, mask)
     if name == "adaptive_temperature":
-        return _adaptive_temperature(z, mask, spec.get("poly", "descending") == "ascending")
+        return _adaptive_temperature(z, mask, spec.get("poly", "ascending"))
     raise ValueError(f"unknown normalizer '{name}'; accepted: softmax, ssmax, entmax, sparsemax, "
                      "asentmax, topk, stickbreaking, adaptive_temperature")
 
@@ -357,7 +395,9 @@ class Attention(torch.nn.Module):
         gamma = self.GAMMA_RANGE * torch.tanh(self.asentmax_gamma_proj(x))
         return self.DELTA + beta * L ** gamma
 
-    def forward(self, x):
+    def forward(self, x, decode=False):
+        """decode: each row i is its own attention call of i + 1 keys (one-token cached decoding);
+        otherwise one call of T keys (training, prefill). Only topk's div-2 rule sees this."""
         B, T, _ = x.shape
         H, D = self.H, self.D
         q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)   # (B, H, T, D)
@@ -371,9 +411,11 @@ class Attention(torch.nn.Module):
         z = q @ k.transpose(-1, -2) / math.sqrt(D)               # (B, H, T, T)
         i = torch.arange(T)
         rel = (i[None, :] - i[:, None]).to(z.dtype)              # j − i
-        z = z + self.slopes.to(z.dtype)[:, None, None] * rel
+        if takes_position_bias(self.norm_spec):
+            z = z + self.slopes.to(z.dtype)[:, None, None] * rel
         mask = i[None, :] <= i[:, None]
-        p = normalize_rows(self.norm_spec, z, mask)
+        n_keys = (i[:, None] + 1) if decode else torch.full((T, 1), T, dtype=torch.long)
+        p = normalize_rows(self.norm_spec, z, mask, n_keys)
         # Exact zeros among the visible weights, for reports of how sparse the rows were.
         self.visible_weights += int(mask.sum()) * B * H
         self.zero_weights += int(((p == 0) & mask).sum())
@@ -407,8 +449,8 @@ class DecoderLayer(torch.nn.Module):
         self.mlp = MLP(C, m["ffn"])
         self.post_feedforward_layernorm = RMSNorm(C)
 
-    def forward(self, h):
-        h = h + self.post_attention_layernorm(self.self_attn(self.input_layernorm(h)))
+    def forward(self, h, decode=False):
+        h = h + self.post_attention_layernorm(self.self_attn(self.input_layernorm(h), decode))
         return h + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(h)))
 
 
@@ -423,7 +465,9 @@ class _Decoder(torch.nn.Module):
 class Model(torch.nn.Module):
     """The decoder of a lengthbench config. cfg: config.json's dict (or its "model" part);
     state_dict: tensors by Hugging Face Gemma-2 name (strict: names and shapes must match).
-    forward(ids (T) or (B, T) integer tensor) -> logits (…, T, num_labels) in `dtype`."""
+    forward(ids (T) or (B, T) integer tensor, decode=False) -> logits (…, T, num_labels) in
+    `dtype`; decode=True gives the logits of one-token cached decoding (each row its own call of
+    i + 1 keys: differs from the prefill only under topk's div-2 rule)."""
 
     def __init__(self, cfg, state_dict=None, dtype=torch.float64):
         super().__init__()
@@ -442,7 +486,7 @@ class Model(torch.nn.Module):
         return sum(a.zero_weights for a in attns) / total if total else 0.0
 
     @torch.no_grad()
-    def forward(self, ids):
+    def forward(self, ids, decode=False):
         ids = torch.as_tensor(ids, dtype=torch.long)
         squeeze = ids.dim() == 1
         if squeeze:
@@ -450,7 +494,7 @@ class Model(torch.nn.Module):
         dtype = self.lm_head.weight.dtype
         h = self.model.embed_tokens(ids) * torch.tensor(math.sqrt(self.config["hidden"]), dtype=dtype)
         for layer in self.model.layers:
-            h = layer(h)
+            h = layer(h, decode)
         logits = self.lm_head(self.model.norm(h))
         return logits[0] if squeeze else logits
 

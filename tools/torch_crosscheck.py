@@ -1,19 +1,24 @@
 """Cross-check lengthbench's logits against the independent PyTorch model of the spec.
 
 usage: torch_crosscheck.py --lengthbench BIN [--lengths 8,32] [--count 2] [--random 2]
-                           [--tol 1e-4] [--perturb NAME=DELTA] [--json] CHECKPOINT_DIR ...
+                           [--tol 1e-4] [--perturb NAME=DELTA] [--torch-attention KEY=VALUE]...
+                           [--json] CHECKPOINT_DIR ...
 
 For each checkpoint directory (written by `lengthbench train --out DIR`): token sequences from
 `lengthbench gen` of the checkpoint's task (--count samples at each of --lengths, test split) plus
 --random sequences of uniform ids over the whole input vocabulary (special ids included), fed to
-`lengthbench logits --engine train` (Transformer::forward) and `--engine infer` (KV-cache prefill)
-and to lengthbench_checkpoint.Model in float64. Reports, per checkpoint and engine, the largest
-absolute logit difference and that difference relative to the logit scale max(1, max |logit|).
+`lengthbench logits --engine train` (Transformer::forward), `--engine infer` (KV-cache prefill)
+and `--engine decode` (one-token KV-cache steps) and to lengthbench_checkpoint.Model in float64
+(decode=True for the decode engine: topk's div-2 rule counts i + 1 keys there, T otherwise).
+Reports, per checkpoint and engine, the largest absolute logit difference and that difference
+relative to the logit scale max(1, max |logit|).
 
 Exit status: 0 when every relative difference is <= --tol, 1 when one exceeds it, 2 for bad input
-(a directory that is not a checkpoint, a lengthbench that fails). --perturb NAME=DELTA adds DELTA
-to the first element of tensor NAME on the torch side only: the check must then fail, which shows
-that it can (tools/torch_crosscheck_test.sh does this once).
+(a directory that is not a checkpoint, a lengthbench that fails). Both options below change the
+torch side only, so the check must then fail, which shows that it can
+(tools/torch_crosscheck_test.sh does this): --perturb NAME=DELTA adds DELTA to the first element
+of tensor NAME; --torch-attention KEY=VALUE sets a normalizer parameter of the torch model (e.g.
+bias=alibi, poly=descending, rule=div-2-row: lengthbench's behaviours before issue 11).
 """
 import argparse
 import json
@@ -76,21 +81,34 @@ def check_checkpoint(args, directory):
                              f"accepted: {', '.join(sd)}")
         sd[name] = sd[name].clone()
         sd[name].view(-1)[0] += delta
-    model = Model(cfg, sd)
+    if args.torch_attention:
+        m = cfg["model"]
+        att = m["attention"] if isinstance(m["attention"], dict) else {"name": m["attention"]}
+        m["attention"] = {**att, **args.torch_attention}
+    try:
+        model = Model(cfg, sd)
+    except ValueError as e:
+        raise UsageError(f"{directory}: {e}") from None
     m = cfg["model"]
-    att = m["attention"]["name"] if isinstance(m["attention"], dict) else m["attention"]
-    label = f"{att}/{m['position']}"
+    att = m["attention"] if isinstance(m["attention"], dict) else {"name": m["attention"]}
+    # The issue-11 parameters, where the config has them: k, rule (topk), bias, poly.
+    shown = ",".join(f"{k}={att[k]}" for k in ("k", "rule", "bias", "poly") if k in att)
+    label = f"{att['name']}{'(' + shown + ')' if shown else ''}/{m['position']}"
     seqs = sequences(args.lengthbench, cfg, args.lengths, args.count, args.random, args.seed)
     result = {"checkpoint": directory, "label": label, "sequences": len(seqs), "engines": {}}
     ok = True
-    for engine in ("train", "infer"):
+    refs = {}
+    for engine in ("train", "infer", "decode"):
         max_abs, max_rel, scale = 0.0, 0.0, 0.0
-        for ids in seqs:
+        for n, ids in enumerate(seqs):
             out = run_lengthbench(args.lengthbench, ["logits", "--checkpoint", directory,
                                                      "--tokens", " ".join(map(str, ids)),
                                                      "--engine", engine])
             ours = torch.tensor(json.loads(out)["logits"], dtype=torch.float64)
-            ref = model(torch.tensor(ids))
+            decode = engine == "decode"
+            if (n, decode) not in refs:
+                refs[(n, decode)] = model(torch.tensor(ids), decode=decode)
+            ref = refs[(n, decode)]
             if ours.shape != ref.shape:
                 raise UsageError(f"{directory}: engine {engine} gave logits {tuple(ours.shape)}, "
                                  f"the torch model {tuple(ref.shape)}")
@@ -118,6 +136,8 @@ def parse_args(argv):
                    help="largest accepted |Δlogit| / max(1, max |logit|)")
     p.add_argument("--perturb", default=None, metavar="NAME=DELTA",
                    help="add DELTA to element 0 of tensor NAME in the torch model only")
+    p.add_argument("--torch-attention", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a normalizer parameter of the torch model only (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per checkpoint")
     args = p.parse_args(argv)
     try:
@@ -136,6 +156,13 @@ def parse_args(argv):
                 from None
         if not sep or not name:
             raise UsageError(f"--perturb '{args.perturb}' is not NAME=DELTA")
+    overrides = {}
+    for item in args.torch_attention:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise UsageError(f"--torch-attention '{item}' is not KEY=VALUE, e.g. poly=descending")
+        overrides[key] = value
+    args.torch_attention = overrides
     return args
 
 
@@ -151,7 +178,7 @@ def main(argv):
                 continue
             cells = "  ".join(f"{e}: max|Δ| {v['max_abs_diff']:.3e} (rel {v['max_rel_diff']:.3e})"
                               for e, v in r["engines"].items())
-            print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['label']:<28} {cells}  "
+            print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['label']:<44} {cells}  "
                   f"scale {r['engines']['train']['logit_scale']:.2f}  "
                   f"zeros {100 * r['zero_weight_fraction']:.0f}%  {r['sequences']} seqs  {d}",
                   flush=True)

@@ -131,7 +131,7 @@ LB_FA_INLINE void forward_head(const NormalizerSpec& spec, int64_t H, int64_t h,
   constexpr int64_t D = ND * 16;
   const int64_t ld = H * D, Tp = (T + 15) / 16 * 16;
   const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
-  const float m = slopes ? slopes[h] : 0.f;
+  const float m = slopes ? position_slope(spec, slopes[h]) : 0.f;  // 0 for stickbreaking
   Tiles& tl = tiles();
   tl.reserve(Tp, D);
   float *kt = tl.kt.data(), *s = tl.s.data(), *z = tl.z.data();
@@ -142,7 +142,7 @@ LB_FA_INLINE void forward_head(const NormalizerSpec& spec, int64_t H, int64_t h,
     const float f = scale[i * H + h] * inv_sqrt_d;
     for (int64_t j = 0; j < n; ++j) z[j] = s[j] * f + m * static_cast<float>(j - i);
     float* p = P + (h * T + i) * T;
-    normalize_forward(spec, z, n, p);
+    normalize_forward(spec, z, n, p, T);  // the call has T keys (topk's div-2 rule)
     std::fill(p + n, p + T, 0.f);
     weighted_sum<ND>(p, n, v + h * D, ld, att + i * ld + h * D);
   }
@@ -156,7 +156,7 @@ LB_FA_INLINE void backward_head(const NormalizerSpec& spec, int64_t H, int64_t h
   constexpr int64_t D = ND * 16;
   const int64_t ld = H * D, Tp = (T + 15) / 16 * 16;
   const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
-  const float m = slopes ? slopes[h] : 0.f;
+  const float m = slopes ? position_slope(spec, slopes[h]) : 0.f;  // 0 for stickbreaking
   Tiles& tl = tiles();
   tl.reserve(Tp, D);
   float *kt = tl.kt.data(), *vt = tl.vt.data(), *dkt = tl.dk.data(), *dvt = tl.dv.data();

@@ -8,8 +8,11 @@
 
 namespace lb {
 
-RowStats normalize_forward(const NormalizerSpec& spec, const float* z, int64_t n, float* p) {
+RowStats normalize_forward(const NormalizerSpec& spec, const float* z, int64_t n, float* p,
+                           int64_t call_keys) {
   LB_CHECK(n >= 1, "normalize_forward: row length " << n << " < 1");
+  LB_CHECK(call_keys == 0 || call_keys >= n,
+           "normalize_forward: call of " << call_keys << " keys < row length " << n);
   switch (spec.kind) {
     case NormKind::kSoftmax:
     case NormKind::kSsmax: {
@@ -23,7 +26,7 @@ RowStats normalize_forward(const NormalizerSpec& spec, const float* z, int64_t n
     case NormKind::kSparsemax:
       return sparsemax_forward(z, n, p);
     case NormKind::kTopk:
-      return topk_forward(z, n, topk_k(spec, n), p);
+      return topk_forward(z, n, topk_k(spec, n, call_keys), p);
     case NormKind::kStickbreaking:
       return stickbreaking_forward(z, n, p);
     case NormKind::kAdaptiveTemperature:

@@ -5,8 +5,9 @@
 // twins in ref_normalizers.h.
 //
 // Rows. A causal row of query position i holds n = i + 1 scores z[0..n-1]; z[n-1] is the query's
-// own key. Scores are the final logits: q'·k/√d plus the position bias (position.h); the query
-// length scaling of ssmax/asentmax (length_scale.h) is applied by the model before this.
+// own key. Scores are the final logits: q'·k/√d plus the position bias (position.h) for the
+// normalizers that take it (all but stickbreaking by default, see `bias` below); the query length
+// scaling of ssmax/asentmax (length_scale.h) is applied by the model before this.
 //
 //   name                  kind                   row map                              scaling
 //   softmax               kSoftmax               softmax(z)                           none
@@ -18,12 +19,24 @@
 //   stickbreaking         kStickbreaking         stick-breaking, self excluded        none
 //   adaptive_temperature  kAdaptiveTemperature   softmax(β(H)·z), H = entropy         none
 //
+// The defaults are the semantics of the paper's released code (deep-spin/asentmax, issue 11);
+// our earlier behaviours remain as named options.
+//
 // Parameters (`--param k=v`, or JSON keys next to "name"):
 //   alpha=A   entmax, asentmax: α > 1 (sparsemax is fixed at 2, softmax-family at 1)
-//   k=K       topk: K >= 1 (default 32)
-//   rule=R    topk: "none" (default) or "div-2" (K = max(K, n/2))
-//   poly=P    adaptive_temperature: "descending" (default, Veličković et al.'s np.polyval order)
-//             or "ascending" (the released code's order); see adaptive_temperature.cpp
+//   k=K       topk: K >= 1. Required in JSON (suites, run configs), as the released code has no
+//             default; 32 when a bare name is given on the command line or in a benchmark.
+//   rule=R    topk: "none" (default: K = k), "div-2" (the released rule: K = max(k, N/2) with N
+//             the number of keys of the attention call — T for every row in training and
+//             prefill, i + 1 in one-token cached decoding, so the two differ), or "div-2-row"
+//             (our earlier rule: K = max(k, n/2) with n = i + 1 the row's own keys, everywhere).
+//             K >= n: softmax over all n visible keys (what the released code gives such rows;
+//             where it raises, K > N, we keep that softmax: see topk.cpp).
+//   bias=B    stickbreaking: "none" (default; the released code passes no ALiBi/NAPE slopes to
+//             stick-breaking) or "alibi" (adds the position bias slope·(j − i) like the others).
+//   poly=P    adaptive_temperature: "ascending" (default, the released code: P(H) = −0.037 +
+//             0.481 H − 2.3 H² + 4.917 H³ − 1.791 H⁴) or "descending" (np.polyval order of the
+//             same coefficients); see adaptive_temperature.cpp
 //   scale=S   every normalizer: the query length scaling the model applies: none, nakanishi,
 //             learn, adapt-softplus-tanh (defaults in the table)
 //   init=I    every normalizer with adapt-softplus-tanh: "default" (HF init) or "near-one"
@@ -52,17 +65,28 @@ enum class NormKind {
 };
 
 // Order of the adaptive-temperature polynomial's coefficients (−0.037, 0.481, −2.3, 4.917, −1.791).
-enum class PolyOrder { kDescending, kAscending };
+enum class PolyOrder { kAscending, kDescending };
+
+// Top-K's K for a row: kNone K = k; kDiv2 K = max(k, N/2), N = keys of the attention call;
+// kDiv2PerRow K = max(k, n/2), n = the row's visible keys.
+enum class TopkRule { kNone, kDiv2, kDiv2PerRow };
 
 struct NormalizerSpec {
   NormKind kind = NormKind::kSoftmax;
   float alpha = 1.0f;       // 1 for the softmax family, > 1 for the entmax family
-  int topk = 32;            // kTopk: K
-  bool topk_div2 = false;   // kTopk: K = max(K, n / 2)
+  int topk = 32;            // kTopk: k
+  TopkRule topk_rule = TopkRule::kNone;           // kTopk
+  bool position_bias = true;                      // false: the ALiBi/NAPE slopes are not added
   LengthScale length_scale = LengthScale::kNone;  // applied by the model, not by the row map
   bool scale_init_near_one = false;               // adapt-softplus-tanh init (length_scale.h)
-  PolyOrder poly_order = PolyOrder::kDescending;  // kAdaptiveTemperature
+  PolyOrder poly_order = PolyOrder::kAscending;   // kAdaptiveTemperature
 };
+
+// The ALiBi/NAPE slope a head's scores get under this normalizer: `slope`, or 0 where the spec
+// takes no position bias (stickbreaking by default). Both engines and the plain twin use this.
+inline float position_slope(const NormalizerSpec& spec, float slope) {
+  return spec.position_bias ? slope : 0.0f;
+}
 
 // Registry (normalizer_registry.cpp). Unknown names, unknown parameter keys and bad values are
 // UsageErrors naming the value and what is accepted.
@@ -85,18 +109,22 @@ struct RowStats {
 };
 
 // Forward. z: (n) scores, p: (n) weights out; n >= 1; z and p must not alias.
+// call_keys: the number of keys N of the attention call the row belongs to (topk's div-2 rule):
+// the sequence length T in training and prefill, the cache length i + 1 in one-token decoding;
+// 0 means n (the row is a call of its own, as in `lengthbench normalize`). N >= n.
 // Rows sum to 1 (stickbreaking: to <= 1, the remainder is discarded as in the released code).
-RowStats normalize_forward(const NormalizerSpec& spec, const float* z, int64_t n, float* p);
+RowStats normalize_forward(const NormalizerSpec& spec, const float* z, int64_t n, float* p,
+                           int64_t call_keys = 0);
 // Backward (vector-Jacobian product). z, p: (n) the forward's input and output; dp: (n) ∂L/∂p;
 // dz: (n) ∂L/∂z, overwritten. dz may alias dp. For entmax-family rows only p is read.
-// adaptive_temperature treats its temperature β(H) as a constant (stop-gradient, like the
-// entropy computed under no_grad in the reference implementations).
+// adaptive_temperature differentiates through its temperature β(H(z)), as autograd does in the
+// released code (β is not detached there).
 void normalize_backward(const NormalizerSpec& spec, const float* z, const float* p,
                         const float* dp, int64_t n, float* dz);
 
 // Batched over rows of a row-major (rows, ld) matrix: row r uses its first lengths[r] entries
 // (1 <= lengths[r] <= ld; lengths == nullptr means every row has ld). Entries past a row's
-// length are set to 0 in p / dz. stats: (rows) or nullptr.
+// length are set to 0 in p / dz. stats: (rows) or nullptr. Every row is its own call (N = n).
 void normalize_forward_rows(const NormalizerSpec& spec, const float* z, int64_t rows, int64_t ld,
                             const int64_t* lengths, float* p, RowStats* stats = nullptr);
 void normalize_backward_rows(const NormalizerSpec& spec, const float* z, const float* p,

@@ -17,6 +17,8 @@ struct NormalizerEntry {
   NormKind kind;
   float alpha;               // default α
   LengthScale length_scale;  // default query scaling
+  // Accepted keys are in `params`; the kind-specific defaults (k, rule, bias, poly) are
+  // NormalizerSpec's own: stickbreaking's position_bias = false is set in normalizer_from_name.
   const char* params;        // accepted parameter keys, space separated
   const char* summary;
 };
@@ -31,16 +33,17 @@ const std::vector<NormalizerEntry>& normalizer_table() {
        "alpha-entmax (alpha > 1, default 1.5), exact zeros outside the support"},
       {"sparsemax", NormKind::kSparsemax, 2.0f, LengthScale::kNone, "scale init",
        "Euclidean projection onto the simplex (alpha-entmax with alpha = 2)"},
-      {"asentmax", NormKind::kAsEntmax, 1.5f, LengthScale::kAdaptSoftplusTanh,
-       "alpha scale init",
+      {"asentmax", NormKind::kAsEntmax, 1.5f, LengthScale::kAdaptSoftplusTanh, "alpha scale init",
        "adaptive-scalable 1.5-entmax: query scaled by 1 + softplus(.) log(i+2)^(2 tanh(.))"},
       {"topk", NormKind::kTopk, 1.0f, LengthScale::kNone, "k rule scale init",
-       "softmax over the K largest scores (k=32, rule=none|div-2)"},
-      {"stickbreaking", NormKind::kStickbreaking, 1.0f, LengthScale::kNone, "scale init",
-       "stick-breaking attention (Tan et al. 2024), the query's own key excluded"},
+       "softmax over the K largest scores (k required in JSON, rule=none|div-2|div-2-row)"},
+      {"stickbreaking", NormKind::kStickbreaking, 1.0f, LengthScale::kNone, "bias scale init",
+       "stick-breaking attention (Tan et al. 2024), the query's own key excluded, no position "
+       "bias (bias=none|alibi)"},
       {"adaptive_temperature", NormKind::kAdaptiveTemperature, 1.0f, LengthScale::kNone,
        "poly scale init",
-       "softmax with an entropy-dependent temperature (Velickovic et al. 2024)"},
+       "softmax with an entropy-dependent temperature (Velickovic et al. 2024; "
+       "poly=ascending|descending)"},
   };
   return kNormalizers;
 }
@@ -109,6 +112,7 @@ NormalizerSpec normalizer_from_name(const std::string& name, const KeyValues& pa
   spec.kind = entry->kind;
   spec.alpha = entry->alpha;
   spec.length_scale = entry->length_scale;
+  spec.position_bias = entry->kind != NormKind::kStickbreaking;  // released code: no slopes
   const std::vector<std::string> accepted = split_words(entry->params);
   for (const auto& [key, value] : params) {
     bool ok = false;
@@ -129,13 +133,21 @@ NormalizerSpec normalizer_from_name(const std::string& name, const KeyValues& pa
                  "normalizer " << name << " k " << value << " is out of range; accepted: k >= 1");
       spec.topk = static_cast<int>(k);
     } else if (key == "rule") {
-      LB_REQUIRE(value == "none" || value == "div-2",
-                 "normalizer " << name << " rule '" << value << "' is not known; accepted: none, div-2");
-      spec.topk_div2 = value == "div-2";
+      LB_REQUIRE(value == "none" || value == "div-2" || value == "div-2-row",
+                 "normalizer " << name << " rule '" << value
+                               << "' is not known; accepted: none, div-2, div-2-row");
+      spec.topk_rule = value == "div-2"       ? TopkRule::kDiv2
+                       : value == "div-2-row" ? TopkRule::kDiv2PerRow
+                                              : TopkRule::kNone;
+    } else if (key == "bias") {
+      LB_REQUIRE(
+          value == "none" || value == "alibi",
+          "normalizer " << name << " bias '" << value << "' is not known; accepted: none, alibi");
+      spec.position_bias = value == "alibi";
     } else if (key == "poly") {
-      LB_REQUIRE(value == "descending" || value == "ascending",
+      LB_REQUIRE(value == "ascending" || value == "descending",
                  "normalizer " << name << " poly '" << value
-                               << "' is not known; accepted: descending, ascending");
+                               << "' is not known; accepted: ascending, descending");
       spec.poly_order = value == "ascending" ? PolyOrder::kAscending : PolyOrder::kDescending;
     } else if (key == "scale") {
       spec.length_scale = length_scale_from_name(value);
@@ -150,9 +162,19 @@ NormalizerSpec normalizer_from_name(const std::string& name, const KeyValues& pa
 }
 
 NormalizerSpec normalizer_from_json(const nlohmann::json& j) {
-  if (j.is_string()) return normalizer_from_name(j.get<std::string>());
+  // topk's k has no default in the released code; a JSON config (suite, run) must give it.
+  const auto require_k = [](const std::string& name, bool has_k) {
+    LB_REQUIRE(name != "topk" || has_k,
+               "normalizer topk needs its k: write {\"name\": \"topk\", \"k\": K} (K >= 1; "
+               "the released code has no default k)");
+  };
+  if (j.is_string()) {
+    require_k(j.get<std::string>(), false);
+    return normalizer_from_name(j.get<std::string>());
+  }
   LB_REQUIRE(j.is_object() && j.contains("name") && j["name"].is_string(),
              "a normalizer is a name or an object with a \"name\" string, got " << j.dump());
+  require_k(j["name"].get<std::string>(), j.contains("k"));
   KeyValues params;
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() == "name") continue;
@@ -168,7 +190,12 @@ nlohmann::json to_json(const NormalizerSpec& spec) {
   for (const auto& key : split_words(e.params)) {
     if (key == "alpha") j["alpha"] = spec.alpha;
     if (key == "k") j["k"] = spec.topk;
-    if (key == "rule") j["rule"] = spec.topk_div2 ? "div-2" : "none";
+    if (key == "rule") {
+      j["rule"] = spec.topk_rule == TopkRule::kDiv2         ? "div-2"
+                  : spec.topk_rule == TopkRule::kDiv2PerRow ? "div-2-row"
+                                                            : "none";
+    }
+    if (key == "bias") j["bias"] = spec.position_bias ? "alibi" : "none";
     if (key == "poly") j["poly"] = spec.poly_order == PolyOrder::kAscending ? "ascending" : "descending";
     if (key == "scale") j["scale"] = length_scale_name(spec.length_scale);
     if (key == "init") j["init"] = spec.scale_init_near_one ? "near-one" : "default";

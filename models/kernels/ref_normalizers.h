@@ -131,16 +131,60 @@ inline Vec stickbreaking_forward(const Vec& z) {
   return p;
 }
 
-// Adaptive temperature: β from the entropy of softmax(z); descending = Veličković's order.
-inline double adaptive_temperature_beta(const Vec& z, bool descending) {
-  const Vec q = softmax_forward(z);
-  double H = 0.0;
-  for (double v : q) H -= v > 0.0 ? v * std::log(v) : 0.0;
-  if (!(H > 0.5)) return 1.0;
+// Adaptive temperature as in the released code: q = softmax(z), H = −Σ q log(q + 1e-9),
+// β = max(P(H), 1) where H > 0.5 else 1, p = softmax(β z); P's coefficients (−0.037, 0.481, −2.3,
+// 4.917, −1.791) multiply H^0..H^4 (ascending, the default) or H^4..H^0 (descending).
+struct AdaptiveTemperature {
+  Vec q;               // softmax(z)
+  double H = 0.0;      // its entropy (with the 1e-9)
+  double beta = 1.0;   // the inverse temperature
+  double dbeta = 0.0;  // ∂β/∂H (0 where β is the constant 1)
+};
+inline AdaptiveTemperature adaptive_temperature(const Vec& z, bool descending) {
+  AdaptiveTemperature t;
+  t.q = softmax_forward(z);
+  for (double v : t.q) t.H -= v * std::log(v + 1e-9);
+  if (!(t.H > 0.5)) return t;
   const double c[5] = {-0.037, 0.481, -2.3, 4.917, -1.791};
-  double poly = 0.0;
-  for (int i = 0; i < 5; ++i) poly += c[i] * std::pow(H, descending ? 4 - i : i);
-  return std::max(1.0, poly);
+  double poly = 0.0, slope = 0.0;
+  for (int i = 0; i < 5; ++i) {
+    const int d = descending ? 4 - i : i;  // the power c[i] multiplies
+    poly += c[i] * std::pow(t.H, d);
+    if (d > 0) slope += c[i] * d * std::pow(t.H, d - 1);
+  }
+  if (poly >= 1.0) t.beta = poly, t.dbeta = slope;
+  return t;
+}
+inline double adaptive_temperature_beta(const Vec& z, bool descending) {
+  return adaptive_temperature(z, descending).beta;
+}
+inline Vec adaptive_temperature_forward(const Vec& z, bool descending) {
+  return softmax_forward(z, adaptive_temperature(z, descending).beta);
+}
+// dz = Jᵀg with the full Jacobian of p(z) = softmax(β(H(z)) z), β differentiated:
+// ∂p_i/∂z_k = β p_i(δ_ik − p_k) + p_i (z_i − pᵀz) · β'(H) · Σ_m (∂H/∂q_m) q_m (δ_mk − q_k).
+inline Vec adaptive_temperature_backward(const Vec& z, const Vec& g, bool descending) {
+  const AdaptiveTemperature t = adaptive_temperature(z, descending);
+  const size_t n = z.size();
+  const Vec p = softmax_forward(z, t.beta);
+  double pz = 0.0;
+  for (size_t i = 0; i < n; ++i) pz += p[i] * z[i];
+  Vec dH(n, 0.0);  // ∂H/∂z_k
+  for (size_t k = 0; k < n; ++k) {
+    for (size_t m = 0; m < n; ++m) {
+      const double h = -std::log(t.q[m] + 1e-9) - t.q[m] / (t.q[m] + 1e-9);
+      dH[k] += h * t.q[m] * ((m == k ? 1.0 : 0.0) - t.q[k]);
+    }
+  }
+  Vec dz(n, 0.0);
+  for (size_t k = 0; k < n; ++k) {
+    for (size_t i = 0; i < n; ++i) {
+      const double J =
+          t.beta * p[i] * ((i == k ? 1.0 : 0.0) - p[k]) + p[i] * (z[i] - pz) * t.dbeta * dH[k];
+      dz[k] += g[i] * J;
+    }
+  }
+  return dz;
 }
 
 // Central finite differences of a scalar function of z: (L(z + h e_i) − L(z − h e_i)) / 2h.

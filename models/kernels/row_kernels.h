@@ -15,8 +15,6 @@ namespace lb {
 int64_t softmax_forward(const float* z, int64_t n, float scale, float* p);
 // dz = scale · p ⊙ (g − pᵀg).
 void softmax_backward(const float* p, const float* g, int64_t n, float scale, float* dz);
-// Shannon entropy (nats) of softmax(z): log Σe − Σ e·(z − max) / Σe with e = exp(z − max).
-double softmax_entropy(const float* z, int64_t n);
 // The same forward with std::exp, no blocking tricks: the plain fp32 twin used to check the fast
 // exp and as the benchmark's "libm softmax".
 void softmax_forward_plain(const float* z, int64_t n, float scale, float* p);
@@ -43,13 +41,15 @@ void force_portable_kernels(bool on);
 // Backward of every α-entmax: u = p^(2−α) on the support, dz = u⊙g − u·(uᵀg)/Σu.
 void entmax_backward(const float* p, const float* g, int64_t n, float alpha, float* dz);
 
-// topk.cpp. Softmax over the K largest scores (K >= n: plain softmax). Ties at the K-th value
-// keep the lowest indices. RowStats.tau = the K-th largest score.
+// topk.cpp. Softmax over the K largest scores (K >= n: plain softmax over the row, which is what
+// the released code gives a row with fewer visible keys than K). Ties at the K-th value keep the
+// lowest indices. RowStats.tau = the K-th largest score.
 RowStats topk_forward(const float* z, int64_t n, int64_t k, float* p);
 // Gradient flows to the kept entries only: softmax backward on p (p = 0 elsewhere).
 void topk_backward(const float* p, const float* g, int64_t n, float* dz);
-// K for a row of n keys under the spec (the div-2 rule: max(K, n / 2)).
-int64_t topk_k(const NormalizerSpec& spec, int64_t n);
+// K for a row of n visible keys in an attention call of call_keys keys (0: n), clamped to n:
+// rule none k; div-2 max(k, call_keys / 2); div-2-row max(k, n / 2).
+int64_t topk_k(const NormalizerSpec& spec, int64_t n, int64_t call_keys = 0);
 
 // stickbreaking.cpp. attend_current = False: the last key (the query itself) gets 0; for j < n−1,
 // log p_j = log σ(z_j) + Σ_{j<k<n−1} log σ(−z_k), computed in log space with a double running
@@ -58,13 +58,15 @@ RowStats stickbreaking_forward(const float* z, int64_t n, float* p);
 // dz_k = σ(−z_k)·g_k p_k − σ(z_k)·Σ_{j<k} g_j p_j for k < n−1; dz_{n−1} = 0.
 void stickbreaking_backward(const float* z, const float* p, const float* g, int64_t n, float* dz);
 
-// adaptive_temperature.cpp. Veličković et al. (2024): H = Shannon entropy of softmax(z);
-// β = max(1, P(H)) if H > 0.5 else 1; p = softmax(β z).
-// P(H) = −0.037 H⁴ + 0.481 H³ − 2.3 H² + 4.917 H − 1.791 (kDescending, their np.polyval order) or
-// −0.037 + 0.481 H − 2.3 H² + 4.917 H³ − 1.791 H⁴ (kAscending, the released asentmax code).
+// adaptive_temperature.cpp. Veličković et al. (2024) as in the released code: q = softmax(z),
+// H = −Σ q log(q + 1e-9); β = max(1, P(H)) if H > 0.5 else 1; p = softmax(β z).
+// P(H) = −0.037 + 0.481 H − 2.3 H² + 4.917 H³ − 1.791 H⁴ (kAscending, the released code's
+// order, default) or −0.037 H⁴ + 0.481 H³ − 2.3 H² + 4.917 H − 1.791 (kDescending, np.polyval).
 double adaptive_temperature_beta(const float* z, int64_t n, PolyOrder order);
 RowStats adaptive_temperature_forward(const float* z, int64_t n, PolyOrder order, float* p);
-// β is treated as a constant: dz = β · p ⊙ (g − pᵀg).
+// Exact: β(H(z)) is differentiated, dz = β gy + (gyᵀz) β'(H) ∇H with gy = p ⊙ (g − pᵀg),
+// ∇H = q ⊙ (h − qᵀh), h_i = −log(q_i + 1e-9) − q_i/(q_i + 1e-9); β' = P'(H) where β = P(H) >= 1
+// and H > 0.5, else 0.
 void adaptive_temperature_backward(const float* z, const float* p, const float* g, int64_t n,
                                    PolyOrder order, float* dz);
 

@@ -236,26 +236,6 @@ void softmax_backward(const float* p, const float* g, int64_t n, float scale, fl
   for (int64_t i = 0; i < n; ++i) dz[i] = scale * p[i] * (g[i] - d);
 }
 
-LB_SIMD_CLONES
-double softmax_entropy(const float* z, int64_t n) {
-  const float m = simd_row_max(z, n);
-  double s = 0.0, sd = 0.0;
-  for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
-    const int64_t b1 = std::min(n, b0 + kSumBlock);
-    float bs = 0.0f, bsd = 0.0f;
-#pragma omp simd reduction(+ : bs, bsd)
-    for (int64_t i = b0; i < b1; ++i) {
-      const float d = z[i] - m;
-      const float e = fast_exp(d);
-      bs += e;
-      bsd += e > 0.0f ? e * d : 0.0f;  // e = 0 also for d = −inf
-    }
-    s += bs;
-    sd += bsd;
-  }
-  return std::log(s) - sd / s;
-}
-
 void softmax_forward_plain(const float* z, int64_t n, float scale, float* p) {
   float m = z[0];
   for (int64_t i = 1; i < n; ++i) m = std::max(m, z[i]);

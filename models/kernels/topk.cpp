@@ -1,5 +1,13 @@
-// Top-K softmax (the paper's code: ag1988/top_k_attention): softmax over the K largest scores of a
-// row, exact zeros elsewhere; K = max(K, n / 2) under the div-2 rule. Contract: row_kernels.h.
+// Top-K softmax (the paper's code: ag1988/top_k_attention, as called by deep-spin/asentmax):
+// softmax over the K largest scores of a row, exact zeros elsewhere. Contract: row_kernels.h.
+//
+// K (topk_k). The released code takes one K per attention call, K = k, or max(k, N // 2) under
+// its div-2 rule, with N the number of keys of the call: the sequence length T for every row in
+// training and prefill, i + 1 in one-token cached decoding (so a row's K differs between the
+// two). Rows with fewer visible keys than K get softmax over all of them (the masked keys torch
+// picks get weight 0). K > N is an error there (torch.topk); we give those rows the same softmax
+// instead, so a short sequence or early decode step under a large k runs. rule=div-2-row is our
+// earlier per-row rule, K = max(k, n / 2) with n = i + 1 in every engine.
 //
 // The K-th largest score t is found without sorting the row: widen a window [max − Δ, max] (Δ =
 // 1, 4, 16, ...) until it holds >= K scores (vectorised counts), select t among those few, then
@@ -91,9 +99,11 @@ int64_t scale_row(float* p, int64_t n, float scale) {
 
 }  // namespace
 
-int64_t topk_k(const NormalizerSpec& spec, int64_t n) {
+int64_t topk_k(const NormalizerSpec& spec, int64_t n, int64_t call_keys) {
+  if (call_keys <= 0) call_keys = n;
   int64_t k = spec.topk;
-  if (spec.topk_div2) k = std::max<int64_t>(k, n / 2);
+  if (spec.topk_rule == TopkRule::kDiv2) k = std::max<int64_t>(k, call_keys / 2);
+  if (spec.topk_rule == TopkRule::kDiv2PerRow) k = std::max<int64_t>(k, n / 2);
   return std::min<int64_t>(std::max<int64_t>(k, 1), n);
 }
 
