@@ -85,7 +85,8 @@ int cmd_eval(int argc, char** argv) {
     opt.lengths = parse_int_list(vm["lengths"].as<std::string>(), "lengths", 1, 1 << 24);
   }
   opt.samples = vm["samples"].as<int64_t>();
-  LB_REQUIRE(opt.samples >= 1, "--samples " << opt.samples << " must be >= 1");
+  LB_REQUIRE(opt.samples >= 1 && opt.samples <= (int64_t{1} << 30),
+             "--samples " << opt.samples << " must be in [1, " << (int64_t{1} << 30) << "]");
   opt.seed = vm["seed"].as<uint64_t>();
   const std::string split = vm["split"].as<std::string>();
   if (split == "test") opt.split = SplitKind::kTest;
