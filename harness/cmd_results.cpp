@@ -3,6 +3,8 @@
 #include <iostream>
 #include <map>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include "harness/check.h"
 #include "harness/command.h"
 #include "harness/suite.h"
@@ -59,6 +61,28 @@ int cmd_merge(int argc, char** argv) {
   return r.conflicts.empty() ? 0 : 1;
 }
 
+int cmd_upgrade(int argc, char** argv) {
+  std::string db_path;
+  po::options_description opts("options");
+  opts.add_options()("db", po::value(&db_path), "results database");
+  po::positional_options_description pos;
+  pos.add("db", 1);
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv, "upgrade RESULTS.sqlite", opts, pos, vm)) return 0;
+  LB_REQUIRE(!db_path.empty(), "upgrade: give RESULTS.sqlite");
+  int before = 0;
+  {
+    ResultsDb probe(db_path, ResultsDb::Mode::kReadWrite);  // upgrades in place when older
+    before = probe.sql().execAndGet("SELECT coalesce((SELECT CAST(substr(key, 15) AS INTEGER) "
+                                    "FROM meta WHERE key LIKE 'upgraded_from_%' "
+                                    "ORDER BY value DESC LIMIT 1), 0)")
+                 .getInt();
+  }
+  std::cout << db_path << ": schema version " << kSchemaVersion
+            << (before ? " (upgraded from " + std::to_string(before) + ")" : "") << "\n";
+  return 0;
+}
+
 int cmd_status(int argc, char** argv) {
   std::string db_path, suite_path;
   po::options_description opts("options");
@@ -109,24 +133,47 @@ int cmd_table(int argc, char** argv) {
       ("suite", po::value(&o.suite), "only this suite")
       ("task", po::value(&o.task), "only this task")
       ("split", po::value(&o.split), "evaluation split (default test)")
-      ("protocol", po::value(&protocol), "mean (± sd over seeds, per lr) or best (of seeds x lrs)")
-      ("format", po::value(&format), "md, latex or csv");
+      ("protocol", po::value(&protocol),
+       "mean (over seeds with a 95% interval, per lr) or best (of seeds x lrs)")
+      ("format", po::value(&format),
+       "md, latex, or tidy csv / json (one row per setup x length: mean, sd, ci_low, ci_high, "
+       "n_seeds, samples)")
+      ("details", "show each run's selected checkpoint step")
+      ("metric", po::value(&o.metric),
+       "exact_match (default) or an attention statistic (entropy_norm, support, relevant_mass, "
+       "max_weight): one row per setup x head kind")
+      ("heads", po::value(&o.heads),
+       "with an attention statistic: only these heads (alibi, nope, rope, nope+scaled, ...; "
+       "default all kinds, each its own row)")
+      ("paper", "add the paper's Table 1 rows (results/paper_table1.json) for the same tasks");
   po::positional_options_description pos;
   pos.add("db", 1);
   po::variables_map vm;
   if (!parse_command_line(argc, argv,
                           "table RESULTS.sqlite [--suite S] [--task T] [--protocol mean|best] "
-                          "[--format md|latex|csv]",
+                          "[--format md|latex|csv|json] [--details] [--paper] "
+                          "[--metric exact_match|entropy_norm|...] [--heads KIND]",
                           opts, pos, vm)) {
     return 0;
   }
   LB_REQUIRE(!db_path.empty(), "table: give RESULTS.sqlite");
-  LB_REQUIRE(format == "md" || format == "latex" || format == "csv",
-             "--format '" << format << "' is not one of: md, latex, csv");
+  LB_REQUIRE(format == "md" || format == "markdown" || format == "latex" || format == "csv" ||
+                 format == "json",
+             "--format '" << format << "' is not one of: md (markdown), latex, csv, json");
   LB_REQUIRE(protocol == "mean" || protocol == "best",
              "--protocol '" << protocol << "' is not one of: mean, best");
-  o.format = format == "md" ? TableFormat::kMarkdown : format == "latex" ? TableFormat::kLatex
-                                                                         : TableFormat::kCsv;
+  o.format = format == "latex" ? TableFormat::kLatex
+             : format == "csv"   ? TableFormat::kCsv
+             : format == "json"  ? TableFormat::kJson
+                                 : TableFormat::kMarkdown;
+  o.details = vm.count("details") > 0;
+  LB_REQUIRE(o.metric == "exact_match" ||
+                 !plot_metric_is_percent(plot_metric_from_name(o.metric)),
+             "table --metric '" << o.metric
+                                << "' is not one of: exact_match, entropy_norm, support, "
+                                   "relevant_mass, max_weight");
+  head_filter_sql(o.heads);         // likewise
+  o.paper = vm.count("paper") > 0;
   o.protocol = protocol == "mean" ? TableProtocol::kMeanSd : TableProtocol::kBestOf;
   ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
   // Nothing matching is bad filter input, as for `plot`: exit 2.
@@ -150,14 +197,18 @@ int cmd_plot(int argc, char** argv) {
       ("protocol", po::value(&protocol), "mean (± sd over seeds, per lr) or best (of seeds x lrs)")
       ("metric", po::value(&metric),
        "exact_match (default), token_accuracy, or an attention statistic averaged over layers x "
-       "heads: entropy_norm, support, relevant_mass, max_weight");
+       "heads: entropy_norm, support, relevant_mass, max_weight")
+      ("heads", po::value(&o.heads),
+       "attention statistics over which heads: auto (default: the NoPE heads, length-scaled under "
+       "SSMax/ASEntmax, else all), all, alibi, nope, rope, nope+scaled, ...");
   po::positional_options_description pos;
   pos.add("db", 1);
   po::variables_map vm;
   if (!parse_command_line(argc, argv,
                           "plot RESULTS.sqlite --out DIR [--suite S] [--task T] [--split test] "
                           "[--protocol mean|best] [--metric exact_match|token_accuracy|"
-                          "entropy_norm|support|relevant_mass|max_weight]",
+                          "entropy_norm|support|relevant_mass|max_weight] [--heads auto|all|alibi|"
+                          "nope|rope|nope+scaled]",
                           opts, pos, vm)) {
     return 0;
   }
@@ -165,6 +216,7 @@ int cmd_plot(int argc, char** argv) {
   LB_REQUIRE(!out_dir.empty(), "plot: give --out DIR");
   o.protocol = plot_protocol_from_name(protocol);
   o.metric = plot_metric_from_name(metric);
+  o.heads = plot_heads_from_name(o.heads);
   ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
   for (const auto& path : write_plot_files(plot_figures(db, o), out_dir)) {
     std::cout << "wrote " << path << "\n";

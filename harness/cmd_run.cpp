@@ -6,10 +6,13 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <thread>
 
 #include "harness/check.h"
 #include "harness/command.h"
+#include "harness/jobs.h"
 #include "harness/run.h"
 #include "harness/suite.h"
 #include "models/dnnl_util.h"
@@ -30,6 +33,7 @@ constexpr double kAssumedGflopsPerThread = 40.0;
 int cmd_run(int argc, char** argv) {
   std::string suite_path, db_path, filter, shard, checkpoints;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int jobs = 1, threads_per_run = 0;
   po::options_description opts("options");
   opts.add_options()
       ("suite", po::value(&suite_path), "suite JSON file")
@@ -37,21 +41,31 @@ int cmd_run(int argc, char** argv) {
       ("filter", po::value(&filter), "only runs whose key matches this regular expression")
       ("shard", po::value(&shard), "i/n: only shard i of n (each shard writes its own database)")
       ("threads", po::value(&threads), "threads per run (default: all cores)")
+      ("jobs", po::value(&jobs), "runs at once, one process each, each into its own shard "
+                                 "(DB.shards/), merged into DB as it ends (default 1: in this process)")
+      ("threads-per-run", po::value(&threads_per_run), "threads of each run with --jobs N "
+                                                       "(default: --threads, else max(1, cores / N))")
       ("checkpoints", po::value(&checkpoints), "checkpoint directory (default: DB path + .checkpoints)")
-      ("dry-run", "list the runs and their estimated cost; train nothing")
+      ("dry-run", "list the runs, their state in --db (done, pending, running, failed, changed) "
+                  "and estimated cost; train nothing")
       ("force", "rerun the selected runs from step 0 even if done (their previous rows and "
-                "checkpoints are deleted first); use with --filter");
+                "checkpoints are deleted first); needs --filter, or --all for every run")
+      ("all", "with --force: rerun every run of the suite (or shard)");
   po::positional_options_description pos;
   pos.add("suite", 1);
   po::variables_map vm;
   if (!parse_command_line(argc, argv,
                           "run SUITE.json --db RESULTS.sqlite [--filter REGEX] [--dry-run] "
-                          "[--shard i/n] [--threads N] [--force]",
+                          "[--shard i/n] [--threads N] [--force --filter REGEX | --force --all]",
                           opts, pos, vm)) {
     return 0;
   }
   LB_REQUIRE(!suite_path.empty(), "run: give a SUITE.json");
   LB_REQUIRE(threads >= 1 && threads <= 1024, "--threads " << threads << " must be in [1, 1024]");
+  LB_REQUIRE(!vm.count("force") || !filter.empty() || vm.count("all"),
+             "--force without --filter would delete and rerun every run of the suite; give "
+             "--filter REGEX, or --all to mean every run");
+  LB_REQUIRE(!vm.count("all") || vm.count("force"), "--all only goes with --force");
   const Suite suite = load_suite(suite_path);
   std::vector<RunSpec> runs = suite.runs;
   if (!filter.empty()) runs = filter_runs(runs, filter);
@@ -60,13 +74,30 @@ int cmd_run(int argc, char** argv) {
     runs = shard_runs(runs, i, n);
   }
   if (vm.count("dry-run")) {
+    // With an existing --db: each run's state, and for a changed config the keys that changed.
+    std::unique_ptr<ResultsDb> db;
+    if (!db_path.empty() && fs::exists(db_path)) {
+      db = std::make_unique<ResultsDb>(db_path, ResultsDb::Mode::kReadOnly);
+    }
+    std::map<std::string, int64_t> states;
     double total = 0;
     for (const auto& r : runs) {
       const double f = estimate_run_flops(r);
       total += f;
-      std::cout << r.key << "  " << r.config_hash << "  ~" << std::setprecision(3) << f / 1e12
-                << " TFLOP\n";
+      const std::string state = db ? run_state(r, *db) : "pending";
+      ++states[state];
+      std::cout << std::left << std::setw(8) << state << " " << r.key << "  " << r.config_hash
+                << "  ~" << std::setprecision(3) << f / 1e12 << " TFLOP\n";
+      if (state == "changed") {
+        for (const auto& c : config_changes(db->run_config_json(r.key).value_or("{}"),
+                                            r.config.dump())) {
+          std::cout << "           changed " << c << "\n";
+        }
+      }
     }
+    std::cout << "states:";
+    for (const auto& [state, n] : states) std::cout << " " << n << " " << state;
+    std::cout << (db ? "" : " (no --db: every run counted pending)") << "\n";
     const double rate = kAssumedGflopsPerThread * 1e9 * threads;
     std::cout << runs.size() << " runs of " << suite.runs.size() << " in suite '" << suite.name
               << "', ~" << std::setprecision(3) << total / 1e12 << " TFLOP, about "
@@ -75,6 +106,29 @@ int cmd_run(int argc, char** argv) {
     return 0;
   }
   LB_REQUIRE(!db_path.empty(), "run: --db RESULTS.sqlite is required (or use --dry-run)");
+  LB_REQUIRE(jobs >= 1 && jobs <= 1024, "--jobs " << jobs << " must be in [1, 1024]");
+  if (vm.count("threads-per-run")) {
+    LB_REQUIRE(threads_per_run >= 1 && threads_per_run <= 1024,
+               "--threads-per-run " << threads_per_run << " must be in [1, 1024]");
+    threads = threads_per_run;
+  } else if (jobs > 1 && !vm.count("threads")) {
+    threads = default_threads_per_run(jobs);
+  }
+  if (jobs > 1) {
+    JobsOptions jo;
+    jo.suite_path = suite_path;
+    jo.db_path = db_path;
+    jo.checkpoint_root = checkpoints.empty() ? db_path + ".checkpoints" : checkpoints;
+    jo.jobs = jobs;
+    jo.threads_per_run = threads;
+    jo.force = vm.count("force") > 0;
+    const SuiteTotals t = run_jobs(runs, jo, std::cerr, isatty(STDERR_FILENO));
+    std::cout << suite.name << ": " << t.done << " done, " << t.skipped << " already done, "
+              << t.failed << " failed" << (t.interrupted ? ", interrupted (run again to resume)" : "")
+              << " (" << jobs << " jobs x " << threads << " threads)\n";
+    if (t.interrupted) return 130;
+    return t.failed > 0 ? 1 : 0;
+  }
   set_num_threads(threads);
   ResultsDb db(db_path, ResultsDb::Mode::kReadWrite);
   RunnerOptions ro;
@@ -94,7 +148,7 @@ int cmd_run(int argc, char** argv) {
 int cmd_slurm(int argc, char** argv) {
   std::string suite_path, partition, time_limit = "24:00:00", out_dir, binary;
   int64_t shards = 0;
-  int cpus = 4;
+  int cpus = 4, jobs = 1;
   po::options_description opts("options");
   opts.add_options()
       ("suite", po::value(&suite_path), "suite JSON file")
@@ -102,6 +156,8 @@ int cmd_slurm(int argc, char** argv) {
       ("partition", po::value(&partition), "SLURM partition (default: the cluster's)")
       ("time", po::value(&time_limit), "time limit per shard (default 24:00:00)")
       ("cpus", po::value(&cpus), "CPUs per shard (default 4)")
+      ("jobs", po::value(&jobs), "runs at once per shard, each on max(1, cpus / jobs) threads "
+                                 "(`run --jobs`; default 1)")
       ("out", po::value(&out_dir), "shared directory for shard databases, checkpoints, logs "
                                    "(default: SUITE's directory/NAME-slurm)")
       ("binary", po::value(&binary), "lengthbench binary to run (default: this one)");
@@ -117,6 +173,7 @@ int cmd_slurm(int argc, char** argv) {
   LB_REQUIRE(vm.count("shards"), "slurm: --shards N is required");
   LB_REQUIRE(shards >= 1 && shards <= 100000, "--shards " << shards << " must be in [1, 100000]");
   LB_REQUIRE(cpus >= 1 && cpus <= 1024, "--cpus " << cpus << " must be in [1, 1024]");
+  LB_REQUIRE(jobs >= 1 && jobs <= 1024, "--jobs " << jobs << " must be in [1, 1024]");
   const Suite suite = load_suite(suite_path);  // refuse a bad suite before writing a script
   // Every value below lands in a shell script or an #SBATCH line: options are restricted to
   // their syntax, paths go in single quotes and may hold no control character or double quote
@@ -168,7 +225,8 @@ int cmd_slurm(int argc, char** argv) {
       << "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-" << cpus << "}\n"
       << "rc=0\n"
       << q_bin << " run " << shell_quote(suite_abs) << " --db \"$local/shard.sqlite\" --shard \"$i/"
-      << shards << "\" --threads \"$OMP_NUM_THREADS\" --checkpoints \"$out/checkpoints\" || rc=$?\n"
+      << shards << "\" --jobs " << jobs << " --threads-per-run " << std::max(1, cpus / jobs)
+      << " --checkpoints \"$out/checkpoints\" || rc=$?\n"
       << "cp \"$local/shard.sqlite\" \"$out/shard-$i.sqlite.tmp\" && mv "
          "\"$out/shard-$i.sqlite.tmp\" \"$out/shard-$i.sqlite\"\n"
       << "rm -rf \"$local\"\n"

@@ -15,6 +15,7 @@ int cmd_plot(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_slurm(int argc, char** argv);
 int cmd_merge(int argc, char** argv);
+int cmd_upgrade(int argc, char** argv);
 int cmd_status(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_logits(int argc, char** argv);
@@ -39,6 +40,8 @@ const std::vector<Command>& all_commands() {
        cmd_plot},
       {"status", "runs in a results database: done, running, failed", cmd_status},
       {"merge", "merge shard results databases into one", cmd_merge},
+      {"upgrade", "bring a results database to this schema version in place (rows kept)",
+       cmd_upgrade},
   };
   return kCommands;
 }

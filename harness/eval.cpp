@@ -13,6 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/check.h"
+#include "models/batch.h"
+#include "models/kernels/position.h"
+#include "models/transformer.h"
 
 namespace lb {
 
@@ -334,6 +337,7 @@ LengthResult evaluate_length(InferenceEngine& engine, const TaskDef& task, const
     const DispersionSums& s = sums[lh];
     AttnRow a;
     a.layer = static_cast<int>(lh / c.heads), a.head = static_cast<int>(lh % c.heads);
+    a.head_kind = head_kind(c, a.head);
     a.queries = s.rows;
     const double q = std::max<int64_t>(1, s.rows);
     a.entropy = s.entropy / q, a.entropy_norm = s.entropy_norm / q, a.support = s.support / q;
@@ -416,13 +420,60 @@ nlohmann::json to_json(const LengthResult& r) {
     nlohmann::json x = {{"layer", a.layer},          {"head", a.head},
                         {"queries", a.queries},      {"entropy", a.entropy},
                         {"entropy_norm", a.entropy_norm}, {"support", a.support},
-                        {"max_weight", a.max_weight}, {"relevant_mass", a.relevant_mass}};
+                        {"max_weight", a.max_weight}, {"relevant_mass", a.relevant_mass},
+                        {"head_kind", a.head_kind}};
     if (a.scale_p50) {
       x["scale_p05"] = *a.scale_p05, x["scale_p50"] = *a.scale_p50, x["scale_p95"] = *a.scale_p95;
     }
     j["attn"].push_back(x);
   }
   return j;
+}
+
+std::string head_kind(const ModelConfig& c, int h) {
+  const int H = static_cast<int>(c.heads);
+  std::string kind;
+  switch (c.position) {
+    case PosEncoding::kNape: kind = h < H / 2 ? "alibi" : "nope"; break;
+    case PosEncoding::kAlibi: kind = "alibi"; break;
+    case PosEncoding::kRope: kind = "rope"; break;
+    case PosEncoding::kNope: kind = "nope"; break;
+  }
+  if (c.attention.length_scale != LengthScale::kNone && is_length_scaled_head(c.position, h, H)) {
+    kind += "+scaled";
+  }
+  return kind;
+}
+
+double teacher_forced_loss(Transformer& model, const TaskDef& task, const TaskParams& params,
+                           uint64_t seed, SplitKind kind, int64_t length, int64_t samples,
+                           int64_t max_attn_bytes) {
+  const Split split(task, params, seed, kind, length);
+  const ModelConfig& c = model.config();
+  double loss_sum = 0;
+  int64_t targets = 0;
+  std::vector<Sample> chunk;
+  int64_t chunk_bytes = 0;
+  const auto flush = [&] {
+    if (chunk.empty()) return;
+    const Batch b = make_batch(chunk);
+    if (b.n_targets > 0) {
+      loss_sum += model.forward(b) * static_cast<double>(b.n_targets);
+      targets += b.n_targets;
+    }
+    chunk.clear();
+    chunk_bytes = 0;
+  };
+  for (int64_t i = 0; i < samples; ++i) {
+    Sample s = split.get(i);
+    const int64_t T = s.length();
+    const int64_t bytes = c.layers * c.heads * T * T * static_cast<int64_t>(sizeof(float));
+    if (!chunk.empty() && chunk_bytes + bytes > max_attn_bytes) flush();
+    chunk_bytes += bytes;
+    chunk.push_back(std::move(s));
+  }
+  flush();
+  return targets > 0 ? loss_sum / static_cast<double>(targets) : 0.0;
 }
 
 }  // namespace lb

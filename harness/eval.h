@@ -85,6 +85,21 @@ struct DecodeOptions {
 SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task,
                               const Sample& sample, const DecodeOptions& opt);
 
+// ---- head kinds and teacher-forced loss ----------------------------------------------------
+
+// The kind of head h of a model: its position handling, "alibi", "nope" or "rope" (NAPE: the
+// first H/2 heads ALiBi, the rest NoPE), plus "+scaled" when the normalizer's query length
+// scaling (SSMax/ASEntmax) applies to it (position.h is_length_scaled_head). Stored per row of
+// attn_stats so dispersion can be grouped by kind.
+std::string head_kind(const ModelConfig& c, int h);
+
+// Mean target-token cross-entropy (nats) of `samples` samples of split (task, params, seed,
+// kind, length) under teacher forcing: the checkpoint-selection loss. Runs the training forward
+// on `model` in chunks of samples bounded by `max_attn_bytes` of attention weights.
+double teacher_forced_loss(Transformer& model, const TaskDef& task, const TaskParams& params,
+                           uint64_t seed, SplitKind kind, int64_t length, int64_t samples,
+                           int64_t max_attn_bytes = int64_t(256) << 20);
+
 // ---- a ladder of lengths --------------------------------------------------------------------
 
 struct EvalOptions {

@@ -15,6 +15,7 @@
 
 #include "harness/check.h"
 #include "harness/eval.h"
+#include "models/batch.h"
 #include "models/trainer.h"
 #include "tasks/registry.h"
 
@@ -112,6 +113,57 @@ TEST_CASE("eval: draft decoding equals plain greedy decoding") {
       CHECK(b.attn[0].rows == static_cast<int64_t>(std::min(b.generated.size(), s.raw.trg.size() + 1)));
     }
   }
+}
+
+TEST_CASE("eval: head kinds follow the position encoding and the length scaling") {
+  const TaskDef& task = find_task("n_back");
+  const TaskParams params = make_params(task, {});
+  for (const char* norm : {"softmax", "asentmax", "ssmax"}) {
+    CAPTURE(norm);
+    ModelConfig c = tiny_model(task, params, norm);
+    const bool scaled = c.attention.length_scale != LengthScale::kNone;
+    const int H = static_cast<int>(c.heads);
+    REQUIRE(H >= 2);
+    c.position = PosEncoding::kNape;
+    for (int h = 0; h < H; ++h) {
+      CHECK(head_kind(c, h) == (h < H / 2 ? std::string("alibi")
+                                          : std::string(scaled ? "nope+scaled" : "nope")));
+    }
+    c.position = PosEncoding::kRope;
+    CHECK(head_kind(c, 0) == (scaled ? "rope+scaled" : "rope"));
+    c.position = PosEncoding::kAlibi;
+    CHECK(head_kind(c, H - 1) == (scaled ? "alibi+scaled" : "alibi"));
+  }
+  // The ladder's statistics carry them.
+  Transformer model(tiny_model(task, params, "asentmax"));
+  model.init(3);
+  EvalOptions opt;
+  opt.lengths = {16};
+  opt.samples = 2;
+  const auto r = evaluate_ladder(model, task, params, opt);
+  CHECK(r[0].attn.front().head_kind == "alibi");
+  CHECK(r[0].attn.back().head_kind == "nope+scaled");
+}
+
+TEST_CASE("eval: the teacher-forced loss is the training loss of the samples, in any chunking") {
+  const TaskDef& task = find_task("copy");
+  const TaskParams params = make_params(task, {});
+  Transformer model(tiny_model(task, params, "entmax"));
+  model.init(5);
+  const double one_by_one =
+      teacher_forced_loss(model, task, params, 0, SplitKind::kValidation, 16, 5, 1);
+  const double together =
+      teacher_forced_loss(model, task, params, 0, SplitKind::kValidation, 16, 5, int64_t(1) << 30);
+  CHECK(std::isfinite(one_by_one));
+  CHECK(one_by_one > 0);
+  CHECK(one_by_one == doctest::Approx(together).epsilon(1e-5));
+  // The same as one forward over the batch of those samples.
+  const Split split(task, params, 0, SplitKind::kValidation, 16);
+  std::vector<Sample> samples;
+  for (int64_t i = 0; i < 5; ++i) samples.push_back(split.get(i));
+  CHECK(model.forward(make_batch(samples)) == doctest::Approx(together).epsilon(1e-6));
+  // Untrained, it is about log(vocabulary): a wrong split or mask would not be.
+  CHECK(together > 1.0);
 }
 
 TEST_CASE("eval: ladder numbers do not depend on the thread count; stop at zero") {

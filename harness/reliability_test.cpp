@@ -95,8 +95,8 @@ json tiny_suite(int steps = 16) {
               "task_params": {"seq_len": 6, "vary_len": 2}},
     "tasks": ["copy"],
     "lr": [3e-3],
-    "eval": {"lengths": [6, 8], "samples": 4},
-    "select": {"length": 8, "samples": 4, "every": 8}
+    "eval": {"lengths": [6, 12], "samples": 4},
+    "select": {"length": 12, "samples": 4, "every": 8}
   })");
   j["train"]["steps"] = steps;
   return j;
@@ -172,7 +172,7 @@ TEST_CASE("reliability 8: nothing resolves outside the checkpoint root") {
   json s = tiny_suite();
   s["variants"] = json::array({{{"name", "../../../../ESCAPED"}}});
   const fs::path suite = write_suite(dir, s);
-  require_usage_error(cli({"run", suite.string(), "--db", (root / "r.sqlite").string(), "--force"}),
+  require_usage_error(cli({"run", suite.string(), "--db", (root / "r.sqlite").string(), "--force", "--all"}),
                       "/variants/0/name");
   s["variants"] = json::array({{{"name", ".."}}});
   require_usage_error(cli({"run", write_suite(dir, s).string(), "--dry-run"}), "/variants/0/name");

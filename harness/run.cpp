@@ -9,6 +9,9 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "harness/check.h"
 #include "harness/run_eval.h"
@@ -96,15 +99,31 @@ class Progress {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
 };
 
-// Exact match first; token accuracy only breaks ties (its weight is below one exact-match step
-// for up to 10,000 samples).
-double selection_score(const EvalRow& e) { return e.exact_match + 1e-4 * e.token_accuracy; }
+// Flattens a JSON document into "a.b.c" -> leaf text.
+void flatten(const nlohmann::json& j, const std::string& path, std::map<std::string, std::string>& out) {
+  if (j.is_object() && !j.empty()) {
+    for (const auto& [k, v] : j.items()) flatten(v, path.empty() ? k : path + "." + k, out);
+  } else {
+    out[path] = j.dump();
+  }
+}
+
+// The message naming what changed between a stored run's config and the suite's.
+std::string changed_config_message(const ResultsDb& db, const RunSpec& run) {
+  const auto old_json = db.run_config_json(run.key);
+  std::string changes;
+  for (const auto& c : config_changes(old_json.value_or("{}"), run.config.dump())) {
+    changes += (changes.empty() ? "" : "; ") + c;
+  }
+  return changes.empty() ? "no config key differs (the hash rule changed?)" : changes;
+}
 
 RunRecord record_of(const RunSpec& r) {
   RunRecord rec;
   rec.key = r.key;
   rec.suite = r.suite;
   rec.task = r.task;
+  rec.variant = r.variant;
   rec.task_version = r.task_version;
   rec.normalizer = attention_code(r.model.attention);
   rec.pos_encoding = position_encoding_name(r.model.position);
@@ -119,6 +138,41 @@ RunRecord record_of(const RunSpec& r) {
 }
 
 }  // namespace
+
+bool selection_better(const SelectionRow& a, const SelectionRow& b) {
+  if (a.exact_match != b.exact_match) return a.exact_match > b.exact_match;
+  if (a.token_accuracy != b.token_accuracy) return a.token_accuracy > b.token_accuracy;
+  if (a.loss != b.loss) return a.loss < b.loss;
+  return a.step > b.step;
+}
+
+std::string selection_rule(const std::string& split, int64_t length) {
+  return "exact_match>token_accuracy>-loss>step@" + split + "/" + std::to_string(length);
+}
+
+std::vector<std::string> config_changes(const std::string& old_json, const std::string& new_json) {
+  std::map<std::string, std::string> a, b;
+  flatten(nlohmann::json::parse(old_json), "", a);
+  flatten(nlohmann::json::parse(new_json), "", b);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : a) {
+    const auto it = b.find(k);
+    if (it == b.end()) out.push_back(k + ": " + v + " -> (absent)");
+    else if (it->second != v) out.push_back(k + ": " + v + " -> " + it->second);
+  }
+  for (const auto& [k, v] : b) {
+    if (!a.count(k)) out.push_back(k + ": (absent) -> " + v);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string run_state(const RunSpec& run, const ResultsDb& db) {
+  const RunStatus st = db.run_status(run.key);
+  if (st == RunStatus::kNone) return "pending";
+  if (db.run_config_hash(run.key).value_or("") != run.config_hash) return "changed";
+  return run_status_name(st);
+}
 
 RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts, std::ostream& log) {
   const fs::path dir = fs::path(opts.checkpoint_root) / run.key;
@@ -140,8 +194,15 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
     LB_REQUIRE(hash && *hash == run.config_hash,
                "run " << run.key << " is done in " << db.path() << " with config hash "
                       << hash.value_or("?") << " but the suite now gives " << run.config_hash
-                      << "; use a new database or suite name, or --force to rerun it");
+                      << " (changed: " << changed_config_message(db, run)
+                      << "); use a new database or suite name, or --force to rerun it");
     return RunOutcome::kSkipped;
+  }
+  if (status != RunStatus::kNone) {
+    LB_REQUIRE(db.run_config_hash(run.key).value_or("") == run.config_hash,
+               "run " << run.key << " exists in " << db.path() << " with another config (changed: "
+                      << changed_config_message(db, run)
+                      << "); use a new database or suite name, or --force to rerun it");
   }
   db.begin_run(record_of(run), Provenance::current(opts.threads));
   try {
@@ -151,22 +212,25 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       trainer.load(resume.string());
       log << run.key << ": resuming at step " << trainer.steps_done() << "\n";
     }
-    // Selection score: exact match, ties broken by token accuracy (a strict "exact match only"
-    // rule keeps the first checkpoint whenever every one scores 0 at the selection length).
+    // Every selection evaluation is stored; the best so far is the one at the step the 'best'
+    // checkpoint records (a resumed run replays the later steps and reaches the same choice).
     // A run starting from step 0 has no valid best yet, whatever an earlier attempt recorded.
-    std::optional<double> best =
-        resume.empty() ? std::nullopt : db.checkpoint_metric(run.key, "best");
+    std::optional<SelectionRow> best;
+    if (const auto best_step = resume.empty() ? std::nullopt : db.checkpoint_step(run.key, "best")) {
+      for (const auto& row : db.selection_evals(run.key)) {
+        if (row.step == *best_step) best = row;
+      }
+    }
     auto select = [&](int64_t step) {
-      EvalOutcome v = evaluate_for_run(trainer.model(), run, run.select.split, run.select.length,
-                                       run.select.samples, opts.threads, false);
-      const double score = selection_score(v.row);
-      if (!best || score > *best) {
-        best = score;
+      SelectionRow row = evaluate_selection(trainer.model(), run, opts.threads);
+      row.step = step;
+      db.add_selection_eval(run.key, row);
+      if (!best || selection_better(row, *best)) {
+        best = row;
         const std::string sha = trainer.save_atomic((dir / "best").string(), run.config_hash);
         db.add_checkpoint(run.key, {"best", step, (dir / "best").string(), sha,
-                                    "exact_match+1e-4*token_accuracy@" + run.select.split + "/" +
-                                        std::to_string(run.select.length),
-                                    score});
+                                    selection_rule(run.select.split, run.select.length),
+                                    row.exact_match});
       }
     };
     const int64_t steps = run.train.steps;
@@ -232,6 +296,12 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
     }
     chosen.load(best_dir);
     const int64_t best_step = chosen.steps_done();
+    if (best) {
+      log << run.key << ": selected step " << best_step << " of " << steps << " ("
+          << selection_rule(run.select.split, run.select.length) << ": exact match "
+          << 100 * best->exact_match << "%, token accuracy " << 100 * best->token_accuracy
+          << "%, loss " << best->loss << ")\n";
+    }
     EvalOutcome v = evaluate_for_run(chosen.model(), run, run.select.split, run.select.length,
                                      run.select.samples, opts.threads, true);
     v.row.ckpt = "best";

@@ -35,6 +35,21 @@ void install_stop_handlers();
 
 RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts, std::ostream& log);
 
+// Checkpoint selection: whether evaluation `a` beats the best so far `b`. Higher exact match,
+// then higher token accuracy, then lower loss, then the later step: ties never favour the
+// earliest checkpoint (a model still improving its loss at 100% exact match is kept).
+bool selection_better(const SelectionRow& a, const SelectionRow& b);
+// The rule as stored in checkpoints.selected_by, with the split and length.
+std::string selection_rule(const std::string& split, int64_t length);
+
+// The differences between two config JSON documents, one "path: old -> new" per changed leaf
+// ("model.hidden: 64 -> 128", "train.warmup: (absent) -> 100"), in path order.
+std::vector<std::string> config_changes(const std::string& old_json, const std::string& new_json);
+
+// What `run` would do with a run: "done", "pending" (not started), "running" (interrupted or in
+// progress; resumes), "failed" (reruns), or "changed" (done or started with another config).
+std::string run_state(const RunSpec& run, const ResultsDb& db);
+
 // Runs every run in order; returns the number that failed. Stops early on a stop request.
 struct SuiteTotals {
   int64_t done = 0, skipped = 0, failed = 0;

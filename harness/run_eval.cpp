@@ -24,4 +24,25 @@ EvalOutcome evaluate_for_run(const Transformer& model, const RunSpec& run, const
   return out;
 }
 
+SelectionRow evaluate_selection(const Transformer& model, const RunSpec& run, int threads) {
+  const EvalOutcome v = evaluate_for_run(model, run, run.select.split, run.select.length,
+                                         run.select.samples, threads, false);
+  SelectionRow row;
+  row.split = run.select.split;
+  row.length = run.select.length;
+  row.samples = v.row.samples;
+  row.exact_match = v.row.exact_match;
+  row.token_accuracy = v.row.token_accuracy;
+  Transformer probe(model.config());
+  for (size_t i = 0; i < probe.params().size(); ++i) {
+    probe.params()[i].value = model.params()[i].value;
+  }
+  const TaskDef& task = find_task(run.task);
+  row.loss = teacher_forced_loss(
+      probe, task, make_params(task, run.train.task_params), run.eval.seed,
+      run.select.split == "validation" ? SplitKind::kValidation : SplitKind::kTest,
+      run.select.length, run.select.samples);
+  return row;
+}
+
 }  // namespace lb

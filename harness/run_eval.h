@@ -18,4 +18,9 @@ struct EvalOutcome {
 EvalOutcome evaluate_for_run(const Transformer& model, const RunSpec& run, const std::string& split,
                              int64_t length, int64_t samples, int threads, bool with_attention);
 
+// One checkpoint-selection evaluation of `model` (step left 0 for the caller): exact match and
+// token accuracy by greedy decoding, and the teacher-forced loss, on run.select's split, length
+// and samples. The loss runs on a copy of the weights, so `model`'s training state is untouched.
+SelectionRow evaluate_selection(const Transformer& model, const RunSpec& run, int threads);
+
 }  // namespace lb

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -56,6 +57,8 @@ std::string dump_results(const std::string& db_path) {
   print_query(db, "SELECT run_key, split, length, exact_match, token_accuracy, edit_distance FROM evals ORDER BY 1, 2, 3", QueryFormat::kCsv, out);
   print_query(db, "SELECT run_key, step, loss, grad_norm FROM train_metrics ORDER BY 1, 2", QueryFormat::kCsv, out);
   print_query(db, "SELECT run_key, layer, head, entropy, support, relevant_mass FROM attn_stats ORDER BY 1, 2, 3, 4", QueryFormat::kCsv, out);
+  print_query(db, "SELECT run_key, step, exact_match, token_accuracy, loss FROM selection_evals ORDER BY 1, 2", QueryFormat::kCsv, out);
+  print_query(db, "SELECT run_key, ckpt, step FROM checkpoints ORDER BY 1, 2", QueryFormat::kCsv, out);
   return out.str();
 }
 
@@ -154,6 +157,9 @@ TEST_CASE("run: --force reruns the selected runs from scratch; a changed config 
   opts.force = false;
   CHECK_THROWS_WITH_AS(run_suite({suite.runs[0]}, db, opts, log),
                        doctest::Contains("--force to rerun it"), UsageError);
+  CHECK_THROWS_WITH_AS(run_suite({suite.runs[0]}, db, opts, log),
+                       doctest::Contains("train.steps: 24 -> 16"), UsageError);
+  CHECK(run_state(suite.runs[0], db) == "changed");
   opts.force = true;
   CHECK(run_suite({suite.runs[0]}, db, opts, log).done == 1);
   CHECK(db.run_config_hash(suite.runs[0].key) == suite.runs[0].config_hash);
@@ -162,7 +168,8 @@ TEST_CASE("run: --force reruns the selected runs from scratch; a changed config 
   fs::remove_all(dir);
 }
 
-TEST_CASE("run: when checkpoints tie at 0 exact match, token accuracy breaks the tie") {
+TEST_CASE("run: selection stores every evaluation and chooses by exact match, token accuracy, "
+          "lower loss, then the later step") {
   set_num_threads(1);
   const fs::path dir = temp_dir("select");
   json j = tiny_suite();
@@ -176,12 +183,47 @@ TEST_CASE("run: when checkpoints tie at 0 exact match, token accuracy breaks the
   ResultsDb db((dir / "r.sqlite").string(), ResultsDb::Mode::kReadWrite);
   REQUIRE(run_suite(suite.runs, db, opts, log).done == 1);
   CHECK(db.sql().execAndGet("SELECT exact_match FROM evals WHERE split = 'validation'").getDouble() == 0.0);
-  // The stored selection score is the tie-breaker, and it is the evaluated checkpoint's.
-  const double metric = db.sql().execAndGet("SELECT metric FROM checkpoints WHERE ckpt = 'best'").getDouble();
-  const double tok = db.sql().execAndGet("SELECT token_accuracy FROM evals WHERE split = 'validation'").getDouble();
-  CHECK(metric > 0);
-  CHECK(metric == doctest::Approx(1e-4 * tok));
+  // Every 8 steps of 24: three rows, each with a finite positive loss.
+  const auto rows = db.selection_evals(suite.runs[0].key);
+  REQUIRE(rows.size() == 3);
+  for (const auto& r : rows) CHECK((r.loss > 0 && std::isfinite(r.loss)));
+  SelectionRow best = rows[0];
+  for (const auto& r : rows) {
+    if (selection_better(r, best)) best = r;
+  }
+  // The chosen checkpoint is the rule's, printed in the log, and the one evaluated.
+  CHECK(db.checkpoint_step(suite.runs[0].key, "best") == best.step);
+  CHECK(log.str().find("selected step " + std::to_string(best.step) + " of 24") != std::string::npos);
+  CHECK(db.sql().execAndGet("SELECT step FROM evals WHERE split = 'validation'").getInt64() == best.step);
+  CHECK(db.sql().execAndGet("SELECT token_accuracy FROM evals WHERE split = 'validation'").getDouble() ==
+        doctest::Approx(best.token_accuracy));
+  CHECK(db.sql().execAndGet("SELECT count(*) FROM v_selection WHERE chosen").getInt() == 1);
   fs::remove_all(dir);
+}
+
+TEST_CASE("selection_better: a tie at 100% is broken by the lower loss, then the later step") {
+  SelectionRow early{250, "validation", 48, 200, 1.0, 1.0, 0.010};
+  SelectionRow late{1500, "validation", 48, 200, 1.0, 1.0, 0.002};
+  CHECK(selection_better(late, early));   // lower loss wins although later
+  CHECK(!selection_better(early, late));
+  early.loss = 0.001;                     // lower loss wins although earlier
+  CHECK(selection_better(early, late));
+  late.loss = early.loss;                 // a full tie: the later step
+  CHECK(selection_better(late, early));
+  CHECK(!selection_better(early, late));
+  late.token_accuracy = 0.99;             // token accuracy before loss
+  CHECK(selection_better(early, late));
+  early.exact_match = 0.5;                // exact match first
+  CHECK(selection_better(late, early));
+}
+
+TEST_CASE("config_changes names each changed key with old and new values") {
+  const auto c = config_changes(R"({"model": {"hidden": 64, "heads": 4}, "train": {"lr": 0.001}})",
+                                R"({"model": {"hidden": 128, "heads": 4}, "train": {"lr": 0.001, "warmup": 5}})");
+  REQUIRE(c.size() == 2);
+  CHECK(c[0] == "model.hidden: 64 -> 128");
+  CHECK(c[1] == "train.warmup: (absent) -> 5");
+  CHECK(config_changes("{\"a\": 1}", "{\"a\": 1}").empty());
 }
 
 TEST_CASE("run: a failing run is recorded with its error and the suite goes on") {
@@ -258,5 +300,38 @@ TEST_CASE("run: shards run as a SLURM array would, merged, equal one process") {
   for (int i = 0; i < 3; ++i) merge.push_back((dir / "out" / ("shard-" + std::to_string(i) + ".sqlite")).string());
   REQUIRE(run_binary(merge) == 0);
   CHECK(dump_results((dir / "merged.sqlite").string()) == dump_results((dir / "one.sqlite").string()));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run: --force needs --filter or --all; --dry-run shows each run's state and changes") {
+  const fs::path dir = temp_dir("dry");
+  const std::string suite = (dir / "suite.json").string(), db = (dir / "r.sqlite").string();
+  std::ofstream(suite) << tiny_suite().dump(2);
+  const auto lengthbench = [](const std::string& args, std::string* out) {
+    FILE* f = popen((std::string(LB_BINARY) + " " + args + " 2>&1").c_str(), "r");
+    REQUIRE(f != nullptr);
+    char buf[4096];
+    out->clear();
+    while (std::fgets(buf, sizeof buf, f)) *out += buf;
+    const int status = pclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  std::string out;
+  CHECK(lengthbench("run " + suite + " --db " + db + " --force", &out) == 2);
+  CHECK(out.find("--force without --filter") != std::string::npos);
+  CHECK(!fs::exists(db));
+  CHECK(lengthbench("run " + suite + " --db " + db + " --all", &out) == 2);
+  REQUIRE(lengthbench("run " + suite + " --db " + db + " --filter softmax --threads 1", &out) == 0);
+  CHECK(out.find("selected step") != std::string::npos);
+  REQUIRE(lengthbench("run " + suite + " --db " + db + " --dry-run", &out) == 0);
+  CHECK(out.find("done     t/copy.v1/softmax") != std::string::npos);
+  CHECK(out.find("pending  t/copy.v1/entmax") != std::string::npos);
+  json changed = tiny_suite();
+  changed["train"]["steps"] = 16;
+  std::ofstream(suite) << changed.dump(2);
+  REQUIRE(lengthbench("run " + suite + " --db " + db + " --dry-run", &out) == 0);
+  CHECK(out.find("changed  t/copy.v1/softmax") != std::string::npos);
+  CHECK(out.find("changed train.steps: 24 -> 16") != std::string::npos);
+  CHECK(out.find("states: 1 changed 1 pending") != std::string::npos);
   fs::remove_all(dir);
 }

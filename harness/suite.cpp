@@ -241,6 +241,12 @@ Suite expand_suite(const json& j) {
               for (int64_t L : eval.lengths) Split(task, params, eval.seed, SplitKind::kTest, L);
               Split(task, params, eval.seed, SplitKind::kValidation, select.length);
               r.train_max_length = train_length_range(params).second;
+              LB_REQUIRE(select.length > r.train_max_length,
+                         "suite " << tpath << "/select/length " << select.length
+                                  << " is at or below the longest training length "
+                                  << r.train_max_length
+                                  << "; selection must be out of distribution: give a longer "
+                                     "length (default: the 4th evaluation length)");
               r.eval = eval;
               r.select = select;
               r.config = {{"model", to_json(r.model)},

@@ -15,9 +15,10 @@
 //    "select": {"split": "validation", "length": 512, "samples": 1000, "every": 0}}
 // Runs = tasks x attention x position x variants x lr x seeds. A seed sets both the
 // initialisation and the training-data order; evaluation data use eval.seed, shared by all runs.
-// Checkpoint selection: every `select.every` steps (0: only at the end) the model is scored by
-// exact match on `select.split` at `select.length`, ties broken by token accuracy; the best
-// checkpoint is the one evaluated.
+// Checkpoint selection: every `select.every` steps (0: only at the end) the model is scored on
+// `select.split` at `select.length` (default: the 4th evaluation length; at or below the longest
+// training length is refused); the checkpoint evaluated has the highest exact match, then token
+// accuracy, then the lowest teacher-forced loss, then the latest step (harness/run.h).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -24,6 +24,59 @@ const char* kSchemaSql =
 #include "lb_schema_sql.inc"  // results/schema.sql as a raw string literal (generated)
     ;
 
+// Everything after this line of schema.sql: the views, recreated by every upgrade.
+constexpr const char* kViewsMarker = "-- @views";
+
+// Upgrade steps: kUpgrades[v - 1] brings version v to v + 1 (tables only; views are recreated
+// after the last step). Columns added here are last in schema.sql's CREATE TABLE too, so a fresh
+// and an upgraded database have the same column order (merge copies rows with SELECT *).
+const char* const kUpgrades[] = {
+    // 1 -> 2: variants, head kinds, every selection evaluation.
+    "ALTER TABLE runs ADD COLUMN variant TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE attn_stats ADD COLUMN head_kind TEXT NOT NULL DEFAULT '';"
+    // head_kind from the run's config, the rule of harness/eval.h head_kind: NAPE's first H/2
+    // heads ALiBi, the rest NoPE; length scaling (attention.scale != 'none') on the NoPE heads
+    // under NAPE, on every head otherwise.
+    "UPDATE attn_stats SET head_kind = (SELECT"
+    "  CASE WHEN r.pos_encoding = 'nape' THEN"
+    "    CASE WHEN attn_stats.head < json_extract(r.config_json, '$.model.heads') / 2"
+    "         THEN 'alibi' ELSE 'nope' END"
+    "  ELSE r.pos_encoding END"
+    "  || CASE WHEN coalesce(json_extract(r.config_json, '$.model.attention.scale'), 'none')"
+    "               != 'none'"
+    "          AND (r.pos_encoding != 'nape'"
+    "               OR attn_stats.head >= json_extract(r.config_json, '$.model.heads') / 2)"
+    "     THEN '+scaled' ELSE '' END"
+    "  FROM runs r WHERE r.key = attn_stats.run_key);"
+    "CREATE TABLE selection_evals("
+    "  run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,"
+    "  step INTEGER NOT NULL, split TEXT NOT NULL, length INTEGER NOT NULL,"
+    "  samples INTEGER NOT NULL, exact_match REAL NOT NULL, token_accuracy REAL NOT NULL,"
+    "  loss REAL NOT NULL, PRIMARY KEY(run_key, step)) STRICT;",
+};
+static_assert(sizeof(kUpgrades) / sizeof(kUpgrades[0]) == kSchemaVersion - 1,
+              "one upgrade step per schema version");
+
+// Brings a database of schema `from` to kSchemaVersion in one transaction.
+void upgrade_schema(SQLite::Database& db, int from) {
+  SQLite::Transaction t(db, SQLite::TransactionBehavior::IMMEDIATE);
+  for (int v = from; v < kSchemaVersion; ++v) db.exec(kUpgrades[v - 1]);
+  std::vector<std::string> views;
+  SQLite::Statement q(db, "SELECT name FROM sqlite_master WHERE type = 'view'");
+  while (q.executeStep()) views.push_back(q.getColumn(0).getString());
+  for (const auto& v : views) db.exec("DROP VIEW \"" + v + "\"");
+  const std::string schema = kSchemaSql;
+  const size_t at = schema.find(kViewsMarker);
+  LB_CHECK(at != std::string::npos, "schema.sql has no " << kViewsMarker << " line");
+  db.exec(schema.substr(at));
+  db.exec("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
+          std::to_string(kSchemaVersion) + "')");
+  db.exec("INSERT OR REPLACE INTO meta(key, value) VALUES ('upgraded_from_" +
+          std::to_string(from) + "', '" + utc_now_iso() + "')");
+  db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+  t.commit();
+}
+
 const char* isa_name(dnnl::cpu_isa isa) {
   switch (isa) {
     case dnnl::cpu_isa::sse41: return "sse41";
@@ -125,6 +178,15 @@ ResultsDb::ResultsDb(const std::string& path, Mode mode, int busy_timeout_ms) : 
       db_->exec("PRAGMA synchronous=NORMAL");
     }
     db_->exec("PRAGMA foreign_keys=ON");
+    if (version > 0 && version < kSchemaVersion) {
+      LB_REQUIRE(mode == Mode::kReadWrite,
+                 "results database '" << path << "' has schema version " << version
+                                      << ", older than this lengthbench's " << kSchemaVersion
+                                      << "; upgrade it in place (every row kept) with "
+                                         "`lengthbench upgrade "
+                                      << path << "`");
+      upgrade_schema(*db_, version);
+    }
     if (version == 0) {
       LB_REQUIRE(mode == Mode::kReadWrite, "'" << path << "' is empty, not a results database");
       SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
@@ -193,7 +255,8 @@ void ResultsDb::begin_run(const RunRecord& r, const Provenance& p) {
                             "seed, lr, train_max_length, select_split, select_length, config_json, "
                             "config_hash, git_commit, git_dirty, lengthbench_version, compiler, "
                             "onednn_version, onednn_isa, threads, host, started_at, heartbeat_at, "
-                            "status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'running')");
+                            "variant, status) "
+                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'running')");
       int i = 0;
       const std::string now = utc_now_iso();
       ins.bind(++i, r.key);
@@ -219,6 +282,7 @@ void ResultsDb::begin_run(const RunRecord& r, const Provenance& p) {
       ins.bind(++i, p.host);
       ins.bind(++i, now);
       ins.bind(++i, now);
+      ins.bind(++i, r.variant);
       ins.exec();
     }
     t.commit();
@@ -282,6 +346,65 @@ std::optional<double> ResultsDb::checkpoint_metric(const std::string& key,
   });
 }
 
+void ResultsDb::add_selection_eval(const std::string& key, const SelectionRow& r) {
+  guarded(path_, 0, [&] {
+    SQLite::Statement ins(*db_,
+                          "INSERT OR REPLACE INTO selection_evals(run_key, step, split, length, "
+                          "samples, exact_match, token_accuracy, loss) VALUES (?,?,?,?,?,?,?,?)");
+    ins.bind(1, key);
+    ins.bind(2, static_cast<int64_t>(r.step));
+    ins.bind(3, r.split);
+    ins.bind(4, static_cast<int64_t>(r.length));
+    ins.bind(5, static_cast<int64_t>(r.samples));
+    ins.bind(6, r.exact_match);
+    ins.bind(7, r.token_accuracy);
+    ins.bind(8, r.loss);
+    ins.exec();
+  });
+}
+
+std::vector<SelectionRow> ResultsDb::selection_evals(const std::string& key) const {
+  return guarded(path_, 0, [&] {
+    std::vector<SelectionRow> out;
+    SQLite::Statement q(*db_,
+                        "SELECT step, split, length, samples, exact_match, token_accuracy, loss "
+                        "FROM selection_evals WHERE run_key = ? ORDER BY step");
+    q.bind(1, key);
+    while (q.executeStep()) {
+      SelectionRow r;
+      r.step = q.getColumn(0).getInt64();
+      r.split = q.getColumn(1).getString();
+      r.length = q.getColumn(2).getInt64();
+      r.samples = q.getColumn(3).getInt64();
+      r.exact_match = q.getColumn(4).getDouble();
+      r.token_accuracy = q.getColumn(5).getDouble();
+      r.loss = q.getColumn(6).getDouble();
+      out.push_back(r);
+    }
+    return out;
+  });
+}
+
+std::optional<int64_t> ResultsDb::checkpoint_step(const std::string& key,
+                                                  const std::string& ckpt) const {
+  return guarded(path_, 0, [&]() -> std::optional<int64_t> {
+    SQLite::Statement q(*db_, "SELECT step FROM checkpoints WHERE run_key = ? AND ckpt = ?");
+    q.bind(1, key);
+    q.bind(2, ckpt);
+    if (q.executeStep()) return q.getColumn(0).getInt64();
+    return std::nullopt;
+  });
+}
+
+std::optional<std::string> ResultsDb::run_config_json(const std::string& key) const {
+  return guarded(path_, 0, [&]() -> std::optional<std::string> {
+    SQLite::Statement q(*db_, "SELECT config_json FROM runs WHERE key = ?");
+    q.bind(1, key);
+    if (!q.executeStep()) return std::nullopt;
+    return q.getColumn(0).getString();
+  });
+}
+
 void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::vector<AttnRow>& attn) {
   guarded(path_, 0, [&] {
     SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
@@ -310,7 +433,8 @@ void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::ve
     SQLite::Statement a(*db_,
                         "INSERT OR REPLACE INTO attn_stats(run_key, ckpt, split, length, layer, head, "
                         "queries, entropy, entropy_norm, support, max_weight, relevant_mass, "
-                        "scale_p05, scale_p50, scale_p95) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                        "scale_p05, scale_p50, scale_p95, head_kind) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     for (const auto& r : attn) {
       int i = 0;
       a.bind(++i, key);
@@ -326,6 +450,7 @@ void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::ve
       a.bind(++i, r.max_weight);
       a.bind(++i, r.relevant_mass);
       for (const auto& s : {r.scale_p05, r.scale_p50, r.scale_p95}) s ? a.bind(++i, *s) : a.bind(++i);
+      a.bind(++i, r.head_kind);
       a.exec();
       a.reset();
     }
@@ -349,7 +474,8 @@ bool ResultsDb::delete_run(const std::string& key) {
     SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
     // Explicit deletes, child tables first (the ON DELETE CASCADE clauses would do it too, but
     // only with foreign keys on, which a database opened elsewhere may not have).
-    for (const char* table : {"attn_stats", "evals", "checkpoints", "train_metrics"}) {
+    for (const char* table :
+         {"attn_stats", "evals", "selection_evals", "checkpoints", "train_metrics"}) {
       SQLite::Statement d(*db_, std::string("DELETE FROM ") + table + " WHERE run_key = ?");
       d.bind(1, key);
       d.exec();

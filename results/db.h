@@ -4,6 +4,8 @@
 // Contract: WAL journal, every write in one transaction (a crash leaves the last committed state),
 // one writer per file (shards write their own files; `merge` combines them). A database with a
 // newer schema than this binary knows is refused; a locked one is waited on, then a clear error.
+// An older one is upgraded in place, every row kept, in one transaction, when opened for writing
+// (`lengthbench upgrade`, `run`, `merge`); opened read-only it is refused with that advice.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -17,7 +19,7 @@ class Database;
 
 namespace lb {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 // Where and with what a run was produced.
 struct Provenance {
@@ -29,6 +31,7 @@ struct Provenance {
 
 struct RunRecord {
   std::string key, suite, task;
+  std::string variant;  // the suite's variants axis; "" without one
   int task_version = 1;
   std::string normalizer, pos_encoding;
   int64_t seed = 0;
@@ -62,6 +65,16 @@ struct AttnRow {
   int64_t queries = 0;
   double entropy = 0, entropy_norm = 0, support = 0, max_weight = 0, relevant_mass = 0;
   std::optional<double> scale_p05, scale_p50, scale_p95;
+  std::string head_kind;  // "alibi", "nope", "rope", plus "+scaled" (harness/eval.h head_kind)
+};
+
+// One checkpoint-selection evaluation: the model at `step` on the selection split and length.
+struct SelectionRow {
+  int64_t step = 0;
+  std::string split = "validation";
+  int64_t length = 0, samples = 0;
+  double exact_match = 0, token_accuracy = 0;
+  double loss = 0;  // mean target-token cross-entropy under teacher forcing (nats)
 };
 
 struct CheckpointRow {
@@ -90,6 +103,13 @@ class ResultsDb {
   void add_checkpoint(const std::string& key, const CheckpointRow& row);
   // The metric recorded with a run's checkpoint (e.g. the best one's selection score), if any.
   std::optional<double> checkpoint_metric(const std::string& key, const std::string& ckpt) const;
+  // Every selection evaluation is kept (a repeated step after a resume replaces its row).
+  void add_selection_eval(const std::string& key, const SelectionRow& row);
+  std::vector<SelectionRow> selection_evals(const std::string& key) const;  // by step
+  // The step of a run's checkpoint `ckpt`, if recorded.
+  std::optional<int64_t> checkpoint_step(const std::string& key, const std::string& ckpt) const;
+  // The stored config JSON of a run, if it exists.
+  std::optional<std::string> run_config_json(const std::string& key) const;
   // One evaluation length and its attention statistics, in one transaction.
   void add_eval(const std::string& key, const EvalRow& eval, const std::vector<AttnRow>& attn);
   void finish_run(const std::string& key, RunStatus status, const std::string& error = "");

@@ -211,3 +211,68 @@ TEST_CASE("results: merging shards equals one database, is idempotent, and repor
   CHECK(merged.run_status("r2") == RunStatus::kDone);
   CHECK(merged.sql().execAndGet("SELECT exact_match FROM evals WHERE run_key='r0' AND length=512 AND split='test'").getDouble() == 0.1);
 }
+
+TEST_CASE("results: committed version-1 databases are upgraded in place, every row kept") {
+  for (const char* name : {"small16/small16.sqlite", "copy16/copy16.sqlite"}) {
+    CAPTURE(name);
+    const std::string path = temp_db("upgrade");
+    fs::copy_file(std::string(LB_SOURCE_DIR) + "/results/" + name, path);
+    const char* const tables[] = {"runs", "train_metrics", "checkpoints", "evals", "attn_stats"};
+    std::vector<int64_t> before;
+    {
+      SQLite::Database raw(path, SQLite::OPEN_READONLY);
+      REQUIRE(raw.execAndGet("PRAGMA user_version").getInt() == 1);
+      for (const char* t : tables) {
+        before.push_back(raw.execAndGet(std::string("SELECT count(*) FROM ") + t).getInt64());
+      }
+    }
+    // Read-only: refused with the command that upgrades.
+    try {
+      ResultsDb ro(path, ResultsDb::Mode::kReadOnly);
+      FAIL("an old schema was opened read-only");
+    } catch (const UsageError& e) {
+      CHECK(std::string(e.what()).find("lengthbench upgrade") != std::string::npos);
+    }
+    {
+      ResultsDb db(path, ResultsDb::Mode::kReadWrite);
+      CHECK(count(db, "PRAGMA user_version") == kSchemaVersion);
+      for (size_t i = 0; i < std::size(tables); ++i) {
+        CHECK(count(db, std::string("SELECT count(*) FROM ") + tables[i]) == before[i]);
+      }
+      CHECK(count(db, "SELECT count(*) FROM runs WHERE variant != ''") == 0);
+      CHECK(count(db, "SELECT count(*) FROM selection_evals") == 0);
+      // Head kinds from the configs: NAPE with 4 heads, heads 0-1 ALiBi, 2-3 NoPE (scaled under
+      // SSMax/ASEntmax).
+      CHECK(count(db, "SELECT count(*) FROM attn_stats WHERE head_kind = ''") == 0);
+      CHECK(count(db, "SELECT count(*) FROM attn_stats WHERE head < 2 AND head_kind != 'alibi'") == 0);
+      CHECK(count(db, "SELECT count(*) FROM v_attn WHERE head >= 2 AND normalizer = 'softmax' "
+                      "AND head_kind != 'nope'") == 0);
+      CHECK(count(db, "SELECT count(*) FROM v_attn WHERE head >= 2 AND normalizer LIKE 'asentmax%' "
+                      "AND head_kind != 'nope+scaled'") == 0);
+      CHECK(count(db, "SELECT count(*) FROM v_seed_summary") > 0);
+      CHECK(count(db, "SELECT count(*) FROM v_best_of") > 0);
+    }
+    {
+      ResultsDb again(path, ResultsDb::Mode::kReadOnly);  // now current: readable
+      CHECK(count(again, "SELECT count(*) FROM runs") == before[0]);
+    }
+    for (const char* ext : {"", "-wal", "-shm"}) fs::remove(path + ext);
+  }
+}
+
+TEST_CASE("results: a fresh and an upgraded database have the same columns in the same order") {
+  const std::string fresh = temp_db("fresh"), old = temp_db("old");
+  { ResultsDb db(fresh, ResultsDb::Mode::kReadWrite); }
+  fs::copy_file(std::string(LB_SOURCE_DIR) + "/results/copy16/copy16.sqlite", old);
+  { ResultsDb db(old, ResultsDb::Mode::kReadWrite); }
+  SQLite::Database a(fresh, SQLite::OPEN_READONLY), b(old, SQLite::OPEN_READONLY);
+  for (const char* t : {"runs", "train_metrics", "checkpoints", "evals", "attn_stats",
+                        "selection_evals"}) {
+    CAPTURE(t);
+    const std::string q = std::string("SELECT group_concat(name, ',') FROM pragma_table_info('") + t + "')";
+    CHECK(a.execAndGet(q).getString() == b.execAndGet(q).getString());
+  }
+  for (const auto& p : {fresh, old}) {
+    for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p + ext);
+  }
+}

@@ -12,7 +12,8 @@ namespace lb {
 namespace {
 
 // Child tables of a run, in the order they are copied.
-const char* const kChildTables[] = {"train_metrics", "checkpoints", "evals", "attn_stats"};
+const char* const kChildTables[] = {"train_metrics", "checkpoints", "evals", "attn_stats",
+                                    "selection_evals"};
 
 void copy_run(SQLite::Database& db, const std::string& key) {
   SQLite::Statement run(db, "INSERT INTO main.runs SELECT * FROM shard.runs WHERE key = ?");

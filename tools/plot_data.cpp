@@ -20,13 +20,30 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
+}  // namespace
+
+std::string head_filter_sql(const std::string& name) {
+  const std::string heads = plot_heads_from_name(name);
+  if (heads == "all") return "1";
+  if (heads == "auto") {
+    return "(a.head_kind LIKE 'nope%' OR NOT EXISTS (SELECT 1 FROM attn_stats n WHERE "
+           "n.run_key = a.run_key AND n.ckpt = a.ckpt AND n.split = a.split AND "
+           "n.length = a.length AND n.head_kind LIKE 'nope%'))";
+  }
+  if (heads.find('+') == std::string::npos) return "a.head_kind LIKE '" + heads + "%'";
+  return "a.head_kind = '" + heads + "'";
+}
+
+namespace {
+
 // The per-run value of the metric at one evaluation (NULL when there is none). Attention
-// statistics are averaged over the run's layers x heads at that length.
-std::string value_sql(PlotMetric m) {
-  const auto attn = [](const char* column) {
+// statistics are averaged over the run's layers x chosen heads at that length.
+std::string value_sql(PlotMetric m, const std::string& heads) {
+  const auto attn = [&](const char* column) {
     return std::string("(SELECT AVG(a.") + column +
            ") FROM attn_stats a WHERE a.run_key = v.run_key AND a.ckpt = v.ckpt "
-           "AND a.split = v.split AND a.length = v.length)";
+           "AND a.split = v.split AND a.length = v.length AND " +
+           head_filter_sql(heads) + ")";
   };
   switch (m) {
     case PlotMetric::kExactMatch:
@@ -66,12 +83,13 @@ struct PointAcc {
   int64_t skipped = 0;
 };
 
-// (normalizer, position encoding, lr as a number, lr as text): the series order.
-using SeriesKey = std::tuple<std::string, std::string, double, std::string>;
+// (normalizer, position encoding, variant, lr as a number, lr as text): the series order.
+using SeriesKey = std::tuple<std::string, std::string, std::string, double, std::string>;
 
 struct FigureAcc {
   int64_t train_max_length = 0;
   std::set<double> lrs;
+  std::set<std::string> variants;
   std::map<SeriesKey, std::map<int64_t, PointAcc>> series;
 };
 
@@ -135,6 +153,15 @@ std::string plot_metric_title(PlotMetric m) {
   return "";
 }
 
+std::string plot_heads_from_name(const std::string& name) {
+  static const std::vector<std::string> kNames = {
+      "auto", "all", "alibi", "nope", "rope", "alibi+scaled", "nope+scaled", "rope+scaled"};
+  for (const auto& n : kNames) {
+    if (n == name) return n;
+  }
+  throw UsageError("--heads '" + name + "' is not one of: " + joined(kNames));
+}
+
 TableProtocol plot_protocol_from_name(const std::string& name) {
   if (name == "mean") return TableProtocol::kMeanSd;
   if (name == "best") return TableProtocol::kBestOf;
@@ -152,7 +179,7 @@ std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& o) {
   const std::string sql =
       "SELECT v.suite, v.task, v.normalizer, v.pos_encoding, v.lr, v.length, v.status, "
       "r.train_max_length, " +
-      value_sql(o.metric) +
+      value_sql(o.metric, plot_heads_from_name(o.heads)) + ", v.variant" +
       " FROM v_evals v JOIN runs r ON r.key = v.run_key "
       "WHERE v.ckpt = 'best' AND v.split = ?3 AND (?1 = '' OR v.suite = ?1) "
       "AND (?2 = '' OR v.task = ?2)" +
@@ -165,8 +192,10 @@ std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& o) {
   while (q.executeStep()) {
     FigureAcc& f = figures[{q.getColumn(0).getString(), q.getColumn(1).getString()}];
     const double lr = q.getColumn(4).getDouble();
-    const SeriesKey key{q.getColumn(2).getString(), q.getColumn(3).getString(), mean ? lr : 0.0,
+    const SeriesKey key{q.getColumn(2).getString(), q.getColumn(3).getString(),
+                        q.getColumn(9).getString(), mean ? lr : 0.0,
                         mean ? q.getColumn(4).getString() : std::string()};
+    f.variants.insert(q.getColumn(9).getString());
     PointAcc& p = f.series[key][q.getColumn(5).getInt64()];
     f.train_max_length = std::max(f.train_max_length, q.getColumn(7).getInt64());
     f.lrs.insert(lr);
@@ -186,13 +215,20 @@ std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& o) {
     fig.split = o.split;
     fig.protocol = o.protocol;
     fig.metric = o.metric;
+    if (!plot_metric_is_percent(o.metric)) {
+      fig.heads =
+          o.heads == "auto" ? "NoPE heads (all heads where a run has none)" : o.heads + " heads";
+    }
     fig.train_max_length = acc.train_max_length;
     for (const auto& [key, points] : acc.series) {
       PlotSeries s;
       s.normalizer = std::get<0>(key);
       s.pos_encoding = std::get<1>(key);
-      s.lr = std::get<3>(key);
+      s.variant = std::get<2>(key);
+      s.lr = std::get<4>(key);
       s.label = s.normalizer + " / " + s.pos_encoding;
+      const bool variants = acc.variants.size() > 1 || !acc.variants.begin()->empty();
+      if (variants) s.label += " / " + (s.variant.empty() ? std::string("(none)") : s.variant);
       if (mean && acc.lrs.size() > 1) s.label += " / lr " + s.lr;
       for (const auto& [length, p] : points) {
         if (!p.values.empty()) s.points.push_back(summarise(length, p, mean));

@@ -1,9 +1,12 @@
-// The data behind `lengthbench plot`: per suite x task, one series per attention variant
-// (normalizer x position encoding, x lr when the mean protocol has several), one point per
-// evaluation length, read from the results database's views. No drawing here (tools/svg_plot.h).
+// The data behind `lengthbench plot`: per suite x task, one series per attention setup
+// (normalizer x position encoding x suite variant, x lr when the mean protocol has several), one
+// point per evaluation length, read from the results database's views. No drawing here
+// (tools/svg_plot.h). Variants are never averaged together: each is its own series.
 //
 // Values are in the metric's own units (exact match and token accuracy as fractions). Per run
-// and length the attention statistics are averaged over layers x heads; the mean protocol then
+// and length the attention statistics are averaged over the layers x heads of the chosen head
+// kind (`heads`: by default the NoPE heads, length-scaled under SSMax/ASEntmax, where the run has
+// them, else every head; attn_stats.head_kind); the mean protocol then
 // takes the mean and sample sd over seeds, the best protocol the single run `v_best_of` chose.
 // An evaluation skipped after an earlier 0% length counts as exact match 0 (the table's "0*");
 // for every other metric it has no value, and a length no seed has a value at has no point.
@@ -40,11 +43,19 @@ std::string plot_metric_title(PlotMetric m);
 TableProtocol plot_protocol_from_name(const std::string& name);
 const char* plot_protocol_name(TableProtocol p);
 
+// Which heads an attention statistic averages over: "auto" (NoPE heads where the run has them,
+// else all), "all", a position kind ("alibi", "nope", "rope": scaled or not) or an exact
+// head_kind ("nope+scaled"). UsageError for anything else.
+std::string plot_heads_from_name(const std::string& name);
+// The SQL condition on an attn_stats row aliased `a` that keeps the heads of a choice (validated).
+std::string head_filter_sql(const std::string& heads);
+
 struct PlotOptions {
   std::string suite, task;  // empty: all
   std::string split = "test";
   TableProtocol protocol = TableProtocol::kMeanSd;
   PlotMetric metric = PlotMetric::kExactMatch;
+  std::string heads = "auto";  // attention statistics only (plot_heads_from_name)
 };
 
 struct PlotPoint {
@@ -57,9 +68,11 @@ struct PlotPoint {
 };
 
 struct PlotSeries {
-  std::string normalizer, pos_encoding;
-  std::string lr;     // the run's lr as SQLite prints it; empty for the best protocol
-  std::string label;  // "normalizer / pos" plus " / lr X" when the figure has several lrs
+  std::string normalizer, pos_encoding, variant;
+  std::string lr;  // the run's lr as SQLite prints it; empty for the best protocol
+  // "normalizer / pos", plus " / VARIANT" for a suite with variants and " / lr X" when the
+  // figure has several lrs
+  std::string label;
   std::vector<PlotPoint> points;  // ascending length
 };
 
@@ -67,8 +80,9 @@ struct PlotFigure {
   std::string suite, task, split;
   TableProtocol protocol = TableProtocol::kMeanSd;
   PlotMetric metric = PlotMetric::kExactMatch;
+  std::string heads;               // attention statistics: the head kinds averaged; else ""
   int64_t train_max_length = 0;    // longest training length over the figure's runs
-  std::vector<PlotSeries> series;  // by normalizer, position encoding, then lr (numeric)
+  std::vector<PlotSeries> series;  // by normalizer, position encoding, variant, lr (numeric)
 };
 
 // One figure per suite x task with at least one point, ordered by suite then task. An empty

@@ -188,14 +188,25 @@ TEST_CASE("plot_data: one series per variant, mean ± sd over seeds, ascending l
   CHECK(s.points[2].implied);
   CHECK_FALSE(s.points[1].implied);
 
-  SUBCASE("attention statistics: mean over layers x heads, then over seeds; skipped has none") {
+  SUBCASE("attention statistics: mean over layers x heads of a kind, then over seeds") {
     o.metric = PlotMetric::kEntropyNorm;
     figs = plot_figures(db, o);
+    CHECK(figs[0].heads.find("NoPE") != std::string::npos);
     const PlotSeries& sm = series_named(figs[0], "softmax");
     REQUIRE(sm.points.size() == 2);  // no statistics at the skipped 512
     CHECK(sm.points[1].length == 256);
-    CHECK(sm.points[0].value == doctest::Approx(0.7));
+    CHECK(sm.points[0].value == doctest::Approx(0.8));  // default: the NoPE heads (entropy + 0.1)
     CHECK(sm.points[0].sd == doctest::Approx(std::sqrt(0.02)));
+    o.heads = "all";
+    CHECK(series_named(plot_figures(db, o)[0], "softmax").points[0].value == doctest::Approx(0.7));
+    o.heads = "alibi";
+    CHECK(series_named(plot_figures(db, o)[0], "softmax").points[0].value == doctest::Approx(0.6));
+    o.heads = "nope+scaled";
+    CHECK(series_named(plot_figures(db, o)[0], "softmax").points[0].value == doctest::Approx(0.8));
+    o.heads = "rope";  // no such heads: nothing to plot
+    CHECK_THROWS_AS(plot_figures(db, o), UsageError);
+    CHECK_THROWS_AS(plot_heads_from_name("scaled"), UsageError);
+    o.heads = "all";
     o.metric = PlotMetric::kSupport;
     CHECK(series_named(plot_figures(db, o)[0], "asentmax").points[1].value == doctest::Approx(1.2));
     o.metric = PlotMetric::kTokenAccuracy;
@@ -209,6 +220,15 @@ TEST_CASE("plot_data: one series per variant, mean ± sd over seeds, ascending l
     CHECK(b.points[2].value == doctest::Approx(0.75));
     CHECK(std::isnan(b.points[2].sd));
     CHECK(series_named(figs[0], "softmax").points[0].value == doctest::Approx(0.5));  // seed 1
+  }
+  SUBCASE("suite variants are separate series, never averaged as seeds") {
+    add_finished_run(db, "w0", "asentmax", 0, 1e-3, 0.5, {{64, 0.0, 0.5, false}}, 0.5, {"wide"});
+    figs = plot_figures(db, o);
+    REQUIRE(figs[0].series.size() == 3);
+    CHECK(figs[0].series[0].label == "asentmax / nape / (none)");
+    CHECK(figs[0].series[0].points[0].value == doctest::Approx(0.9));  // unchanged by "wide"
+    CHECK(figs[0].series[1].label == "asentmax / nape / wide");
+    CHECK(figs[0].series[1].points[0].seeds == 1);
   }
   SUBCASE("several learning rates: one series per lr, named in the label") {
     add_finished_run(db, "c0", "asentmax", 0, 3e-3, 0.5, {{64, 0.25, 0.5, false}}, 0.5);

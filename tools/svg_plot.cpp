@@ -123,7 +123,8 @@ std::string protocol_text(TableProtocol p) {
 }
 
 std::string figure_title(const PlotFigure& f) {
-  return f.task + " (suite " + f.suite + "): " + plot_metric_title(f.metric);
+  return f.task + " (suite " + f.suite + "): " + plot_metric_title(f.metric) +
+         (f.heads.empty() ? "" : ", " + f.heads);
 }
 
 std::string figure_subtitle(const PlotFigure& f) {
@@ -233,7 +234,10 @@ SeriesStyle normalizer_style(const std::string& normalizer) {
 
 std::string plot_file_name(const PlotFigure& f) {
   std::string name = f.suite + "." + f.task + "." + f.split + "." + plot_protocol_name(f.protocol) +
-                     "." + plot_metric_name(f.metric);
+                     "." + plot_metric_name(f.metric) +
+                     (f.heads.empty() || f.heads.rfind("NoPE heads", 0) == 0
+                          ? ""
+                          : "." + f.heads.substr(0, f.heads.find(' ')));
   for (char& c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '=' && c != '-' &&
         c != '.')
