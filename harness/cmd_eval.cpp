@@ -129,7 +129,8 @@ int cmd_eval(int argc, char** argv) {
   } catch (const nlohmann::json::exception& e) {
     throw UsageError(std::string("eval: a --set value has the wrong type: ") + e.what());
   }
-  LB_REQUIRE(opt.samples >= 1, "--samples " << opt.samples << " must be >= 1");
+  LB_REQUIRE(opt.samples >= 1 && opt.samples <= (int64_t{1} << 30),
+             "--samples " << opt.samples << " must be in [1, " << (int64_t{1} << 30) << "]");
   const std::string split = eval_doc["split"].get<std::string>();
   if (split == "test") opt.split = SplitKind::kTest;
   else if (split == "validation") opt.split = SplitKind::kValidation;

@@ -5,12 +5,13 @@
 //
 // Scores may be negative: every token after NAME that is not an option (or an option's value) is
 // a score, so "-1.5" is a score, not an option; `--` ends the options explicitly.
+#include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "harness/check.h"
 #include "harness/command.h"
@@ -91,11 +92,19 @@ int cmd_normalize(int argc, char** argv) {
                                          << positional[0] << " 1 0.5 -1')");
   std::vector<float> z;
   for (size_t i = 1; i < positional.size(); ++i) {
-    z.push_back(static_cast<float>(parse_double(positional[i], "score")));
+    const double v = parse_double(positional[i], "score");
+    LB_REQUIRE(std::fabs(v) <= std::numeric_limits<float>::max(),
+               "score " << positional[i] << " is outside the float range (|score| <= "
+                        << std::numeric_limits<float>::max() << ")");
+    z.push_back(static_cast<float>(v));
   }
   const int64_t n = static_cast<int64_t>(z.size());
   std::vector<float> p(n);
   const RowStats st = normalize_forward(spec, z.data(), n, p.data());
+  for (float w : p) {
+    LB_REQUIRE(std::isfinite(w), "normalize: " << normalizer_name(spec)
+                                               << " overflows on these scores; rescale them");
+  }
 
   if (vm.count("json")) {
     nlohmann::json j;

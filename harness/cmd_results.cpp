@@ -194,10 +194,11 @@ int cmd_table(int argc, char** argv) {
   o.paper = vm.count("paper") > 0;
   o.protocol = protocol == "mean" ? TableProtocol::kMeanSd : TableProtocol::kBestOf;
   ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
-  if (print_tables(db, o, std::cout) == 0) {
-    std::cerr << "no finished evaluations match in " << db_path << "\n";
-    return 1;
-  }
+  // Nothing matching is bad filter input, as for `plot`: exit 2.
+  LB_REQUIRE(print_tables(db, o, std::cout) > 0,
+             "table: no finished evaluations match in '"
+                 << db_path << "' (suite " << (o.suite.empty() ? "any" : o.suite) << ", task "
+                 << (o.task.empty() ? "any" : o.task) << ", split " << o.split << ")");
   return 0;
 }
 

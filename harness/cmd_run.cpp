@@ -2,6 +2,7 @@
 // script that runs the shards of a suite, then merges them).
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -193,46 +194,64 @@ int cmd_slurm(int argc, char** argv) {
   LB_REQUIRE(cpus >= 1 && cpus <= 1024, "--cpus " << cpus << " must be in [1, 1024]");
   LB_REQUIRE(jobs >= 1 && jobs <= 1024, "--jobs " << jobs << " must be in [1, 1024]");
   const Suite suite = load_suite(suite_path, sets);  // refuse a bad suite before writing a script
-  std::string set_args;
-  for (const auto& s : sets) {
-    std::string quoted = "'";
-    for (char c : s) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    set_args += " --set " + quoted + "'";
-  }
+  std::string set_args;  // each --set passed on, single-quoted for the shell
+  for (const auto& s : sets) set_args += " --set " + shell_quote(s);
+  // Every value below lands in a shell script or an #SBATCH line: options are restricted to
+  // their syntax, paths go in single quotes and may hold no control character or double quote
+  // (the suite name is a safe name since load_suite).
+  auto require_token = [](const char* option, const std::string& v) {
+    bool ok = !v.empty() && v.size() <= 100;
+    for (char ch : v)
+      ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || strchr(":-_,.", ch));
+    LB_REQUIRE(ok, option << " '" << v << "' may only hold A-Z a-z 0-9 : - _ , .");
+  };
+  require_token("--time", time_limit);
+  if (!partition.empty()) require_token("--partition", partition);
   const std::string suite_abs = fs::absolute(suite_path).string();
   if (out_dir.empty()) out_dir = (fs::path(suite_abs).parent_path() / (suite.name + "-slurm")).string();
   out_dir = fs::absolute(out_dir).string();
   if (binary.empty()) binary = fs::canonical("/proc/self/exe").string();
+  for (const auto& [what, v] : {std::pair<const char*, const std::string&>{"--out", out_dir},
+                                {"--binary", binary},
+                                {"suite path", suite_abs}}) {
+    bool ok = true;
+    for (unsigned char ch : v) ok = ok && ch >= 0x20 && ch != 0x7f && ch != '"';
+    LB_REQUIRE(ok, what << " '" << v << "' holds a control character or '\"'");
+  }
+  const std::string q_out = shell_quote(out_dir), q_bin = shell_quote(binary);
   std::cout << "#!/bin/bash\n"
             << "# lengthbench suite '" << suite.name << "': " << suite.runs.size() << " runs in "
             << shards << " shards.\n"
-            << "# Submit:  mkdir -p " << out_dir << " && job=$(sbatch --parsable THIS_SCRIPT)\n"
-            << "# Merge:   sbatch --dependency=afterok:$job --wrap \"" << binary << " merge "
-            << out_dir << "/results.sqlite " << out_dir << "/shard-*.sqlite\"\n"
+            << "# Submit:  mkdir -p " << q_out << " && job=$(sbatch --parsable THIS_SCRIPT)\n"
+            << "# Merge:   sbatch --dependency=afterok:$job --wrap \"" << q_bin << " merge "
+            << shell_quote(out_dir + "/results.sqlite") << " " << q_out << "/shard-*.sqlite\"\n"
             << "#SBATCH --job-name=lb-" << suite.name << "\n"
             << "#SBATCH --array=0-" << shards - 1 << "\n"
             << "#SBATCH --cpus-per-task=" << cpus << "\n"
             << "#SBATCH --time=" << time_limit << "\n";
   if (!partition.empty()) std::cout << "#SBATCH --partition=" << partition << "\n";
-  std::cout << "#SBATCH --output=" << out_dir << "/slurm-%A_%a.out\n"
-            << "#SBATCH --requeue\n"
-            << "set -euo pipefail\n"
-            << "i=${SLURM_ARRAY_TASK_ID:?run under sbatch, or set SLURM_ARRAY_TASK_ID}\n"
-            << "out=" << out_dir << "\n"
-            << "mkdir -p \"$out\"\n"
-            << "# SQLite must not be shared over NFS: the shard database lives on node-local disk\n"
-            << "# and is copied back whole; a requeued task starts from the copy and skips done runs.\n"
-            << "local=\"${SLURM_TMPDIR:-${TMPDIR:-/tmp}}/lb-${SLURM_ARRAY_JOB_ID:-0}-$i\"\n"
-            << "mkdir -p \"$local\"\n"
-            << "if [ -f \"$out/shard-$i.sqlite\" ]; then cp \"$out/shard-$i.sqlite\" \"$local/shard.sqlite\"; fi\n"
-            << "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-" << cpus << "}\n"
-            << "rc=0\n"
-            << binary << " run " << suite_abs << " --db \"$local/shard.sqlite\" --shard \"$i/" << shards
-            << "\" --jobs " << jobs << " --threads-per-run " << std::max(1, cpus / jobs)
-            << " --checkpoints \"$out/checkpoints\"" << set_args << " || rc=$?\n"
-            << "cp \"$local/shard.sqlite\" \"$out/shard-$i.sqlite.tmp\" && mv \"$out/shard-$i.sqlite.tmp\" \"$out/shard-$i.sqlite\"\n"
-            << "rm -rf \"$local\"\n"
-            << "exit $rc\n";
+  std::cout
+      << "#SBATCH --output=\"" << out_dir << "/slurm-%A_%a.out\"\n"
+      << "#SBATCH --requeue\n"
+      << "set -euo pipefail\n"
+      << "i=${SLURM_ARRAY_TASK_ID:?run under sbatch, or set SLURM_ARRAY_TASK_ID}\n"
+      << "out=" << q_out << "\n"
+      << "mkdir -p \"$out\"\n"
+      << "# SQLite must not be shared over NFS: the shard database lives on node-local disk\n"
+      << "# and is copied back whole; a requeued task starts from the copy and skips done runs.\n"
+      << "local=\"${SLURM_TMPDIR:-${TMPDIR:-/tmp}}/lb-${SLURM_ARRAY_JOB_ID:-0}-$i\"\n"
+      << "mkdir -p \"$local\"\n"
+      << "if [ -f \"$out/shard-$i.sqlite\" ]; then cp \"$out/shard-$i.sqlite\" "
+         "\"$local/shard.sqlite\"; fi\n"
+      << "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-" << cpus << "}\n"
+      << "rc=0\n"
+      << q_bin << " run " << shell_quote(suite_abs) << " --db \"$local/shard.sqlite\" --shard \"$i/"
+      << shards << "\" --jobs " << jobs << " --threads-per-run " << std::max(1, cpus / jobs)
+      << " --checkpoints \"$out/checkpoints\"" << set_args << " || rc=$?\n"
+      << "cp \"$local/shard.sqlite\" \"$out/shard-$i.sqlite.tmp\" && mv "
+         "\"$out/shard-$i.sqlite.tmp\" \"$out/shard-$i.sqlite\"\n"
+      << "rm -rf \"$local\"\n"
+      << "exit $rc\n";
   return 0;
 }
 

@@ -1,11 +1,12 @@
 // `lengthbench tasks`, `gen` and `export`: the task registry from the command line.
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "harness/check.h"
 #include "harness/command.h"
@@ -56,11 +57,9 @@ nlohmann::json sample_json(const TaskDef& task, const std::string& split, int64_
 nlohmann::json read_manifest(const std::string& dir) {
   const std::string path = dir + "/lengthbench.json";
   if (!fs::exists(path)) return nullptr;
-  try {
-    return nlohmann::json::parse(std::ifstream(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw UsageError(path + ": not valid JSON (" + e.what() + ")");
-  }
+  std::ifstream in(path);
+  LB_REQUIRE(in && !fs::is_directory(path), "cannot read dataset manifest '" << path << "'");
+  return parse_json_strict(in, "dataset manifest '" + path + "'");
 }
 
 SplitKind split_kind_from_name(const std::string& name) {
@@ -110,22 +109,36 @@ int cmd_tasks(int argc, char** argv) {
   return 0;
 }
 
+namespace {
+
+// A seed: decimal digits only, at most 2^64 - 1 ("-1" is refused, not wrapped around).
+uint64_t parse_seed(const std::string& text) {
+  bool ok = !text.empty() && text.size() <= 20;
+  for (char ch : text) ok = ok && ch >= '0' && ch <= '9';
+  errno = 0;
+  const unsigned long long v = ok ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+  LB_REQUIRE(ok && errno == 0, "--seed '" << text << "' must be an integer in [0, 2^64 - 1]");
+  return v;
+}
+
+}  // namespace
+
 int cmd_gen(int argc, char** argv) {
   std::string task_name, format = "text", split_name = "test", from;
   int64_t length = 0, count = 1, index = 0;
-  uint64_t seed = 0;
+  std::string seed_text = "0";
   std::vector<std::string> params;
   po::options_description opts("options");
-  opts.add_options()
-      ("task", po::value(&task_name), "task name (see `lengthbench tasks`)")
-      ("length", po::value(&length), "nominal length L; 0 (default) draws training lengths")
-      ("count", po::value(&count), "number of samples (default 1)")
-      ("index", po::value(&index), "index of the first sample (default 0)")
-      ("seed", po::value(&seed), "seed (default 0)")
-      ("split", po::value(&split_name), "train, validation or test (default test; train if no --length)")
-      ("param", po::value(&params)->multitoken(), "task parameter key=value (repeatable)")
-      ("format", po::value(&format), "text (src | trg per line) or json (one object per line)")
-      ("from", po::value(&from), "read split --split NAME from this dataset directory instead");
+  opts.add_options()("task", po::value(&task_name), "task name (see `lengthbench tasks`)")(
+      "length", po::value(&length), "nominal length L; 0 (default) draws training lengths")(
+      "count", po::value(&count), "number of samples (default 1)")(
+      "index", po::value(&index), "index of the first sample (default 0)")(
+      "seed", po::value(&seed_text), "seed (default 0)")(
+      "split", po::value(&split_name),
+      "train, validation or test (default test; train if no --length)")(
+      "param", po::value(&params)->multitoken(), "task parameter key=value (repeatable)")(
+      "format", po::value(&format), "text (src | trg per line) or json (one object per line)")(
+      "from", po::value(&from), "read split --split NAME from this dataset directory instead");
   po::positional_options_description pos;
   pos.add("task", 1);
   po::variables_map vm;
@@ -135,6 +148,7 @@ int cmd_gen(int argc, char** argv) {
                           opts, pos, vm)) {
     return 0;
   }
+  const uint64_t seed = parse_seed(seed_text);
   LB_REQUIRE(format == "text" || format == "json",
              "--format '" << format << "' is not one of: text, json");
   LB_REQUIRE(count >= 0, "--count " << count << " must be >= 0");
@@ -184,20 +198,20 @@ int cmd_gen(int argc, char** argv) {
 int cmd_export(int argc, char** argv) {
   std::string task_name, out, lengths_text;
   int64_t train_size = 10000, dev_size = 1000, test_size = 1000;
-  uint64_t seed = 42;
+  std::string seed_text = "42";
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::string> params;
   po::options_description opts("options");
-  opts.add_options()
-      ("task", po::value(&task_name), "task name")
-      ("out", po::value(&out), "output directory (created)")
-      ("train-size", po::value(&train_size), "training samples (default 10000)")
-      ("dev-size", po::value(&dev_size), "validation samples per length (default 1000)")
-      ("test-size", po::value(&test_size), "test samples per length (default 1000)")
-      ("lengths", po::value(&lengths_text), "evaluation lengths, e.g. 64,128,256 (default: the task's)")
-      ("seed", po::value(&seed), "seed (default 42, the reference's)")
-      ("param", po::value(&params)->multitoken(), "task parameter key=value (repeatable)")
-      ("threads", po::value(&threads), "generator threads (output does not depend on it)");
+  opts.add_options()("task", po::value(&task_name), "task name")(
+      "out", po::value(&out), "output directory (created)")("train-size", po::value(&train_size),
+                                                            "training samples (default 10000)")(
+      "dev-size", po::value(&dev_size), "validation samples per length (default 1000)")(
+      "test-size", po::value(&test_size), "test samples per length (default 1000)")(
+      "lengths", po::value(&lengths_text),
+      "evaluation lengths, e.g. 64,128,256 (default: the task's)")(
+      "seed", po::value(&seed_text), "seed (default 42, the reference's)")(
+      "param", po::value(&params)->multitoken(), "task parameter key=value (repeatable)")(
+      "threads", po::value(&threads), "generator threads (output does not depend on it)");
   po::positional_options_description pos;
   pos.add("task", 1);
   po::variables_map vm;
@@ -207,6 +221,10 @@ int cmd_export(int argc, char** argv) {
                           opts, pos, vm)) {
     return 0;
   }
+  const uint64_t seed = parse_seed(seed_text);
+  // Splits of an earlier export would stay beside a manifest that does not list them.
+  LB_REQUIRE(!fs::exists(out) || (fs::is_directory(out) && fs::is_empty(out)),
+             "export --out '" << out << "' exists and is not an empty folder; give a new one");
   LB_REQUIRE(!task_name.empty(), "export: name a TASK");
   LB_REQUIRE(!out.empty(), "export: --out DIR is required");
   for (auto [name, v] : {std::pair{"train-size", train_size}, {"dev-size", dev_size},

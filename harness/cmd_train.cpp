@@ -2,8 +2,10 @@
 // rate, gradient norm and tokens/s (real tokens), and writes checkpoints to --out.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -56,8 +58,13 @@ int cmd_train(int argc, char** argv) {
   ModelConfig model;
   TrainConfig train;
   bool have_model = false;
+  // A kill between save_atomic's two renames leaves the checkpoint in DIR.old: resume from it.
+  const std::string resume =
+      vm.count("resume") ? Trainer::checkpoint_to_resume(vm["resume"].as<std::string>()) : "";
   if (vm.count("resume")) {
-    Trainer::read_checkpoint_config(vm["resume"].as<std::string>(), model, train);
+    LB_REQUIRE(!resume.empty(), "--resume '" << vm["resume"].as<std::string>()
+                                             << "' is not a checkpoint directory (no config.json)");
+    Trainer::read_checkpoint_config(resume, model, train);
     have_model = true;
     LB_REQUIRE(!vm.count("config") && !vm.count("preset") && !vm.count("attention") &&
                    !vm.count("position") && !vm.count("task") && !vm.count("batch") &&
@@ -97,13 +104,20 @@ int cmd_train(int argc, char** argv) {
                         "come from the checkpoint; only train.steps, lr, warmup and the like may "
                         "change");
   }
+  // The same ranges as a config file's train keys (models/config.cpp).
   LB_REQUIRE(train.steps >= 1, "--steps " << train.steps << " must be >= 1");
-  LB_REQUIRE(train.batch >= 1, "--batch " << train.batch << " must be >= 1");
-  LB_REQUIRE(train.lr >= 0, "--lr " << train.lr << " must be >= 0");
+  LB_REQUIRE(train.batch >= 1 && train.batch <= (1 << 20),
+             "--batch " << train.batch << " must be in [1, " << (1 << 20) << "]");
+  LB_REQUIRE(std::isfinite(train.lr) && train.lr >= 0 && train.lr <= 10,
+             "--lr " << train.lr << " must be a finite number in [0, 10]");
+  LB_REQUIRE(train.warmup >= 0, "--warmup " << train.warmup << " must be >= 0");
+  LB_REQUIRE(train.log_every >= 1, "--log-every " << train.log_every << " must be >= 1");
+  LB_REQUIRE(vm["threads"].as<int>() >= 1 && vm["threads"].as<int>() <= 1024,
+             "--threads " << vm["threads"].as<int>() << " must be in [1, 1024]");
   set_num_threads(vm["threads"].as<int>());
 
   Trainer trainer(model, train);
-  if (vm.count("resume")) trainer.load(vm["resume"].as<std::string>());
+  if (vm.count("resume")) trainer.load(resume);
   const std::string out = vm.count("out") ? vm["out"].as<std::string>() : "";
   const ModelConfig& mc = trainer.model_config();
   std::cout << "train " << train.task << ": " << mc.layers << "x" << mc.hidden << ", " << mc.heads
@@ -117,6 +131,11 @@ int cmd_train(int argc, char** argv) {
   double seconds = 0.0;
   while (trainer.steps_done() < train.steps) {
     const StepStats s = trainer.step();
+    if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) {
+      throw std::runtime_error("training diverged at step " + std::to_string(s.step) + ": loss " +
+                               std::to_string(s.loss) + ", gradient norm " +
+                               std::to_string(s.grad_norm) + "; no checkpoint written");
+    }
     tokens += s.tokens;
     seconds += s.seconds;
     if (s.step % train.log_every == 0 || s.step == train.steps || s.step == 1) {
@@ -130,12 +149,12 @@ int cmd_train(int argc, char** argv) {
       print_progress(s.step, train.steps, s.tokens / std::max(s.seconds, 1e-9));
     }
     if (!out.empty() && train.checkpoint_every > 0 && s.step % train.checkpoint_every == 0) {
-      trainer.save(out);
+      trainer.save_atomic(out);
     }
   }
   if (tty) std::fprintf(stderr, "\r%60s\r", "");
   if (!out.empty()) {
-    trainer.save(out);
+    trainer.save_atomic(out);
     std::cout << "checkpoint: " << out << "/model.safetensors (+ optimizer.safetensors, config.json)\n";
   }
   return 0;

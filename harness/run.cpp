@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -34,22 +35,28 @@ void install_stop_handlers() {
 
 namespace {
 
-// Saves atomically: a crash leaves either the old or the new checkpoint, never half of one.
-void save_checkpoint(const Trainer& t, const fs::path& dir) {
-  const fs::path tmp = dir.string() + ".tmp", old = dir.string() + ".old";
-  fs::remove_all(tmp);
-  t.save(tmp.string());
-  fs::remove_all(old);
-  if (fs::exists(dir)) fs::rename(dir, old);
-  fs::rename(tmp, dir);
-  fs::remove_all(old);
-}
-
-// The checkpoint to resume from: dir, or dir.old when a crash came between the two renames.
-fs::path existing_checkpoint(const fs::path& dir) {
-  if (fs::exists(dir / "config.json")) return dir;
-  const fs::path old = dir.string() + ".old";
-  if (fs::exists(old / "config.json")) return old;
+// The checkpoint of `dir` to resume from, or "" when there is none or it is stale: written for
+// another config of the run (its manifest's run_config_hash differs; e.g. the suite was edited
+// and the database deleted) or without a manifest. A stale run folder is removed, with a message.
+fs::path resumable_checkpoint(const RunSpec& run, const fs::path& run_dir, std::ostream& log) {
+  const std::string found = Trainer::checkpoint_to_resume((run_dir / "last").string());
+  if (found.empty()) return {};
+  std::string tag = "(no manifest)";
+  if (fs::exists(fs::path(found) / "manifest.json")) {
+    std::ifstream in(fs::path(found) / "manifest.json");
+    try {
+      const nlohmann::json m = parse_json_strict(in, "manifest");
+      tag = m.is_object() ? m.value("run_config_hash", std::string("?")) : "?";
+    } catch (const UsageError&) {
+      tag = "(unreadable manifest)";
+    }
+  }
+  if (tag == run.config_hash) return found;
+  log << run.key << ": checkpoint " << found << " was written for config hash " << tag
+      << ", the run now has " << run.config_hash << ": discarded, training from step 0\n";
+  std::error_code ec;
+  fs::remove_all(run_dir, ec);
+  LB_REQUIRE(!ec, "cannot remove stale checkpoints " << run_dir.string() << ": " << ec.message());
   return {};
 }
 
@@ -197,6 +204,10 @@ std::string run_state(const RunSpec& run, const ResultsDb& db) {
 
 RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts, std::ostream& log) {
   const fs::path dir = fs::path(opts.checkpoint_root) / run.key;
+  // Nothing is written or deleted outside the checkpoint root, whatever the key holds.
+  LB_REQUIRE(
+      path_is_inside(dir.string(), opts.checkpoint_root),
+      "run key " << run.key << " resolves outside the checkpoint folder " << opts.checkpoint_root);
   if (opts.force) {
     // Checkpoints go first, so a rerun stopped midway can never resume from the old weights; the
     // rows then go in one transaction.
@@ -224,15 +235,16 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
   db.begin_run(record_of(run), Provenance::current(opts.threads));
   try {
     Trainer trainer(run.model, run.train);
-    const fs::path resume = existing_checkpoint(dir / "last");
+    const fs::path resume = resumable_checkpoint(run, dir, log);
     if (!resume.empty()) {
       trainer.load(resume.string());
       log << run.key << ": resuming at step " << trainer.steps_done() << "\n";
     }
     // Every selection evaluation is stored; the best so far is the one at the step the 'best'
     // checkpoint records (a resumed run replays the later steps and reaches the same choice).
+    // A run starting from step 0 has no valid best yet, whatever an earlier attempt recorded.
     std::optional<SelectionRow> best;
-    if (const auto best_step = db.checkpoint_step(run.key, "best")) {
+    if (const auto best_step = resume.empty() ? std::nullopt : db.checkpoint_step(run.key, "best")) {
       for (const auto& row : db.selection_evals(run.key)) {
         if (row.step == *best_step) best = row;
       }
@@ -243,8 +255,8 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       db.add_selection_eval(run.key, row);
       if (!best || selection_better(row, *best)) {
         best = row;
-        save_checkpoint(trainer, dir / "best");
-        db.add_checkpoint(run.key, {"best", step, db_relative(dir / "best", db), "",
+        const std::string sha = trainer.save_atomic((dir / "best").string(), run.config_hash);
+        db.add_checkpoint(run.key, {"best", step, db_relative(dir / "best", db), sha,
                                     selection_rule(run.select.split, run.select.length),
                                     row.exact_match});
       }
@@ -290,15 +302,23 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       // Selection first, so a checkpoint never records a state whose selection is not yet saved.
       if (sel) select(s.step);
       if (ckpt) {
-        save_checkpoint(trainer, dir / "last");
+        const std::string sha = trainer.save_atomic((dir / "last").string(), run.config_hash);
         db.add_checkpoint(run.key,
-                          {"last", s.step, db_relative(dir / "last", db), "", "", std::nullopt});
+                          {"last", s.step, db_relative(dir / "last", db), sha, "", std::nullopt});
       }
     }
     progress.finish();
     // Evaluate the selected checkpoint: its selection score, then the ladder.
     Trainer chosen(run.model, run.train);
-    chosen.load(existing_checkpoint(dir / "best").string());
+    // load() verifies the sha256 of every file; the manifest ties the weights to this config.
+    const std::string best_dir = Trainer::checkpoint_to_resume((dir / "best").string());
+    LB_CHECK(!best_dir.empty(), "run " << run.key << " has no best checkpoint in " << dir.string());
+    const nlohmann::json manifest = Trainer::verify_checkpoint(best_dir);
+    if (manifest.is_null() || manifest.value("run_config_hash", std::string()) != run.config_hash) {
+      throw std::runtime_error("best checkpoint " + best_dir + " was not written for config hash " +
+                               run.config_hash + "; rerun with --force");
+    }
+    chosen.load(best_dir);
     const int64_t best_step = chosen.steps_done();
     if (best) {
       log << run.key << ": selected step " << best_step << " of " << steps << " ("

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <regex>
@@ -19,6 +20,9 @@ namespace lb {
 using nlohmann::json;
 
 namespace {
+
+// More evaluation lengths than any ladder needs (the paper's have 6-12) is a mistake.
+constexpr size_t kMaxEvalLengths = 1000;
 
 // `j[key]` as a list: a missing key gives `fallback`, a scalar gives a list of one.
 json as_list(const json& j, const char* key, json fallback) {
@@ -55,9 +59,16 @@ void parse_eval(const json& j, const std::string& path, EvalSpec& e) {
   if (j.contains("lengths")) {
     LB_REQUIRE(j["lengths"].is_array() && !j["lengths"].empty(),
                "suite " << path << "/lengths must be a non-empty list of lengths");
+    LB_REQUIRE(j["lengths"].size() <= kMaxEvalLengths,
+               "suite " << path << "/lengths has " << j["lengths"].size() << " lengths; at most "
+                        << kMaxEvalLengths);
     e.lengths.clear();
+    std::set<int64_t> seen;
     for (size_t i = 0; i < j["lengths"].size(); ++i) {
-      e.lengths.push_back(get_int(j["lengths"][i], path + "/lengths/" + std::to_string(i), 1, 1 << 24));
+      const std::string where = path + "/lengths/" + std::to_string(i);
+      e.lengths.push_back(get_int(j["lengths"][i], where, 1, 1 << 24));
+      LB_REQUIRE(seen.insert(e.lengths.back()).second,
+                 "suite " << where << " = " << e.lengths.back() << " is listed twice");
     }
   }
   if (j.contains("samples")) e.samples = get_int(j["samples"], path + "/samples", 1, 1 << 30);
@@ -120,7 +131,8 @@ Suite expand_suite(const json& j) {
              "suite /name must be a non-empty string");
   Suite suite;
   suite.name = j["name"];
-  LB_REQUIRE(suite.name.find('/') == std::string::npos, "suite /name must not contain '/'");
+  // The name becomes a checkpoint folder and a token in `slurm` scripts: a safe name only.
+  check_safe_name("suite /name", suite.name);
   LB_REQUIRE(j.contains("tasks"), "suite /tasks is required (a list of task names or objects)");
   const json base_model = object_or_empty(j, "model", "");
   const json base_train = object_or_empty(j, "train", "");
@@ -163,6 +175,10 @@ Suite expand_suite(const json& j) {
     require_known_keys(variants[v], path, {"name", "model", "train"});
     LB_REQUIRE(variants.size() == 1 || (variants[v].contains("name") && variants[v]["name"].is_string()),
                "suite " << path << "/name is required when there are several variants");
+    if (variants[v].contains("name")) {
+      LB_REQUIRE(variants[v]["name"].is_string(), "suite " << path << "/name must be a string");
+      check_safe_name("suite " + path + "/name", variants[v]["name"]);
+    }
     model_config_from_json(object_or_empty(variants[v], "model", path), "suite " + path + "/model");
     train_config_from_json(object_or_empty(variants[v], "train", path), "suite " + path + "/train");
   }
@@ -247,6 +263,11 @@ Suite expand_suite(const json& j) {
                       position_encoding_name(r.model.position) + "/" +
                       (r.variant.empty() ? model_code(r.model) : r.variant) + "/lr" +
                       short_number(r.train.lr) + "/s" + std::to_string(r.seed);
+              // Every key component is a folder under the checkpoint root: none may escape it.
+              for (size_t b = 0, e = 0; b <= r.key.size(); b = e + 1) {
+                e = std::min(r.key.find('/', b), r.key.size());
+                check_safe_name("run key component", r.key.substr(b, e - b));
+              }
               LB_REQUIRE(keys.insert(r.key).second,
                          "suite " << tpath << ": two runs share the key " << r.key
                                   << " (duplicate list entries?)");
@@ -263,14 +284,10 @@ Suite expand_suite(const json& j) {
 }
 
 Suite load_suite(const std::string& file) {
+  LB_REQUIRE(!std::filesystem::is_directory(file), "suite file '" << file << "' is a directory");
   std::ifstream in(file);
   LB_REQUIRE(in, "cannot read suite file '" << file << "'");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw UsageError("suite file '" + file + "' is not valid JSON: " + e.what());
-  }
+  const json j = parse_json_strict(in, "suite file '" + file + "'");
   try {
     return expand_suite(j);
   } catch (const UsageError& e) {

@@ -1,9 +1,9 @@
 #include "models/config.h"
 
+#include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "harness/check.h"
 
@@ -185,15 +185,11 @@ json to_json(const TrainConfig& c) {
 }
 
 void load_config_file(const std::string& file, ModelConfig& model, TrainConfig& train) {
+  LB_REQUIRE(!std::filesystem::is_directory(file), "config file '" << file << "' is a directory");
   std::ifstream in(file);
   LB_REQUIRE(in, "cannot read config file '" << file << "'");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw UsageError("config file '" + file + "' is not valid JSON: " + e.what());
-  }
-  require_known_keys(j, "", {"model", "train", "step"});  // step: written by checkpoints
+  const json j = parse_json_strict(in, "config file '" + file + "'");
+  require_known_keys(j, "", {"model", "train", "step"});
   if (j.contains("model")) model = model_config_from_json(j["model"], "/model");
   if (j.contains("train")) train = train_config_from_json(j["train"], "/train", train);
 }

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "harness/check.h"
 
@@ -35,8 +35,9 @@ void write_safetensors(const std::string& path, const std::vector<std::string>& 
   text.append((8 - text.size() % 8) % 8, ' ');
   const std::string tmp = path + ".tmp";
   {
+    // Write failures (full disk, read-only folder) are I/O errors (exit 1), not bad input.
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    LB_REQUIRE(out, "cannot write '" << tmp << "'");
+    if (!out) throw std::runtime_error("cannot write '" + tmp + "'");
     uint8_t len[8];
     const uint64_t n = text.size();
     for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
@@ -46,10 +47,12 @@ void write_safetensors(const std::string& path, const std::vector<std::string>& 
       out.write(reinterpret_cast<const char*>(t->data.data()),
                 static_cast<std::streamsize>(t->data.size() * 4));
     }
-    LB_REQUIRE(out.good(), "failed writing '" << tmp << "'");
+    out.close();
+    if (!out) throw std::runtime_error("failed writing '" + tmp + "' (disk full?)");
   }
-  LB_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '" << tmp << "' to '"
-                                                                            << path << "'");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "'");
+  }
 }
 
 StFile read_safetensors(const std::string& path) {

@@ -1,15 +1,16 @@
 #include "models/trainer.h"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "harness/check.h"
 #include "models/dnnl_util.h"
 #include "models/profile.h"
 #include "models/safetensors.h"
+#include "models/sha256.h"
 #include "tasks/registry.h"
 
 namespace lb {
@@ -76,7 +77,27 @@ StepStats Trainer::step() {
   return s;
 }
 
-void Trainer::save(const std::string& dir) const {
+namespace {
+
+constexpr const char* kCheckpointFiles[] = {"model.safetensors", "optimizer.safetensors",
+                                            "config.json"};
+
+void require_finite(const std::vector<float>& v, const std::string& what) {
+  for (float x : v) {
+    if (!std::isfinite(x))
+      throw std::runtime_error(what + " holds a non-finite value (NaN or inf)");
+  }
+}
+
+}  // namespace
+
+std::string Trainer::save(const std::string& dir, const std::string& run_config_hash) const {
+  for (size_t i = 0; i < model_.params().size(); ++i) {
+    const std::string& name = model_.params()[i].name;
+    require_finite(model_.params()[i].value, "refusing to save: weight '" + name + "'");
+    require_finite(opt_.exp_avg()[i], "refusing to save: optimizer moment of '" + name + "'");
+    require_finite(opt_.exp_avg_sq()[i], "refusing to save: optimizer moment of '" + name + "'");
+  }
   std::filesystem::create_directories(dir);
   const auto& params = model_.params();
   std::vector<StTensor> weights(params.size()), moments(2 * params.size());
@@ -108,9 +129,56 @@ void Trainer::save(const std::string& dir) const {
     }
   }
   cfg["step"] = opt_.step();
-  std::ofstream out(dir + "/config.json");
-  LB_REQUIRE(out, "cannot write '" << dir << "/config.json'");
-  out << cfg.dump(2) << "\n";
+  auto write_text = [&](const std::string& file, const std::string& text) {
+    std::ofstream out(dir + "/" + file);
+    out << text;
+    out.close();
+    if (!out) throw std::runtime_error("cannot write '" + dir + "/" + file + "' (disk full?)");
+  };
+  write_text("config.json", cfg.dump(2) + "\n");
+  nlohmann::json manifest = {{"step", opt_.step()}, {"run_config_hash", run_config_hash}};
+  for (const char* f : kCheckpointFiles) manifest["sha256"][f] = sha256_file_hex(dir + "/" + f);
+  write_text("manifest.json", manifest.dump(2) + "\n");
+  return manifest["sha256"]["model.safetensors"];
+}
+
+std::string Trainer::save_atomic(const std::string& dir, const std::string& run_config_hash) const {
+  namespace fs = std::filesystem;
+  const fs::path tmp = dir + ".tmp", old = dir + ".old";
+  fs::remove_all(tmp);
+  const std::string digest = save(tmp.string(), run_config_hash);
+  fs::remove_all(old);
+  if (fs::exists(dir)) fs::rename(dir, old);
+  fs::rename(tmp, dir);
+  fs::remove_all(old);
+  return digest;
+}
+
+std::string Trainer::checkpoint_to_resume(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(dir) / "config.json")) return dir;
+  if (fs::exists(fs::path(dir + ".old") / "config.json")) return dir + ".old";
+  return "";
+}
+
+nlohmann::json Trainer::verify_checkpoint(const std::string& dir) {
+  const std::string path = dir + "/manifest.json";
+  if (!std::filesystem::exists(path)) return nullptr;
+  std::ifstream in(path);
+  const nlohmann::json m = parse_json_strict(in, "checkpoint manifest '" + path + "'");
+  LB_REQUIRE(m.is_object() && m.contains("sha256") && m["sha256"].is_object(),
+             "checkpoint manifest '" << path << "' has no \"sha256\" object");
+  for (const char* f : kCheckpointFiles) {
+    LB_REQUIRE(m["sha256"].contains(f) && m["sha256"][f].is_string(),
+               "checkpoint manifest '" << path << "' has no sha256 of " << f);
+    const std::string have = sha256_file_hex(dir + "/" + f);
+    if (have != m["sha256"][f].get<std::string>()) {
+      throw std::runtime_error("checkpoint '" + dir + "': " + f + " has sha256 " + have +
+                               ", its manifest says " + m["sha256"][f].get<std::string>() +
+                               " (corrupted, or mixed with another checkpoint's files)");
+    }
+  }
+  return m;
 }
 
 void Trainer::read_checkpoint_config(const std::string& dir, ModelConfig& model,
@@ -121,7 +189,15 @@ void Trainer::read_checkpoint_config(const std::string& dir, ModelConfig& model,
 }
 
 void Trainer::read_checkpoint_weights(const std::string& dir, Transformer& model) {
+  verify_checkpoint(dir);
   const StFile f = read_safetensors(dir + "/model.safetensors");
+  LB_REQUIRE(f.tensors.size() == model.params().size(),
+             "checkpoint '" << dir << "' holds " << f.tensors.size() << " tensors; the model built "
+                            << "from its config has " << model.params().size()
+                            << ": config and weights disagree (e.g. layers)");
+  for (const auto& [name, t] : f.tensors) {
+    require_finite(t.data, "checkpoint '" + dir + "' tensor '" + name + "'");
+  }
   for (Param& p : model.params()) {
     auto it = f.tensors.find(p.name);
     LB_REQUIRE(it != f.tensors.end(), "checkpoint '" << dir << "' lacks tensor '" << p.name << "'");
@@ -132,6 +208,7 @@ void Trainer::read_checkpoint_weights(const std::string& dir, Transformer& model
 }
 
 void Trainer::load(const std::string& dir) {
+  verify_checkpoint(dir);
   const StFile w = read_safetensors(dir + "/model.safetensors");
   const StFile o = read_safetensors(dir + "/optimizer.safetensors");
   auto meta = [&](const char* key) -> std::string {
@@ -156,9 +233,11 @@ void Trainer::load(const std::string& dir) {
   };
   // Validate everything before changing anything.
   for (const Param& p : params) {
-    fetch(w, p.name, p);
-    fetch(o, "exp_avg." + p.name, p);
-    fetch(o, "exp_avg_sq." + p.name, p);
+    require_finite(fetch(w, p.name, p).data, "checkpoint '" + dir + "' weight '" + p.name + "'");
+    require_finite(fetch(o, "exp_avg." + p.name, p).data,
+                   "checkpoint '" + dir + "' optimizer moment of '" + p.name + "'");
+    require_finite(fetch(o, "exp_avg_sq." + p.name, p).data,
+                   "checkpoint '" + dir + "' optimizer moment of '" + p.name + "'");
   }
   for (size_t i = 0; i < params.size(); ++i) {
     params[i].value = fetch(w, params[i].name, params[i]).data;

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "models/adamw.h"
@@ -38,9 +39,22 @@ class Trainer {
   int64_t data_position() const { return data_position_; }
   Batch next_batch() const;  // the batch the next step() will train on
 
-  // DIR/model.safetensors, DIR/optimizer.safetensors, DIR/config.json.
-  void save(const std::string& dir) const;
-  // Restores weights, moments, step and data position from a checkpoint of the same model.
+  // DIR/model.safetensors, DIR/optimizer.safetensors, DIR/config.json, and DIR/manifest.json:
+  // {"sha256": {file: digest}, "step": N, "run_config_hash": tag} (tag: the suite run's config
+  // hash, "" outside suites). Non-finite weights or moments are refused (std::runtime_error).
+  // Returns the sha256 of model.safetensors.
+  std::string save(const std::string& dir, const std::string& run_config_hash = "") const;
+  // save() into DIR.tmp, then one swap of directories: a kill at any moment leaves DIR or
+  // DIR.old whole (see checkpoint_to_resume), never new weights beside old optimizer state.
+  std::string save_atomic(const std::string& dir, const std::string& run_config_hash = "") const;
+  // DIR when it holds a checkpoint, else DIR.old (a kill between the two renames), else "".
+  static std::string checkpoint_to_resume(const std::string& dir);
+  // DIR/manifest.json with every listed file's sha256 checked (std::runtime_error on a mismatch:
+  // a flipped bit, a file from another checkpoint); null for a checkpoint without a manifest
+  // (written before manifests, or by other tools).
+  static nlohmann::json verify_checkpoint(const std::string& dir);
+  // Restores weights, moments, step and data position from a checkpoint of the same model,
+  // after verify_checkpoint; non-finite values are refused.
   void load(const std::string& dir);
   // Configs stored in DIR/config.json (UsageError when missing or malformed).
   static void read_checkpoint_config(const std::string& dir, ModelConfig& model,

@@ -122,6 +122,8 @@ TEST_CASE("checkpoint: truncated, foreign and mismatched files are refused") {
   Trainer a(m, t);
   const std::string dir = temp_dir("bad");
   a.save(dir);
+  // The reader's own checks, without the manifest (whose sha256 would refuse these first).
+  std::filesystem::remove(dir + "/manifest.json");
   const std::string file = dir + "/model.safetensors";
   const auto size = std::filesystem::file_size(file);
   {  // truncated
@@ -277,4 +279,34 @@ TEST_CASE("train: copy preset, a few steps at the paper's sizes") {
 }
 
 }  // namespace
+TEST_CASE("checkpoint: non-finite weights are neither saved nor loaded") {
+  set_num_threads(1);
+  ModelConfig m;
+  TrainConfig t;
+  golden_config(m, t);
+  Trainer a(m, t);
+  const std::string dir = temp_dir("nan");
+  a.save(dir);
+  // A NaN patched into the last float of the file (manifest removed, as from another tool).
+  std::filesystem::remove(dir + "/manifest.json");
+  {
+    std::fstream f(dir + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-4, std::ios::end);
+    const uint32_t nan_bits = 0x7fc00000u;
+    f.write(reinterpret_cast<const char*>(&nan_bits), 4);
+  }
+  Trainer b(m, t);
+  try {
+    b.load(dir);
+    CHECK(false);
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("non-finite") != std::string::npos);
+  }
+  a.model().params()[0].value[0] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_AS(a.save(dir + "_2"), std::runtime_error);
+  CHECK(!std::filesystem::exists(dir + "_2/model.safetensors"));
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(dir + "_2");
+}
+
 }  // namespace lb

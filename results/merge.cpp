@@ -1,5 +1,8 @@
 // `lengthbench merge`: shard databases into one, idempotently, with conflicts reported.
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sys/stat.h>
+
+#include <string>
 
 #include "harness/check.h"
 #include "results/db.h"
@@ -45,22 +48,37 @@ std::string difference(SQLite::Database& db, const std::string& key) {
   if (h.getColumn(0).getString() != h.getColumn(1).getString()) {
     return "config hash " + h.getColumn(0).getString() + " vs " + h.getColumn(1).getString();
   }
-  SQLite::Statement e(db,
-                      "SELECT count(*) FROM (SELECT ckpt, split, length, status, samples, exact_match, "
-                      "token_accuracy, edit_distance FROM main.evals WHERE run_key = ?1 "
-                      "EXCEPT SELECT ckpt, split, length, status, samples, exact_match, "
-                      "token_accuracy, edit_distance FROM shard.evals WHERE run_key = ?1) ");
-  e.bind(1, key);
-  e.executeStep();
-  SQLite::Statement n(db,
-                      "SELECT (SELECT count(*) FROM main.evals WHERE run_key = ?1), "
-                      "(SELECT count(*) FROM shard.evals WHERE run_key = ?1)");
-  n.bind(1, key);
-  n.executeStep();
-  if (e.getColumn(0).getInt() > 0 || n.getColumn(0).getInt() != n.getColumn(1).getInt()) {
-    return std::to_string(e.getColumn(0).getInt()) + " evaluation rows differ (" +
-           std::to_string(n.getColumn(0).getInt()) + " vs " + std::to_string(n.getColumn(1).getInt()) +
-           " rows)";
+  // Every row that holds results: evaluations, training curves (not their timings, which differ
+  // between machines) and attention statistics. Timing columns and paths are left out.
+  struct Compared {
+    const char* table;
+    const char* columns;
+    const char* what;
+  };
+  static const Compared kCompared[] = {
+      {"evals", "ckpt, split, length, status, samples, exact_match, token_accuracy, edit_distance",
+       "evaluation"},
+      {"train_metrics", "step, loss, lr, grad_norm", "training"},
+      {"attn_stats",
+       "ckpt, split, length, layer, head, queries, entropy, entropy_norm, support, max_weight, "
+       "relevant_mass, scale_p05, scale_p50, scale_p95",
+       "attention-statistics"}};
+  for (const Compared& c : kCompared) {
+    const std::string t = c.table, cols = c.columns;
+    SQLite::Statement e(db, "SELECT count(*) FROM (SELECT " + cols + " FROM main." + t +
+                                " WHERE run_key = ?1 EXCEPT SELECT " + cols + " FROM shard." + t +
+                                " WHERE run_key = ?1)");
+    e.bind(1, key);
+    e.executeStep();
+    SQLite::Statement n(db, "SELECT (SELECT count(*) FROM main." + t + " WHERE run_key = ?1), " +
+                                "(SELECT count(*) FROM shard." + t + " WHERE run_key = ?1)");
+    n.bind(1, key);
+    n.executeStep();
+    if (e.getColumn(0).getInt() > 0 || n.getColumn(0).getInt() != n.getColumn(1).getInt()) {
+      return std::to_string(e.getColumn(0).getInt()) + " " + c.what + " rows differ (" +
+             std::to_string(n.getColumn(0).getInt()) + " vs " +
+             std::to_string(n.getColumn(1).getInt()) + " rows)";
+    }
   }
   return "";
 }
@@ -69,6 +87,17 @@ std::string difference(SQLite::Database& db, const std::string& key) {
 
 MergeReport merge_databases(const std::string& out, const std::vector<std::string>& shards) {
   LB_REQUIRE(!shards.empty(), "merge: name at least one shard database");
+  // The same file under another name (./a.sqlite, an absolute path, a symlink, a hard link):
+  // compared by device and inode, not by spelling.
+  struct stat out_st {};
+  if (stat(out.c_str(), &out_st) == 0) {
+    for (const auto& s : shards) {
+      struct stat st {};
+      LB_REQUIRE(
+          stat(s.c_str(), &st) != 0 || st.st_dev != out_st.st_dev || st.st_ino != out_st.st_ino,
+          "merge: shard '" << s << "' is the output database '" << out << "' itself");
+    }
+  }
   for (const auto& s : shards) {
     ResultsDb check(s, ResultsDb::Mode::kReadOnly);  // refuses foreign or newer databases
     const int v = check.sql().execAndGet("PRAGMA user_version").getInt();
