@@ -212,8 +212,10 @@ TEST_CASE("results: merging shards equals one database, is idempotent, and repor
   CHECK(merged.sql().execAndGet("SELECT exact_match FROM evals WHERE run_key='r0' AND length=512 AND split='test'").getDouble() == 0.1);
 }
 
+// results/testdata/*_v1.sqlite: the small16 and copy16 databases as committed at schema version 1
+// (before results/{small16,copy16} were upgraded and rerun), kept as upgrade fixtures.
 TEST_CASE("results: committed version-1 databases are upgraded in place, every row kept") {
-  for (const char* name : {"small16/small16.sqlite", "copy16/copy16.sqlite"}) {
+  for (const char* name : {"testdata/small16_v1.sqlite", "testdata/copy16_v1.sqlite"}) {
     CAPTURE(name);
     const std::string path = temp_db("upgrade");
     fs::copy_file(std::string(LB_SOURCE_DIR) + "/results/" + name, path);
@@ -263,7 +265,7 @@ TEST_CASE("results: committed version-1 databases are upgraded in place, every r
 TEST_CASE("results: a fresh and an upgraded database have the same columns in the same order") {
   const std::string fresh = temp_db("fresh"), old = temp_db("old");
   { ResultsDb db(fresh, ResultsDb::Mode::kReadWrite); }
-  fs::copy_file(std::string(LB_SOURCE_DIR) + "/results/copy16/copy16.sqlite", old);
+  fs::copy_file(std::string(LB_SOURCE_DIR) + "/results/testdata/copy16_v1.sqlite", old);
   { ResultsDb db(old, ResultsDb::Mode::kReadWrite); }
   SQLite::Database a(fresh, SQLite::OPEN_READONLY), b(old, SQLite::OPEN_READONLY);
   for (const char* t : {"runs", "train_metrics", "checkpoints", "evals", "attn_stats",
