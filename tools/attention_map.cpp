@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "tools/svg_plot.h"
+
 namespace lb {
 
 namespace {
@@ -13,15 +15,6 @@ std::string rgb(int r, int g, int b) {
   char buf[8];
   std::snprintf(buf, sizeof buf, "#%02x%02x%02x", r, g, b);
   return buf;
-}
-
-std::string num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", v);
-  std::string s = buf;
-  while (s.back() == '0') s.pop_back();
-  if (s.back() == '.') s.pop_back();
-  return s;
 }
 
 constexpr int kLevels = 32;
@@ -49,12 +42,13 @@ std::string svg_attention_map(const AttentionMap& m) {
   const double width = left + cols * (panel + gap);
   const double height = top + m.layers * rows_per_layer * (panel + gap) + legend_h;
   std::ostringstream os;
-  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(width) << "\" height=\""
-     << num(height) << "\" viewBox=\"0 0 " << num(width) << " " << num(height)
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << svg_number(width) << "\" height=\""
+     << svg_number(height) << "\" viewBox=\"0 0 " << svg_number(width) << " " << svg_number(height)
      << "\" font-family=\"Helvetica, Arial, sans-serif\">\n"
      << "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
-     << "<text x=\"" << num(left) << "\" y=\"22\" font-size=\"15\">" << m.title << "</text>\n"
-     << "<text x=\"" << num(left)
+     << "<text x=\"" << svg_number(left) << "\" y=\"22\" font-size=\"15\">" << m.title
+     << "</text>\n"
+     << "<text x=\"" << svg_number(left)
      << "\" y=\"40\" font-size=\"11\" fill=\"#444444\">rows: query "
         "position i; columns: key position j; red outline: the task's relevant positions</text>\n";
   for (int64_t l = 0; l < m.layers; ++l) {
@@ -62,11 +56,11 @@ std::string svg_attention_map(const AttentionMap& m) {
       const double x0 = left + (h % cols) * (panel + gap);
       const double y0 = top + (l * rows_per_layer + h / cols) * (panel + gap) + 14;
       os << "<g class=\"panel\" data-layer=\"" << l << "\" data-head=\"" << h << "\">\n"
-         << "<text x=\"" << num(x0) << "\" y=\"" << num(y0 - 4) << "\" font-size=\"10\">layer " << l
-         << ", head " << h << "</text>\n"
-         << "<rect x=\"" << num(x0) << "\" y=\"" << num(y0) << "\" width=\"" << num(panel)
-         << "\" height=\"" << num(panel) << "\" fill=\"" << attention_cell_colour(0, false)
-         << "\"/>\n";
+         << "<text x=\"" << svg_number(x0) << "\" y=\"" << svg_number(y0 - 4)
+         << "\" font-size=\"10\">layer " << l << ", head " << h << "</text>\n"
+         << "<rect x=\"" << svg_number(x0) << "\" y=\"" << svg_number(y0) << "\" width=\""
+         << svg_number(panel) << "\" height=\"" << svg_number(panel) << "\" fill=\""
+         << attention_cell_colour(0, false) << "\"/>\n";
       const float* W = m.weights.data() + (l * m.heads + h) * m.T * m.T;
       for (int64_t i = 0; i < m.T; ++i) {
         int64_t j = 0;
@@ -74,19 +68,20 @@ std::string svg_attention_map(const AttentionMap& m) {
           const std::string c = attention_cell_colour(W[i * m.T + j], true);
           int64_t k = j + 1;
           while (k <= i && attention_cell_colour(W[i * m.T + k], true) == c) ++k;
-          os << "<rect class=\"" << (c == "#ffffff" ? "z" : "w") << "\" x=\"" << num(x0 + j * cell)
-             << "\" y=\"" << num(y0 + i * cell) << "\" width=\"" << num((k - j) * cell)
-             << "\" height=\"" << num(cell) << "\" fill=\"" << c << "\"/>\n";
+          os << "<rect class=\"" << (c == "#ffffff" ? "z" : "w") << "\" x=\""
+             << svg_number(x0 + j * cell) << "\" y=\"" << svg_number(y0 + i * cell) << "\" width=\""
+             << svg_number((k - j) * cell) << "\" height=\"" << svg_number(cell) << "\" fill=\""
+             << c << "\"/>\n";
           j = k;
         }
       }
       for (int64_t i = 0; i < m.T && i < static_cast<int64_t>(m.relevant.size()); ++i) {
         for (int32_t j : m.relevant[i]) {
           if (j < 0 || j > i) continue;
-          os << "<rect class=\"rel\" x=\"" << num(x0 + j * cell) << "\" y=\"" << num(y0 + i * cell)
-             << "\" width=\"" << num(cell) << "\" height=\"" << num(cell)
-             << "\" fill=\"none\" stroke=\"#d62728\" stroke-width=\""
-             << num(std::max(0.5, cell / 5)) << "\"/>\n";
+          os << "<rect class=\"rel\" x=\"" << svg_number(x0 + j * cell) << "\" y=\""
+             << svg_number(y0 + i * cell) << "\" width=\"" << svg_number(cell) << "\" height=\""
+             << svg_number(cell) << "\" fill=\"none\" stroke=\"#d62728\" stroke-width=\""
+             << svg_number(std::max(0.5, cell / 5)) << "\"/>\n";
         }
       }
       os << "</g>\n";
@@ -96,9 +91,10 @@ std::string svg_attention_map(const AttentionMap& m) {
   const double ly = height - legend_h + 10;
   double lx = left;
   auto swatch = [&](const std::string& fill, const std::string& stroke, const std::string& label) {
-    os << "<rect x=\"" << num(lx) << "\" y=\"" << num(ly) << "\" width=\"14\" height=\"14\" fill=\""
-       << fill << "\" stroke=\"" << stroke << "\"/>\n<text x=\"" << num(lx + 18) << "\" y=\""
-       << num(ly + 11) << "\" font-size=\"11\">" << label << "</text>\n";
+    os << "<rect x=\"" << svg_number(lx) << "\" y=\"" << svg_number(ly)
+       << "\" width=\"14\" height=\"14\" fill=\"" << fill << "\" stroke=\"" << stroke
+       << "\"/>\n<text x=\"" << svg_number(lx + 18) << "\" y=\"" << svg_number(ly + 11)
+       << "\" font-size=\"11\">" << label << "</text>\n";
     lx += 30 + 7.0 * label.size();
   };
   swatch("#ffffff", "#888888", "exactly 0");

@@ -22,6 +22,15 @@ extern char** environ;
 
 namespace lb {
 
+std::string svg_number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  std::string s = buf;
+  while (s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return s == "-0" ? "0" : s;
+}
+
 namespace {
 
 // Layout in pixels: the plot area spans [kLeft, kWidth - kRight] x [kTop, kTop + kPlotH]; the
@@ -50,16 +59,6 @@ constexpr const char* kFallbackColours[] = {"#17becf", "#bcbd22", "#393b79", "#6
 
 // Dash patterns of the first, second, ... series sharing a base normalizer in one figure.
 constexpr const char* kDashes[] = {"", "7 4", "2 3", "9 3 2 3"};
-
-// Fixed-point with at most two decimals and no trailing zeros: stable bytes, small files.
-std::string num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f", v);
-  std::string s = buf;
-  while (s.back() == '0') s.pop_back();
-  if (s.back() == '.') s.pop_back();
-  return s == "-0" ? "0" : s;
-}
 
 std::string xml_escape(const std::string& s) {
   std::string out;
@@ -113,7 +112,7 @@ std::string marker_path(const std::string& marker) {
     for (int i = 0; i <= 10; ++i) {
       const double r = i % 2 ? 2.2 : 5.2, a = M_PI * i / 5;
       const double x = r * std::sin(a), y = -r * std::cos(a);
-      d += (i == 0 ? "m" : "l") + num(x - px) + "," + num(y - py);
+      d += (i == 0 ? "m" : "l") + svg_number(x - px) + "," + svg_number(y - py);
       px = x;
       py = y;
     }
@@ -362,16 +361,17 @@ std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
   const double right = kWidth - kRight;
   std::ostringstream o;
   o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-    << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(l.width) << "\" height=\""
-    << num(l.height) << "\" viewBox=\"0 0 " << num(l.width) << " " << num(l.height)
+    << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << svg_number(l.width) << "\" height=\""
+    << svg_number(l.height) << "\" viewBox=\"0 0 " << svg_number(l.width) << " "
+    << svg_number(l.height)
     << "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
     << "<title>"
     << xml_escape(figure_title(fig) + "; " + figure_caption(fig) + "; suite " + fig.suite)
     << "</title>\n"
     << "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
-    << "<text x=\"" << num(kLeft) << "\" y=\"24\" font-size=\"15\" font-weight=\"bold\">"
+    << "<text x=\"" << svg_number(kLeft) << "\" y=\"24\" font-size=\"15\" font-weight=\"bold\">"
     << xml_escape(figure_title(fig)) << "</text>\n"
-    << "<text x=\"" << num(kLeft) << "\" y=\"43\" fill=\"#444444\">"
+    << "<text x=\"" << svg_number(kLeft) << "\" y=\"43\" fill=\"#444444\">"
     << xml_escape(figure_caption(fig)) << "</text>\n";
 
   // Grid, frame, ticks and axis titles.
@@ -381,21 +381,21 @@ std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
   }
   o << "<g class=\"grid\" stroke=\"#e6e6e6\" stroke-width=\"1\">\n";
   for (double t : l.y_ticks) {
-    o << "<line x1=\"" << num(kLeft) << "\" x2=\"" << num(right) << "\" y1=\"" << num(l.y.to_px(t))
-      << "\" y2=\"" << num(l.y.to_px(t)) << "\"/>\n";
+    o << "<line x1=\"" << svg_number(kLeft) << "\" x2=\"" << svg_number(right) << "\" y1=\""
+      << svg_number(l.y.to_px(t)) << "\" y2=\"" << svg_number(l.y.to_px(t)) << "\"/>\n";
   }
   for (int64_t L : lengths) {
     const double x = l.x.to_px(static_cast<double>(L));
-    o << "<line x1=\"" << num(x) << "\" x2=\"" << num(x) << "\" y1=\"" << num(kTop) << "\" y2=\""
-      << num(kBottom) << "\"/>\n";
+    o << "<line x1=\"" << svg_number(x) << "\" x2=\"" << svg_number(x) << "\" y1=\""
+      << svg_number(kTop) << "\" y2=\"" << svg_number(kBottom) << "\"/>\n";
   }
-  o << "</g>\n<rect class=\"frame\" x=\"" << num(kLeft) << "\" y=\"" << num(kTop) << "\" width=\""
-    << num(right - kLeft) << "\" height=\"" << num(kPlotH)
+  o << "</g>\n<rect class=\"frame\" x=\"" << svg_number(kLeft) << "\" y=\"" << svg_number(kTop)
+    << "\" width=\"" << svg_number(right - kLeft) << "\" height=\"" << svg_number(kPlotH)
     << "\" fill=\"none\" stroke=\"#333333\" stroke-width=\"1\"/>\n";
   o << "<g class=\"y-ticks\" text-anchor=\"end\">\n";
   const double step = l.y_ticks.size() > 1 ? l.y_ticks[1] - l.y_ticks[0] : 1;
   for (double t : l.y_ticks) {
-    o << "<text x=\"" << num(kLeft - 6) << "\" y=\"" << num(l.y.to_px(t) + 4) << "\">"
+    o << "<text x=\"" << svg_number(kLeft - 6) << "\" y=\"" << svg_number(l.y.to_px(t) + 4) << "\">"
       << tick_text(t, step) << "</text>\n";
   }
   o << "</g>\n<g class=\"x-ticks\" text-anchor=\"middle\">\n";
@@ -404,22 +404,23 @@ std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
     const double x = l.x.to_px(static_cast<double>(L));
     if (x - last_labelled < kTickGap) continue;
     last_labelled = x;
-    o << "<text x=\"" << num(x) << "\" y=\"" << num(kBottom + 18) << "\">"
+    o << "<text x=\"" << svg_number(x) << "\" y=\"" << svg_number(kBottom + 18) << "\">"
       << length_label(L, fig.train_max_length) << "</text>\n";
   }
-  o << "</g>\n<text x=\"" << num((kLeft + right) / 2) << "\" y=\"" << num(kBottom + 40)
+  o << "</g>\n<text x=\"" << svg_number((kLeft + right) / 2) << "\" y=\""
+    << svg_number(kBottom + 40)
     << "\" text-anchor=\"middle\">evaluation length (× longest training length), log scale</text>\n"
-    << "<text transform=\"translate(18 " << num(kTop + kPlotH / 2)
+    << "<text transform=\"translate(18 " << svg_number(kTop + kPlotH / 2)
     << ") rotate(-90)\" text-anchor=\"middle\">"
     << xml_escape(plot_metric_is_percent(fig.metric) ? plot_metric_title(fig.metric)
                                                      : plot_metric_name(fig.metric))
     << "</text>\n";
   if (fig.train_max_length > 0) {
     const double x = l.x.to_px(static_cast<double>(fig.train_max_length));
-    o << "<line class=\"train-length\" x1=\"" << num(x) << "\" x2=\"" << num(x) << "\" y1=\""
-      << num(kTop) << "\" y2=\"" << num(kBottom)
+    o << "<line class=\"train-length\" x1=\"" << svg_number(x) << "\" x2=\"" << svg_number(x)
+      << "\" y1=\"" << svg_number(kTop) << "\" y2=\"" << svg_number(kBottom)
       << "\" stroke=\"#555555\" stroke-width=\"1.2\" stroke-dasharray=\"5 4\"/>\n"
-      << "<text x=\"" << num(x) << "\" y=\"" << num(kTop - 5)
+      << "<text x=\"" << svg_number(x) << "\" y=\"" << svg_number(kTop - 5)
       << "\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555555\">trained ≤ "
       << fig.train_max_length << "</text>\n";
   }
@@ -441,12 +442,12 @@ std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
   const double chance = task_chance_level(fig.task);
   if ((fig.metric == PlotMetric::kExactMatch || fig.metric == PlotMetric::kTokenAccuracy) &&
       !std::isnan(chance) && chance * l.y_scale >= l.y.lo && chance * l.y_scale <= l.y.hi) {
-    o << "<line class=\"chance\" x1=\"" << num(kLeft) << "\" x2=\"" << num(right) << "\" y1=\""
-      << num(y_px(chance)) << "\" y2=\"" << num(y_px(chance))
+    o << "<line class=\"chance\" x1=\"" << svg_number(kLeft) << "\" x2=\"" << svg_number(right)
+      << "\" y1=\"" << svg_number(y_px(chance)) << "\" y2=\"" << svg_number(y_px(chance))
       << "\" stroke=\"#999999\" stroke-width=\"1.2\" stroke-dasharray=\"2 3\"/>\n"
-      << "<text x=\"" << num(right - 4) << "\" y=\"" << num(y_px(chance) - 4)
+      << "<text x=\"" << svg_number(right - 4) << "\" y=\"" << svg_number(y_px(chance) - 4)
       << "\" text-anchor=\"end\" font-size=\"11\" fill=\"#777777\">chance "
-      << num(chance * l.y_scale) << (l.y_scale == 100 ? "%" : "") << "</text>\n";
+      << svg_number(chance * l.y_scale) << (l.y_scale == 100 ? "%" : "") << "</text>\n";
   }
 
   // ± sd bands under every line.
@@ -465,13 +466,13 @@ std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
       << (many ? " stroke=\"" + styles[i].colour + "\"" : "") << " points=\"";
     for (size_t k = 0; k < pts.size(); ++k) {
       const double sd = std::isnan(pts[k].sd) ? 0 : pts[k].sd;
-      o << (k ? " " : "") << num(l.x.to_px(static_cast<double>(pts[k].length))) << ","
-        << num(y_px(pts[k].value + sd));
+      o << (k ? " " : "") << svg_number(l.x.to_px(static_cast<double>(pts[k].length))) << ","
+        << svg_number(y_px(pts[k].value + sd));
     }
     for (size_t k = pts.size(); k-- > 0;) {
       const double sd = std::isnan(pts[k].sd) ? 0 : pts[k].sd;
-      o << " " << num(l.x.to_px(static_cast<double>(pts[k].length))) << ","
-        << num(y_px(pts[k].value - sd));
+      o << " " << svg_number(l.x.to_px(static_cast<double>(pts[k].length))) << ","
+        << svg_number(y_px(pts[k].value - sd));
     }
     o << "\"/>\n";
   }
@@ -488,16 +489,16 @@ std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
         << (dashes[i].empty() ? "" : " stroke-dasharray=\"" + std::string(dashes[i]) + "\"")
         << " points=\"";
       for (size_t k = 0; k < s.points.size(); ++k) {
-        o << (k ? " " : "") << num(l.x.to_px(static_cast<double>(s.points[k].length))) << ","
-          << num(y_px(s.points[k].value));
+        o << (k ? " " : "") << svg_number(l.x.to_px(static_cast<double>(s.points[k].length))) << ","
+          << svg_number(y_px(s.points[k].value));
       }
       o << "\"/>\n";
     }
     for (const auto& p : s.points) {
       any_implied = any_implied || p.implied;
       o << "<path class=\"marker\" fill=\"" << (p.implied ? "#ffffff" : c)
-        << "\" stroke-width=\"1.5\" d=\"M" << num(l.x.to_px(static_cast<double>(p.length))) << ","
-        << num(y_px(p.value)) << marker_path(styles[i].marker) << "\"/>\n";
+        << "\" stroke-width=\"1.5\" d=\"M" << svg_number(l.x.to_px(static_cast<double>(p.length)))
+        << "," << svg_number(y_px(p.value)) << marker_path(styles[i].marker) << "\"/>\n";
     }
     o << "</g>\n";
   }
@@ -508,12 +509,13 @@ std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
   for (size_t i = 0; i < fig.series.size(); ++i) {
     const double x = kLeft + (i % 2) * col_w, y = kLegendTop + static_cast<double>(i / 2) * kRowH;
     const std::string& c = styles[i].colour;
-    o << "<line x1=\"" << num(x) << "\" x2=\"" << num(x + 28) << "\" y1=\"" << num(y) << "\" y2=\""
-      << num(y) << "\" stroke=\"" << c << "\" stroke-width=\"2\""
+    o << "<line x1=\"" << svg_number(x) << "\" x2=\"" << svg_number(x + 28) << "\" y1=\""
+      << svg_number(y) << "\" y2=\"" << svg_number(y) << "\" stroke=\"" << c
+      << "\" stroke-width=\"2\""
       << (dashes[i].empty() ? "" : " stroke-dasharray=\"" + std::string(dashes[i]) + "\"") << "/>\n"
       << "<path fill=\"" << c << "\" stroke=\"" << c << "\" stroke-width=\"1.5\" d=\"M"
-      << num(x + 14) << "," << num(y) << marker_path(styles[i].marker) << "\"/>\n"
-      << "<text x=\"" << num(x + 36) << "\" y=\"" << num(y + 4) << "\">"
+      << svg_number(x + 14) << "," << svg_number(y) << marker_path(styles[i].marker) << "\"/>\n"
+      << "<text x=\"" << svg_number(x + 36) << "\" y=\"" << svg_number(y + 4) << "\">"
       << xml_escape(series_display_label(fig.series[i])) << "</text>\n";
   }
   std::string notes;
@@ -523,8 +525,8 @@ std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
              "hollow marker: not evaluated after a 0% length (0 implied)";
   }
   if (!notes.empty()) {
-    o << "<text class=\"notes\" x=\"" << num(kLeft) << "\" y=\""
-      << num(kLegendTop + std::ceil(fig.series.size() / 2.0) * kRowH + 4)
+    o << "<text class=\"notes\" x=\"" << svg_number(kLeft) << "\" y=\""
+      << svg_number(kLegendTop + std::ceil(fig.series.size() / 2.0) * kRowH + 4)
       << "\" font-size=\"11\" fill=\"#555555\">" << xml_escape(notes) << "</text>\n";
   }
   o << "</g>\n</svg>\n";

@@ -66,6 +66,10 @@ SeriesStyle normalizer_style(const std::string& normalizer);
 // "sparsemax", "ASEntmax", "top-k"; parameters other than alpha stay as "(init=near-one)".
 // Unknown names are returned unchanged.
 std::string normalizer_display_name(const std::string& code);
+// Fixed-point with at most two decimals, no trailing zeros and no "-0": the number format of
+// every SVG we write (stable bytes, small files).
+std::string svg_number(double v);
+
 // "NAPE", "RoPE", "ALiBi", "NoPE"; unknown names unchanged.
 std::string position_display_name(const std::string& position);
 
