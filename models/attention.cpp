@@ -5,6 +5,7 @@
 
 #include "harness/check.h"
 #include "models/dnnl_util.h"
+#include "models/kernels/attention_score.h"
 #include "models/kernels/fused_attention.h"
 #include "models/profile.h"
 
@@ -81,7 +82,7 @@ void for_each_sample(const std::vector<int64_t>& offsets, int64_t H, Fn fn) {
 void forward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r0, int64_t T,
                     const float* q, const float* k, const float* v, const float* scale,
                     const float* slopes, float* P, float* att) {
-  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
+  const float inv_sqrt_d = inv_sqrt_head_dim(D);
   Scratch& sc = scratch();
   sc.reserve(H, T, D);
   gather_heads(q + r0 * H * D, T, H, D, sc.q.data());
@@ -92,9 +93,8 @@ void forward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r0
   for (int64_t hi = 0; hi < H * T; ++hi) {
     const int64_t h = hi / T, i = hi % T;
     float* z = sc.s.data() + hi * T;
-    const float f = scale[(r0 + i) * H + h] * inv_sqrt_d;
-    const float m = position_slope(spec, slopes[h]);  // 0 for stickbreaking (issue 11)
-    for (int64_t j = 0; j <= i; ++j) z[j] = z[j] * f + m * static_cast<float>(j - i);
+    const float f = score_factor(scale[(r0 + i) * H + h], inv_sqrt_d);
+    attention_score_row(z, z, i + 1, f, head_slope(spec, slopes, h), i);
     float* p = P + hi * T;
     normalize_forward(spec, z, i + 1, p, T);  // the call has T keys (topk's div-2 rule)
     std::fill(p + i + 1, p + T, 0.f);
@@ -108,7 +108,7 @@ void backward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r
                      const float* q, const float* k, const float* v, const float* scale,
                      const float* slopes, const float* P, const float* datt, float* dq, float* dk,
                      float* dv, float* dscale) {
-  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
+  const float inv_sqrt_d = inv_sqrt_head_dim(D);
   Scratch& sc = scratch();
   sc.reserve(H, T, D);
   gather_heads(q + r0 * H * D, T, H, D, sc.q.data());
@@ -126,17 +126,11 @@ void backward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r
     const int64_t h = hi / T, i = hi % T;
     const float* s = sc.s.data() + hi * T;
     float* dz = sc.ds.data() + hi * T;
-    const float f = scale[(r0 + i) * H + h] * inv_sqrt_d;
-    const float m = position_slope(spec, slopes[h]);
-    for (int64_t j = 0; j <= i; ++j) z[j] = s[j] * f + m * static_cast<float>(j - i);
+    const float f = score_factor(scale[(r0 + i) * H + h], inv_sqrt_d);
+    attention_score_row(s, z, i + 1, f, head_slope(spec, slopes, h), i);
     normalize_backward(spec, z, P + hi * T, dz, i + 1, dz);
-    double dsc = 0.0;
-    for (int64_t j = 0; j <= i; ++j) {
-      dsc += static_cast<double>(dz[j]) * s[j];
-      dz[j] *= f;
-    }
+    dscale[(r0 + i) * H + h] = attention_score_row_backward(s, dz, i + 1, f, inv_sqrt_d);
     std::fill(dz + i + 1, dz + T, 0.f);
-    dscale[(r0 + i) * H + h] = static_cast<float>(dsc * inv_sqrt_d);
   }
   // dQ = dS K;  dK = dSᵀ Q
   matmul(false, false, H, T, D, T, sc.ds.data(), sc.k.data(), sc.o.data(), false);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "harness/check.h"
+#include "models/kernels/attention_score.h"
 #include "models/kernels/entmax_tau.h"
 #include "models/kernels/simd.h"
 
@@ -256,13 +257,9 @@ void mix_tile(const BlockedAttention& a, Scratch& s, int64_t j0, int64_t bk) {
     pv_rows_bf16<4>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
 }
 
-// Row r's scores in place: z = s·f + slope·(j − i) for the cnt visible columns (as inference.cpp).
+// Row r's scores in place for the cnt visible columns of the tile at key j0 (attention_score.h).
 LB_INLINE void finish_scores(float* z, int64_t cnt, int64_t j0, float f, float slope, int64_t i) {
-  const int32_t base = static_cast<int32_t>(j0 - i);
-#pragma omp simd
-  for (int32_t j = 0; j < static_cast<int32_t>(cnt); ++j) {
-    z[j] = z[j] * f + slope * static_cast<float>(base + j);
-  }
+  attention_score_row(z, z, cnt, f, slope, i, j0);
 }
 
 struct Geometry {
@@ -281,7 +278,7 @@ __attribute__((target("avx512f"))) int64_t tile_scores(const BlockedAttention& a
   scores_tile(a.q, a.ldq, a.nr, s.kt.data(), a.D, (bk + 63) / 64 * 64, s.s.data());
   for (int64_t r = 0; r < a.nr; ++r) {
     const int64_t i = a.pos0 + r, cnt = g.visible(i, j0);
-    const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
+    const float f = score_factor(a.scale[r * a.ld_scale], a.inv_sqrt_d);
     finish_scores(s.s.data() + r * kBk, cnt, j0, f, a.slope, i);
   }
   return bk;
@@ -507,7 +504,7 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
 // Row r's full score row z (n = pos0 + r + 1) through the same tile products.
 void full_row_scores(const BlockedAttention& a, Scratch& s, int64_t r, float* z) {
   const int64_t i = a.pos0 + r, n = i + 1;
-  const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
+  const float f = score_factor(a.scale[r * a.ld_scale], a.inv_sqrt_d);
   std::vector<float> tile(kBk);
   for (int64_t j0 = 0; j0 < n; j0 += kBk) {
     const int64_t bk = std::min(kBk, n - j0);
@@ -579,14 +576,14 @@ void plain_attention(const BlockedAttention& a) {
   for (int64_t r = 0; r < a.nr; ++r) {
     const int64_t i = a.pos0 + r, n = i + 1;
     z.assign(n, 0.f), p.assign(n, 0.f);
-    const float f = a.scale[r * a.ld_scale] * a.inv_sqrt_d;
+    const float f = score_factor(a.scale[r * a.ld_scale], a.inv_sqrt_d);
     for (int64_t j = 0; j < n; ++j) {
       float acc = 0.f;
       for (int64_t d = 0; d < D; ++d) {
         const float k = a.k32 ? a.k32[j * D + d] : widen(a.k16[j * D + d]);
         acc += a.q[r * a.ldq + d] * k;
       }
-      z[j] = acc * f + a.slope * static_cast<float>(static_cast<int32_t>(j - i));
+      z[j] = attention_score(acc, f, a.slope, static_cast<int32_t>(j - i));
     }
     normalize_forward(*a.spec, z.data(), n, p.data());
     float* o = a.out + r * a.ldo;

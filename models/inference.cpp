@@ -253,13 +253,10 @@ LB_SIMD_CLONES int64_t nonzeros(const float* p, int64_t n, int32_t* idx) {
   }
   return c;
 }
-// z[j] = z[j]·f + slope·(j − i) for j < n: the score of key j for query i (as attention.cpp).
+// Raw products z (n) of query i with keys 0 .. n − 1 -> scores, in place (attention_score.h),
+// compiled for each instruction set.
 LB_SIMD_CLONES void scale_and_bias(float* z, int64_t n, float f, float slope, int64_t i) {
-  const int32_t i32 = static_cast<int32_t>(i);
-#pragma omp simd
-  for (int32_t j = 0; j < static_cast<int32_t>(n); ++j) {
-    z[j] = z[j] * f + slope * static_cast<float>(j - i32);
-  }
+  attention_score_row(z, z, n, f, slope, i);
 }
 LB_SIMD_CLONES void bf16_to_f32(const uint16_t* x, int64_t n, float* y) {
 #pragma omp simd
@@ -308,58 +305,17 @@ InferenceEngine::InferenceEngine(const Transformer& model, InferenceOptions opts
              "inference chunk " << opts_.chunk << " and q_block " << opts_.q_block
                                 << " must be >= 1");
   const auto& params = model.params();
-  auto get = [&](const std::string& name) -> const float* {
-    for (const Param& p : params) {
-      if (p.name == name) return p.data();
-    }
-    return nullptr;
-  };
-  auto need = [&](const std::string& name) {
-    const float* p = get(name);
-    LB_CHECK(p != nullptr, "model has no parameter '" << name << "'");
-    return p;
-  };
-  embed_ = need("model.embed_tokens.weight");
-  final_norm_ = need("model.norm.weight");
-  head_ = need("lm_head.weight");
-  const LengthScale ls = cfg_.attention.length_scale;
-  n_scaled_ = ls == LengthScale::kNone
-                  ? 0
-                  : num_length_scaled_heads(cfg_.position, static_cast<int>(cfg_.heads));
-  for (int64_t l = 0; l < cfg_.layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    Layer L;
-    L.w_in = need(p + "input_layernorm.weight");
-    L.wq = need(p + "self_attn.q_proj.weight");
-    L.wk = need(p + "self_attn.k_proj.weight");
-    L.wv = need(p + "self_attn.v_proj.weight");
-    L.wo = need(p + "self_attn.o_proj.weight");
-    L.w_post_attn = need(p + "post_attention_layernorm.weight");
-    L.w_pre_ffn = need(p + "pre_feedforward_layernorm.weight");
-    L.wg = need(p + "mlp.gate_proj.weight");
-    L.wu = need(p + "mlp.up_proj.weight");
-    L.wd = need(p + "mlp.down_proj.weight");
-    L.w_post_ffn = need(p + "post_feedforward_layernorm.weight");
-    if (ls == LengthScale::kNakanishi) {
-      L.ls_a = need(p + "self_attn.ssmax_scale");
-    } else if (ls == LengthScale::kLearn) {
-      L.ls_a = need(p + "self_attn.length_scale_beta");
-      L.ls_b = need(p + "self_attn.length_scale_gamma");
-    } else if (ls == LengthScale::kAdaptSoftplusTanh) {
-      L.ls_a = need(p + "self_attn.asentmax_beta_proj.weight");
-      L.ls_a_bias = need(p + "self_attn.asentmax_beta_proj.bias");
-      L.ls_b = need(p + "self_attn.asentmax_gamma_proj.weight");
-      L.ls_b_bias = need(p + "self_attn.asentmax_gamma_proj.bias");
-    }
-    layers_.push_back(L);
-  }
-  slopes_ = position_slopes(cfg_.position, static_cast<int>(cfg_.heads));
+  const ParamIndex& ix = model.param_index();
+  embed_ = params[ix.model[kEmbed]].data();
+  final_norm_ = params[ix.model[kFinalNorm]].data();
+  head_ = params[ix.model[kHead]].data();
+  for (int64_t l = 0; l < cfg_.layers; ++l) layers_.push_back(layer_weights(params, ix, l));
+  positions_ = AttentionPositions(cfg_.position, cfg_.attention.length_scale, cfg_.heads,
+                                  cfg_.head_dim, cfg_.rope_theta);
 }
 
 void InferenceEngine::reserve_positions(int64_t max_positions) {
-  if (cfg_.position != PosEncoding::kRope || rope_.max_pos >= max_positions) return;
-  rope_ = make_rope_table(std::max<int64_t>(max_positions, 2 * rope_.max_pos),
-                          static_cast<int>(cfg_.head_dim), cfg_.rope_theta);
+  positions_.reserve(max_positions);
 }
 
 int64_t InferenceEngine::kv_bytes_per_position() const {
@@ -382,7 +338,7 @@ struct InferenceSession::Impl {
 InferenceSession::InferenceSession(const InferenceEngine& engine, int64_t max_length)
     : impl_(std::make_unique<Impl>()), eng_(engine), max_length_(max_length) {
   LB_REQUIRE(max_length >= 1, "inference max_length " << max_length << " must be >= 1");
-  LB_REQUIRE(engine.cfg_.position != PosEncoding::kRope || engine.rope_.max_pos >= max_length,
+  LB_REQUIRE(!engine.positions_.rotates() || engine.positions_.rope.max_pos >= max_length,
              "call reserve_positions(" << max_length << ") on the engine first");
   const auto& c = engine.cfg_;
   const size_t n = static_cast<size_t>(c.layers * c.heads * max_length * c.head_dim);
@@ -418,10 +374,10 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
   if (logits_from < 0) logits_from = length_ + n - 1;
   LB_CHECK(logits_from >= length_ && logits_from <= length_ + n, "logits_from " << logits_from);
   const int64_t C = c.hidden, H = c.heads, D = c.head_dim, HD = H * D, F = c.ffn,
-                Vo = c.num_labels, Tm = max_length_, Hs = eng_.n_scaled_;
+                Vo = c.num_labels, Tm = max_length_, Hs = eng_.positions_.n_scaled;
   const LengthScale ls_kind = c.attention.length_scale;
   const bool sparse = is_entmax_family(c.attention.kind) || c.attention.kind == NormKind::kTopk;
-  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
+  const float inv_sqrt_d = inv_sqrt_head_dim(D);
   const float emb_scale = static_cast<float>(std::sqrt(static_cast<double>(C)));
   for (int64_t i = 0; i < n; ++i) {
     LB_REQUIRE(ids[i] >= 0 && ids[i] < c.vocab_size,
@@ -450,43 +406,24 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
       for (int64_t j = 0; j < C; ++j) m.x[r * C + j] = e[j] * emb_scale;
     }
     for (int64_t l = 0; l < c.layers; ++l) {
-      const InferenceEngine::Layer& L = eng_.layers_[l];
+      const LayerWeights& L = eng_.layers_[l];
       const int64_t lo = (l == c.layers - 1) ? need : 0;  // rows lo .. R−1 go on
       const int64_t Rq = R - lo;
-      rmsnorm_rows(m.x.data(), L.w_in, m.xn.data(), R, C);
-      linear(m.xn.data(), L.wk, m.k.data(), R, C, HD);
-      linear(m.xn.data(), L.wv, m.v.data(), R, C, HD);
-      linear(m.xn.data() + lo * C, L.wq, m.q.data() + lo * HD, Rq, C, HD);
-      if (c.position == PosEncoding::kRope) {
-        for (int64_t h = 0; h < H; ++h) {
-          rope_forward(eng_.rope_, m.k.data() + h * D, R, HD, p0, m.k.data() + h * D);
-          if (Rq > 0) {
-            rope_forward(eng_.rope_, m.q.data() + lo * HD + h * D, Rq, HD, p0 + lo,
-                         m.q.data() + lo * HD + h * D);
-          }
-        }
-      }
+      rmsnorm_rows(m.x.data(), L[kInputNorm], m.xn.data(), R, C);
+      linear(m.xn.data(), L[kKProj], m.k.data(), R, C, HD);
+      linear(m.xn.data(), L[kVProj], m.v.data(), R, C, HD);
+      linear(m.xn.data() + lo * C, L[kQProj], m.q.data() + lo * HD, Rq, C, HD);
+      eng_.positions_.rotate(m.k.data(), R, p0);
+      eng_.positions_.rotate(m.q.data() + lo * HD, Rq, p0 + lo);
       // Query scale (R, H): 1 except the last Hs heads.
       std::fill(m.scale.begin(), m.scale.begin() + R * H, 1.f);
       if (Hs > 0 && Rq > 0) {
         if (ls_kind == LengthScale::kAdaptSoftplusTanh) {
-          linear(m.xn.data() + lo * C, L.ls_a, m.sa.data(), Rq, C, Hs);
-          linear(m.xn.data() + lo * C, L.ls_b, m.sb.data(), Rq, C, Hs);
+          linear(m.xn.data() + lo * C, L[kScaleA], m.sa.data(), Rq, C, Hs);
+          linear(m.xn.data() + lo * C, L[kScaleB], m.sb.data(), Rq, C, Hs);
         }
-        const LengthScaleParams lsp;
-        for (int64_t r = 0; r < Rq; ++r) {
-          for (int64_t h = 0; h < Hs; ++h) {
-            float a, b;
-            if (ls_kind == LengthScale::kAdaptSoftplusTanh) {
-              a = m.sa[r * Hs + h] + L.ls_a_bias[h];
-              b = m.sb[r * Hs + h] + L.ls_b_bias[h];
-            } else {
-              a = L.ls_a[h];
-              b = L.ls_b ? L.ls_b[h] : 0.f;
-            }
-            m.scale[(lo + r) * H + (H - Hs + h)] = length_scale(ls_kind, p0 + lo + r, a, b, lsp);
-          }
-        }
+        query_scale_forward(ls_kind, L.query_scale(), Rq, H, Hs, nullptr, p0 + lo, m.sa.data(),
+                            m.sb.data(), m.scale.data() + lo * H);
       }
       // Cache the chunk's keys and values.
       const int64_t base = l * H * Tm;
@@ -517,7 +454,7 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
           ba.spec = &c.attention, ba.D = D, ba.nr = nr, ba.pos0 = p0 + r0;
           ba.q = m.q.data() + r0 * HD + h * D, ba.ldq = HD;
           ba.scale = m.scale.data() + r0 * H + h, ba.ld_scale = H;
-          ba.inv_sqrt_d = inv_sqrt_d, ba.slope = eng_.slopes_[h];
+          ba.inv_sqrt_d = inv_sqrt_d, ba.slope = head_slope(c.attention, eng_.positions_.slopes.data(), h);
           if (opt.kv_bf16) ba.k16 = m.k16.get() + kv_at, ba.v16 = m.v16.get() + kv_at;
           else ba.k32 = m.k32.get() + kv_at, ba.v32 = m.v32.get() + kv_at;
           ba.out = m.att.data() + r0 * HD + h * D, ba.ldo = HD;
@@ -559,12 +496,12 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
         } else {
           gemm(true, nr, n_end, D, qh, HD, Kf, D, s.s.data(), n_end);
         }
-        const float slope = position_slope(c.attention, eng_.slopes_[h]);  // issue 11
+        const float slope = head_slope(c.attention, eng_.positions_.slopes.data(), h);
         int64_t support_total = 0;
         for (int64_t r = 0; r < nr; ++r) {
           const int64_t i = p0 + r0 + r, nk = i + 1;
           const float sc = m.scale[(r0 + r) * H + h];
-          const float f = sc * inv_sqrt_d;
+          const float f = score_factor(sc, inv_sqrt_d);
           float* z = s.s.data() + r * n_end;
           float* p = s.p.data() + r * n_end;
           scale_and_bias(z, nk, f, slope, i);
@@ -602,15 +539,15 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
       float* xl = m.x.data() + lo * C;
       float* h1 = m.h1.data() + lo * C;
       float* xn = m.xn.data() + lo * C;
-      linear(m.att.data() + lo * HD, L.wo, m.o.data(), Rq, HD, C);
-      rmsnorm_rows(m.o.data(), L.w_post_attn, h1, Rq, C);
+      linear(m.att.data() + lo * HD, L[kOProj], m.o.data(), Rq, HD, C);
+      rmsnorm_rows(m.o.data(), L[kPostAttnNorm], h1, Rq, C);
       for (int64_t t = 0; t < Rq * C; ++t) h1[t] += xl[t];
-      rmsnorm_rows(h1, L.w_pre_ffn, xn, Rq, C);
-      linear(xn, L.wg, m.g.data(), Rq, C, F);
-      linear(xn, L.wu, m.u.data(), Rq, C, F);
+      rmsnorm_rows(h1, L[kPreFfnNorm], xn, Rq, C);
+      linear(xn, L[kGateProj], m.g.data(), Rq, C, F);
+      linear(xn, L[kUpProj], m.u.data(), Rq, C, F);
       for (int64_t t = 0; t < Rq * F; ++t) m.g[t] = gelu_tanh(m.g[t]) * m.u[t];
-      linear(m.g.data(), L.wd, m.o.data(), Rq, F, C);
-      rmsnorm_rows(m.o.data(), L.w_post_ffn, xl, Rq, C);
+      linear(m.g.data(), L[kDownProj], m.o.data(), Rq, F, C);
+      rmsnorm_rows(m.o.data(), L[kPostFfnNorm], xl, Rq, C);
       for (int64_t t = 0; t < Rq * C; ++t) xl[t] += h1[t];
     }
     // Final norm and head for the rows whose logits are asked for.

@@ -23,7 +23,8 @@
 #include <vector>
 
 #include "models/kernels/normalizer.h"
-#include "models/kernels/position.h"
+#include "models/kernels/attention_score.h"
+#include "models/layer_params.h"
 #include "models/transformer.h"
 
 namespace lb {
@@ -72,17 +73,11 @@ class InferenceEngine {
 
  private:
   friend class InferenceSession;
-  struct Layer {
-    const float *w_in, *wq, *wk, *wv, *wo, *w_post_attn, *w_pre_ffn, *wg, *wu, *wd, *w_post_ffn;
-    const float *ls_a = nullptr, *ls_b = nullptr, *ls_a_bias = nullptr, *ls_b_bias = nullptr;
-  };
   ModelConfig cfg_;
   InferenceOptions opts_;
   const float *embed_, *final_norm_, *head_;
-  std::vector<Layer> layers_;
-  std::vector<float> slopes_;  // (H)
-  int64_t n_scaled_ = 0;       // the last n_scaled_ heads are length-scaled
-  RopeTable rope_;
+  std::vector<LayerWeights> layers_;  // layer_params.h
+  AttentionPositions positions_;       // slopes, scaled heads Hs, RoPE table
 };
 
 // One sequence: its KV cache and position. Not thread-safe; many sessions may share an engine.

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/kernels/attention_score.h"
 #include "models/kernels/normalizer.h"
 
 namespace lb::ref {
@@ -90,8 +91,8 @@ inline void attention_forward(const NormalizerSpec& spec, int64_t H, int64_t D,
         for (int64_t j = 0; j <= i; ++j) {
           double s = 0.0;
           for (int64_t d = 0; d < D; ++d) s += q[(r0 + i) * HD + h * D + d] * k[(r0 + j) * HD + h * D + d];
-          z[j] = static_cast<float>(scale[(r0 + i) * H + h] * s / std::sqrt(double(D)) +
-                                    position_slope(spec, slopes[h]) * double(j - i));
+          z[j] = static_cast<float>(attention_score_ref(s, scale[(r0 + i) * H + h], D,
+                                                        position_slope(spec, slopes[h]), i, j));
         }
         normalize_forward(spec, z.data(), i + 1, p.data(), T);  // a call of T keys
         for (int64_t j = 0; j <= i; ++j) {
@@ -130,8 +131,8 @@ inline void attention_backward(const NormalizerSpec& spec, int64_t H, int64_t D,
             dv[(r0 + j) * HD + h * D + d] += P[(h * T + i) * T + j] * datt[(r0 + i) * HD + h * D + d];
           }
           s[j] = dot;
-          z[j] = static_cast<float>(scale[(r0 + i) * H + h] * dot * isd +
-                                    position_slope(spec, slopes[h]) * double(j - i));
+          z[j] = static_cast<float>(attention_score_ref(dot, scale[(r0 + i) * H + h], D,
+                                                        position_slope(spec, slopes[h]), i, j));
           p[j] = static_cast<float>(P[(h * T + i) * T + j]);
           dp[j] = static_cast<float>(g);
         }

@@ -15,6 +15,8 @@
 #include "models/batch.h"
 #include "models/bf16_rows.h"
 #include "models/config.h"
+#include "models/kernels/attention_score.h"
+#include "models/layer_params.h"
 #include "models/param.h"
 
 namespace lb {
@@ -54,16 +56,12 @@ class Transformer {
   const std::vector<Param>& params() const { return params_; }
   Param& param(const std::string& name);
   const ModelConfig& config() const { return cfg_; }
+  // Where each parameter of the table (layer_params.h) sits in params().
+  const ParamIndex& param_index() const { return index_; }
   // Logits of the last forward: (N, Vo).
   const std::vector<float>& logits() const { return logits_; }
 
  private:
-  struct LayerParams {
-    int64_t wq, wk, wv, wo, w_in, w_post_attn, w_pre_ffn, w_post_ffn, wg, wu, wd;
-    int64_t ls_a = -1, ls_b = -1;            // nakanishi: s; learn: β, γ; adapt: W_β, W_γ
-    int64_t ls_a_bias = -1, ls_b_bias = -1;  // adapt: b_β, b_γ
-  };
-  int64_t add_param(const std::string& name, std::vector<int64_t> shape);
   float* P(int64_t i) { return params_[i].value.data(); }
   float* G(int64_t i) { return params_[i].grad.data(); }
   void layer_forward(int64_t l, const float* x_in, float* x_out);
@@ -73,11 +71,9 @@ class Transformer {
 
   ModelConfig cfg_;
   std::vector<Param> params_;
-  int64_t embed_ = 0, final_norm_ = 0, head_ = 0;
-  std::vector<LayerParams> layer_params_;
-  std::vector<float> slopes_;  // (H)
-  int64_t n_scaled_ = 0;       // Hs
-  RopeTable rope_;
+  std::vector<ModelParamDef> defs_;  // params_[i] is defs_[i]
+  ParamIndex index_;
+  AttentionPositions positions_;  // slopes, scaled heads Hs, RoPE table
 
   // Last forward.
   Batch batch_;

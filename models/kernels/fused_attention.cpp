@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "harness/check.h"
+#include "models/kernels/attention_score.h"
 
 namespace lb {
 
@@ -130,8 +131,8 @@ LB_FA_INLINE void forward_head(const NormalizerSpec& spec, int64_t H, int64_t h,
                                const float* slopes, float* P, float* att) {
   constexpr int64_t D = ND * 16;
   const int64_t ld = H * D, Tp = (T + 15) / 16 * 16;
-  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
-  const float m = slopes ? position_slope(spec, slopes[h]) : 0.f;  // 0 for stickbreaking
+  const float inv_sqrt_d = inv_sqrt_head_dim(D);
+  const float m = head_slope(spec, slopes, h);  // 0 for stickbreaking
   Tiles& tl = tiles();
   tl.reserve(Tp, D);
   float *kt = tl.kt.data(), *s = tl.s.data(), *z = tl.z.data();
@@ -139,8 +140,8 @@ LB_FA_INLINE void forward_head(const NormalizerSpec& spec, int64_t H, int64_t h,
   for (int64_t i = 0; i < T; ++i) {
     const int64_t n = i + 1;
     dot_row(q + i * ld + h * D, kt, Tp, D, n, s);
-    const float f = scale[i * H + h] * inv_sqrt_d;
-    for (int64_t j = 0; j < n; ++j) z[j] = s[j] * f + m * static_cast<float>(j - i);
+    const float f = score_factor(scale[i * H + h], inv_sqrt_d);
+    attention_score_row(s, z, n, f, m, i);
     float* p = P + (h * T + i) * T;
     normalize_forward(spec, z, n, p, T);  // the call has T keys (topk's div-2 rule)
     std::fill(p + n, p + T, 0.f);
@@ -155,8 +156,8 @@ LB_FA_INLINE void backward_head(const NormalizerSpec& spec, int64_t H, int64_t h
                                 float* dk, float* dv, float* dscale) {
   constexpr int64_t D = ND * 16;
   const int64_t ld = H * D, Tp = (T + 15) / 16 * 16;
-  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
-  const float m = slopes ? position_slope(spec, slopes[h]) : 0.f;  // 0 for stickbreaking
+  const float inv_sqrt_d = inv_sqrt_head_dim(D);
+  const float m = head_slope(spec, slopes, h);  // 0 for stickbreaking
   Tiles& tl = tiles();
   tl.reserve(Tp, D);
   float *kt = tl.kt.data(), *vt = tl.vt.data(), *dkt = tl.dk.data(), *dvt = tl.dv.data();
@@ -173,15 +174,10 @@ LB_FA_INLINE void backward_head(const NormalizerSpec& spec, int64_t H, int64_t h
     dot_row(go, vt, Tp, D, n, dz);    // ∂L/∂p_j = ⟨∂att_i, v_j⟩
     rank1_update<ND>(p, n, go, dvt);  // ∂v_j += p_ij ∂att_i
     dot_row(qi, kt, Tp, D, n, s);
-    const float f = scale[i * H + h] * inv_sqrt_d;
-    for (int64_t j = 0; j < n; ++j) z[j] = s[j] * f + m * static_cast<float>(j - i);
+    const float f = score_factor(scale[i * H + h], inv_sqrt_d);
+    attention_score_row(s, z, n, f, m, i);
     normalize_backward(spec, z, p, dz, n, dz);
-    double dsc = 0.0;
-    for (int64_t j = 0; j < n; ++j) {
-      dsc += static_cast<double>(dz[j]) * s[j];
-      dz[j] *= f;
-    }
-    dscale[i * H + h] = static_cast<float>(dsc * inv_sqrt_d);
+    dscale[i * H + h] = attention_score_row_backward(s, dz, n, f, inv_sqrt_d);
     weighted_sum<ND>(dz, n, k + h * D, ld, dq + i * ld + h * D);  // ∂q_i = Σ_j ∂s_ij k_j
     rank1_update<ND>(dz, n, qi, dkt);                             // ∂k_j += ∂s_ij q_i
   }

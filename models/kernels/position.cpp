@@ -12,14 +12,15 @@ namespace {
 struct PositionEntry {
   const char* name;
   PosEncoding pe;
+  bool rotary;  // q and k rotated by position (attention_score.h AttentionPositions::rotate)
 };
 
 const std::vector<PositionEntry>& position_table() {
   static const std::vector<PositionEntry> kTable = {
-      {"nope", PosEncoding::kNope},
-      {"rope", PosEncoding::kRope},
-      {"alibi", PosEncoding::kAlibi},
-      {"nape", PosEncoding::kNape},
+      {"nope", PosEncoding::kNope, false},
+      {"rope", PosEncoding::kRope, true},
+      {"alibi", PosEncoding::kAlibi, false},
+      {"nape", PosEncoding::kNape, false},
   };
   return kTable;
 }
@@ -32,6 +33,14 @@ const char* position_encoding_name(PosEncoding pe) {
   }
   LB_CHECK(false, "PosEncoding " << static_cast<int>(pe) << " missing from the registry");
   return "";
+}
+
+bool position_encoding_rotates(PosEncoding pe) {
+  for (const auto& e : position_table()) {
+    if (e.pe == pe) return e.rotary;
+  }
+  LB_CHECK(false, "PosEncoding " << static_cast<int>(pe) << " missing from the registry");
+  return false;
 }
 
 const std::vector<std::string>& all_position_encoding_names() {

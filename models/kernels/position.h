@@ -18,6 +18,8 @@ enum class PosEncoding { kNope, kRope, kAlibi, kNape };
 const char* position_encoding_name(PosEncoding pe);
 PosEncoding position_encoding_from_name(const std::string& name);
 const std::vector<std::string>& all_position_encoding_names();
+// Whether the encoding rotates q and k (RoPE); the others add a bias slope·(j − i) to the score.
+bool position_encoding_rotates(PosEncoding pe);
 
 // ALiBi slopes (Press et al.): geometric, m_h = 2^(−8(h+1)/H) for H a power of two; otherwise the
 // first P = 2^⌊log2 H⌋ of those plus every other slope of the 2P sequence. (H)
