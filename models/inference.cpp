@@ -373,8 +373,8 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
                                                         << max_length_);
   if (logits_from < 0) logits_from = length_ + n - 1;
   LB_CHECK(logits_from >= length_ && logits_from <= length_ + n, "logits_from " << logits_from);
-  const int64_t C = c.hidden, H = c.heads, D = c.head_dim, HD = H * D, F = c.ffn,
-                Vo = c.num_labels, Tm = max_length_, Hs = eng_.positions_.n_scaled;
+  const int64_t C = c.hidden, H = c.heads, D = c.head_dim, HD = H * D, F = c.ffn, Vo = c.num_labels,
+                Tm = max_length_, Hs = eng_.positions_.n_scaled;
   const LengthScale ls_kind = c.attention.length_scale;
   const bool sparse = is_entmax_family(c.attention.kind) || c.attention.kind == NormKind::kTopk;
   const float inv_sqrt_d = inv_sqrt_head_dim(D);
@@ -454,7 +454,8 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
           ba.spec = &c.attention, ba.D = D, ba.nr = nr, ba.pos0 = p0 + r0;
           ba.q = m.q.data() + r0 * HD + h * D, ba.ldq = HD;
           ba.scale = m.scale.data() + r0 * H + h, ba.ld_scale = H;
-          ba.inv_sqrt_d = inv_sqrt_d, ba.slope = head_slope(c.attention, eng_.positions_.slopes.data(), h);
+          ba.inv_sqrt_d = inv_sqrt_d,
+          ba.slope = head_slope(c.attention, eng_.positions_.slopes.data(), h);
           if (opt.kv_bf16) ba.k16 = m.k16.get() + kv_at, ba.v16 = m.v16.get() + kv_at;
           else ba.k32 = m.k32.get() + kv_at, ba.v32 = m.v32.get() + kv_at;
           ba.out = m.att.data() + r0 * HD + h * D, ba.ldo = HD;

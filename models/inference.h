@@ -22,8 +22,8 @@
 #include <memory>
 #include <vector>
 
-#include "models/kernels/normalizer.h"
 #include "models/kernels/attention_score.h"
+#include "models/kernels/normalizer.h"
 #include "models/layer_params.h"
 #include "models/transformer.h"
 
@@ -77,7 +77,7 @@ class InferenceEngine {
   InferenceOptions opts_;
   const float *embed_, *final_norm_, *head_;
   std::vector<LayerWeights> layers_;  // layer_params.h
-  AttentionPositions positions_;       // slopes, scaled heads Hs, RoPE table
+  AttentionPositions positions_;      // slopes, scaled heads Hs, RoPE table
 };
 
 // One sequence: its KV cache and position. Not thread-safe; many sessions may share an engine.

@@ -59,17 +59,22 @@ std::vector<ModelParamDef> model_param_defs(const ModelConfig& cfg) {
   const int64_t Hs = num_query_scaled_heads(ls, cfg.position, static_cast<int>(cfg.heads));
   auto size = [&](Dim d) -> int64_t {
     switch (d) {
-      case kOne: return 1;
-      case kC: return cfg.hidden;
-      case kHD: return cfg.heads * cfg.head_dim;
-      case kF: return cfg.ffn;
-      case kHs: return Hs;
+      case kOne:
+        return 1;
+      case kC:
+        return cfg.hidden;
+      case kHD:
+        return cfg.heads * cfg.head_dim;
+      case kF:
+        return cfg.ffn;
+      case kHs:
+        return Hs;
     }
     return 0;
   };
   std::vector<ModelParamDef> defs;
-  defs.push_back({"model.embed_tokens.weight", {cfg.vocab_size, cfg.hidden}, ParamInit::kNormal,
-                  -1, kEmbed});
+  defs.push_back(
+      {"model.embed_tokens.weight", {cfg.vocab_size, cfg.hidden}, ParamInit::kNormal, -1, kEmbed});
   for (int64_t l = 0; l < cfg.layers; ++l) {
     const std::string prefix = "model.layers." + std::to_string(l) + ".";
     for (const LayerRow& row : layer_table()) {
@@ -120,8 +125,10 @@ ParamIndex index_params(const std::vector<ModelParamDef>& defs, int64_t layers) 
   ix.layers.assign(layers, none);
   for (size_t i = 0; i < defs.size(); ++i) {
     const ModelParamDef& d = defs[i];
-    if (d.layer < 0) ix.model[d.slot] = static_cast<int64_t>(i);
-    else ix.layers[d.layer][d.slot] = static_cast<int64_t>(i);
+    if (d.layer < 0)
+      ix.model[d.slot] = static_cast<int64_t>(i);
+    else
+      ix.layers[d.layer][d.slot] = static_cast<int64_t>(i);
   }
   return ix;
 }

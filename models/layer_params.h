@@ -76,7 +76,7 @@ void init_param(ParamInit init, Param& p, Rng& rng, float init_std, const AdaptS
 
 // Where each parameter sits in a model's params() vector (-1: absent).
 struct ParamIndex {
-  std::array<int64_t, 3> model{-1, -1, -1};                   // by ModelSlot
+  std::array<int64_t, 3> model{-1, -1, -1};                 // by ModelSlot
   std::vector<std::array<int64_t, kNumLayerSlots>> layers;  // by layer, LayerSlot
 };
 ParamIndex index_params(const std::vector<ModelParamDef>& defs, int64_t layers);

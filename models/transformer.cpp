@@ -30,8 +30,8 @@ Transformer::Transformer(const ModelConfig& cfg) : cfg_(cfg) {
   LB_REQUIRE(cfg.vocab_size > 0 && cfg.num_labels > 0,
              "model vocab_size " << cfg.vocab_size << " and num_labels " << cfg.num_labels
                                  << " must be set (> 0)");
-  positions_ = AttentionPositions(cfg.position, cfg.attention.length_scale, cfg.heads,
-                                  cfg.head_dim, cfg.rope_theta);
+  positions_ = AttentionPositions(cfg.position, cfg.attention.length_scale, cfg.heads, cfg.head_dim,
+                                  cfg.rope_theta);
   defs_ = model_param_defs(cfg);
   for (const ModelParamDef& d : defs_) params_.emplace_back(d.name, d.shape);
   index_ = index_params(defs_, cfg.layers);
@@ -51,7 +51,9 @@ void Transformer::init(uint64_t seed) {
   Rng rng(derive_seed({seed, hash_tag("init")}));
   const float std = static_cast<float>(cfg_.init_std);
   const AdaptScaleInit adapt = adapt_scale_init(cfg_.attention.scale_init_near_one);
-  for (size_t i = 0; i < params_.size(); ++i) init_param(defs_[i].init, params_[i], rng, std, adapt);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    init_param(defs_[i].init, params_[i], rng, std, adapt);  // the table's rule, in table order
+  }
   const int64_t pad = cfg_.embedding_padding_idx;
   if (pad >= 0 && pad < cfg_.vocab_size) {
     float* row = P(index_.model[kEmbed]) + pad * cfg_.hidden;
@@ -178,23 +180,29 @@ void Transformer::layer_backward(int64_t l, float* dh) {
 
   // Feed-forward block: out = h1 + norm4(d).
   rmsnorm_backward(a.d.data(), P(lp[kPostFfnNorm]), a.rstd4.data(), dh, dc, G(lp[kPostFfnNorm]), N,
-                   C);                                                               // dc = ∂d
-  linear_backward(a.m.data(), P(lp[kDownProj]), dc, dm, G(lp[kDownProj]), N, F, C, false, &a.m_16);  // ∂m
+                   C);  // dc = ∂d
+  linear_backward(a.m.data(), P(lp[kDownProj]), dc, dm, G(lp[kDownProj]), N, F, C, false,
+                  &a.m_16);                                                   // ∂m
   mul_backward(a.ge.data(), a.u.data(), dm, dge, dm, N * F);                  // ∂ge, ∂u (in dm)
-  linear_backward(a.xn3.data(), P(lp[kUpProj]), dm, dc, G(lp[kUpProj]), N, C, F, false, &a.xn3_16);  // ∂xn3
+  linear_backward(a.xn3.data(), P(lp[kUpProj]), dm, dc, G(lp[kUpProj]), N, C, F, false,
+                  &a.xn3_16);                                                            // ∂xn3
   gelu_tanh_backward(a.g.data(), dge, dg, N * F);                                        // ∂g
-  linear_backward(a.xn3.data(), P(lp[kGateProj]), dg, dc, G(lp[kGateProj]), N, C, F, true, &a.xn3_16);
-  rmsnorm_backward(a.h1.data(), P(lp[kPreFfnNorm]), a.rstd3.data(), dc, dc2, G(lp[kPreFfnNorm]), N, C);
+  linear_backward(a.xn3.data(), P(lp[kGateProj]), dg, dc, G(lp[kGateProj]), N, C, F, true,
+                  &a.xn3_16);
+  rmsnorm_backward(a.h1.data(), P(lp[kPreFfnNorm]), a.rstd3.data(), dc, dc2, G(lp[kPreFfnNorm]), N,
+                   C);
   add_into(dh, dc2, N * C);  // dh = ∂h1
 
   // Attention block: h1 = x + norm2(o).
-  rmsnorm_backward(a.o.data(), P(lp[kPostAttnNorm]), a.rstd2.data(), dh, dc, G(lp[kPostAttnNorm]), N,
-                   C);  // dc = ∂o
+  // dc = ∂o
+  rmsnorm_backward(a.o.data(), P(lp[kPostAttnNorm]), a.rstd2.data(), dh, dc, G(lp[kPostAttnNorm]),
+                   N, C);
   float *datt = ws_datt_.data(), *dq = ws_dq_.data(), *dk = ws_dk_.data(), *dv = ws_dv_.data();
   float* dscale = ws_dscale_.data();
   linear_backward(a.att.data(), P(lp[kOProj]), dc, datt, G(lp[kOProj]), N, HD, C, false, &a.att_16);
   attention_backward(cfg_.attention, {H, D}, batch_.offsets, a.q.data(), a.k.data(), a.v.data(),
-                     a.scale.data(), positions_.slopes.data(), a.probs.data(), datt, dq, dk, dv, dscale);
+                     a.scale.data(), positions_.slopes.data(), a.probs.data(), datt, dq, dk, dv,
+                     dscale);
   for (int64_t b = 0; b < batch_.samples(); ++b) {
     const int64_t r0 = batch_.offsets[b], T = batch_.offsets[b + 1] - r0;
     positions_.rotate_backward(dq + r0 * HD, T, 0);
@@ -252,10 +260,10 @@ void Transformer::backward() {
   const int64_t N = batch_.rows(), C = cfg_.hidden, Vo = cfg_.num_labels;
   LB_CHECK(N > 0 && static_cast<int64_t>(dlogits_.size()) == N * Vo, "backward without forward");
   std::vector<float> dxn(N * C), dh(N * C);
-  linear_backward(xnf_.data(), P(index_.model[kHead]), dlogits_.data(), dxn.data(), G(index_.model[kHead]), N, C, Vo, false,
-                  &xnf_16_);
-  rmsnorm_backward(h_final_.data(), P(index_.model[kFinalNorm]), rstdf_.data(), dxn.data(), dh.data(),
-                   G(index_.model[kFinalNorm]), N, C);
+  linear_backward(xnf_.data(), P(index_.model[kHead]), dlogits_.data(), dxn.data(),
+                  G(index_.model[kHead]), N, C, Vo, false, &xnf_16_);
+  rmsnorm_backward(h_final_.data(), P(index_.model[kFinalNorm]), rstdf_.data(), dxn.data(),
+                   dh.data(), G(index_.model[kFinalNorm]), N, C);
   for (int64_t l = cfg_.layers - 1; l >= 0; --l) layer_backward(l, dh.data());
   embedding_backward(batch_.ids.data(), dh.data(), G(index_.model[kEmbed]), N, C,
                      static_cast<float>(std::sqrt(static_cast<double>(C))),

@@ -23,8 +23,8 @@ bool AttentionPositions::rotates() const { return position_encoding_rotates(pe);
 
 void AttentionPositions::reserve(int64_t max_positions) {
   if (!rotates() || rope.max_pos >= max_positions) return;
-  rope = make_rope_table(std::max<int64_t>(max_positions, 2 * rope.max_pos),
-                         static_cast<int>(D), rope_theta);
+  rope = make_rope_table(std::max<int64_t>(max_positions, 2 * rope.max_pos), static_cast<int>(D),
+                         rope_theta);
 }
 
 void AttentionPositions::rotate(float* x, int64_t rows, int64_t pos0) const {

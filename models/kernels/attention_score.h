@@ -43,7 +43,7 @@ LB_INLINE float head_slope(const NormalizerSpec& spec, const float* slopes, int6
 
 // z = dot · f + slope · rel for one key, rel = j − i (<= 0; positions fit in int32).
 LB_INLINE float attention_score(float dot, float f, float slope, int32_t rel) {
-  return dot * f + slope * static_cast<float>(rel);
+  return dot * f + position_bias(slope, rel);
 }
 
 // z[c] = dot[c] · f + slope · (j0 + c − i) for c < n: query i against keys j0 .. j0 + n − 1.

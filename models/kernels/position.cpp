@@ -95,6 +95,11 @@ std::vector<float> position_slopes(PosEncoding pe, int H) {
   return std::vector<float>(H, 0.0f);
 }
 
+const char* position_head_kind(PosEncoding pe, int h, int H) {
+  if (position_encoding_rotates(pe)) return "rope";
+  return position_slopes(pe, H).at(h) != 0.0f ? "alibi" : "nope";
+}
+
 int num_length_scaled_heads(PosEncoding pe, int H) { return pe == PosEncoding::kNape ? H - H / 2 : H; }
 
 bool is_length_scaled_head(PosEncoding pe, int h, int H) {
@@ -103,7 +108,7 @@ bool is_length_scaled_head(PosEncoding pe, int h, int H) {
 
 void add_position_bias_row(float slope, int64_t i, float* z) {
   if (slope == 0.0f) return;
-  for (int64_t j = 0; j <= i; ++j) z[j] += slope * static_cast<float>(j - i);
+  for (int64_t j = 0; j <= i; ++j) z[j] += position_bias(slope, i, j);
 }
 
 RopeTable make_rope_table(int64_t max_pos, int head_dim, double theta) {

@@ -20,6 +20,8 @@ PosEncoding position_encoding_from_name(const std::string& name);
 const std::vector<std::string>& all_position_encoding_names();
 // Whether the encoding rotates q and k (RoPE); the others add a bias slope·(j − i) to the score.
 bool position_encoding_rotates(PosEncoding pe);
+// What head h of H does with positions: "rope", "alibi" (a nonzero slope) or "nope".
+const char* position_head_kind(PosEncoding pe, int h, int H);
 
 // ALiBi slopes (Press et al.): geometric, m_h = 2^(−8(h+1)/H) for H a power of two; otherwise the
 // first P = 2^⌊log2 H⌋ of those plus every other slope of the 2P sequence. (H)
@@ -34,9 +36,13 @@ bool is_length_scaled_head(PosEncoding pe, int h, int H);
 // Number of length-scaled heads (they are the last ones: heads H − count .. H − 1).
 int num_length_scaled_heads(PosEncoding pe, int H);
 
-// b_h(i, j) = slope · (j − i).
+// b_h(i, j) = slope · rel with rel = j − i: the one bias formula (attention_score.h adds it to
+// the scaled product; positions fit in int32). Always inlined, so each caller keeps its ISA.
+__attribute__((always_inline)) inline float position_bias(float slope, int32_t rel) {
+  return slope * static_cast<float>(rel);
+}
 inline float position_bias(float slope, int64_t i, int64_t j) {
-  return slope * static_cast<float>(j - i);
+  return position_bias(slope, static_cast<int32_t>(j - i));
 }
 // Adds slope · (j − i) to a causal score row of query i: z (i + 1), z[j] for key j.
 void add_position_bias_row(float slope, int64_t i, float* z);

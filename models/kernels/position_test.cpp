@@ -123,3 +123,25 @@ TEST_CASE("position: registry names and errors") {
 }
 
 }  // namespace lb
+
+namespace lb {
+
+TEST_CASE("position: every encoding's heads are named by what they do (rope, alibi, nope)") {
+  const int H = 4;
+  const std::vector<std::vector<std::string>> want = {
+      {"nope", "nope", "nope", "nope"},
+      {"rope", "rope", "rope", "rope"},
+      {"alibi", "alibi", "alibi", "alibi"},
+      {"alibi", "alibi", "nope", "nope"},
+  };
+  const auto& names = all_position_encoding_names();
+  REQUIRE(names.size() == want.size());
+  for (size_t e = 0; e < names.size(); ++e) {
+    CAPTURE(names[e]);
+    const PosEncoding pe = position_encoding_from_name(names[e]);
+    CHECK(position_encoding_rotates(pe) == (names[e] == "rope"));
+    for (int h = 0; h < H; ++h) CHECK(std::string(position_head_kind(pe, h, H)) == want[e][h]);
+  }
+}
+
+}  // namespace lb
