@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
+#include <thread>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
@@ -135,6 +136,31 @@ void install_schema(SQLite::Database& db, const std::string& path, const char* s
   t.commit();
 }
 
+// Switches the file to WAL (a no-op when it is already). Switching needs the exclusive lock, and
+// two processes opening a new file at once would each hold their shared lock while waiting for it
+// (a deadlock until the busy timeout); so the switch does not wait: it is retried after a short,
+// varied pause, holding no lock in between, until timeout_ms.
+void enable_wal(SQLite::Database& db, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  db.setBusyTimeout(0);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      // A mode other than "wal" without an error (no shared memory) is kept, as it always was.
+      db.execAndGet("PRAGMA journal_mode=WAL");
+      break;
+    } catch (const SQLite::Exception& e) {
+      const int code = e.getErrorCode() & 0xff;
+      if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) ||
+          std::chrono::steady_clock::now() > deadline) {
+        db.setBusyTimeout(timeout_ms);
+        throw;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 + (getpid() + attempt * 7) % 19));
+  }
+  db.setBusyTimeout(timeout_ms);
+}
+
 // Whether the claim of `owner` ("host:pid") with a heartbeat `age_s` seconds old still holds.
 bool claim_is_live(const std::string& owner, double age_s, double stale_after_s) {
   if (owner.empty() || owner == this_process_owner() || age_s > stale_after_s) return false;
@@ -255,7 +281,7 @@ ResultsDb::ResultsDb(const std::string& path, Mode mode, int busy_timeout_ms) : 
     LB_REQUIRE(version > 0 || tables == 0,
                "'" << path << "' is an SQLite database but not a lengthbench results database");
     if (mode == Mode::kReadWrite) {
-      db_->exec("PRAGMA journal_mode=WAL");
+      enable_wal(*db_, busy_timeout_ms);
       db_->exec("PRAGMA synchronous=NORMAL");
     }
     db_->exec("PRAGMA foreign_keys=ON");
