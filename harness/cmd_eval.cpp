@@ -177,8 +177,8 @@ int cmd_eval(int argc, char** argv) {
     } else {
       std::printf("%8lld %8lld %7.1f%% %7.1f%% %9.2f %8.3f %9.1f %9.2f\n", L,
                   static_cast<long long>(r.eval.samples), 100 * r.eval.exact_match,
-                  100 * r.eval.token_accuracy, r.eval.edit_distance, r.mean_entropy,
-                  r.mean_support, r.eval.seconds);
+                  100 * r.eval.token_accuracy, r.eval.edit_distance, r.mean_entropy, r.mean_support,
+                  r.eval.seconds);
     }
     std::fflush(stdout);
   };

@@ -393,8 +393,8 @@ LengthResult evaluate_length(const Transformer& model, const TaskDef& task,
   if (opt.kv != EvalOptions::Kv::kAuto) {
     io.kv_bf16 = opt.kv == EvalOptions::Kv::kBf16;
   } else {
-    const int64_t f32_bytes = InferenceEngine::kv_bytes_per_position(model.config(), false) *
-                              (split.get(0).length() + 1);
+    const int64_t f32_bytes =
+        InferenceEngine::kv_bytes_per_position(model.config(), false) * (split.get(0).length() + 1);
     io.kv_bf16 = f32_bytes > opt.kv_f32_max_bytes;
   }
   InferenceEngine engine(model, io);

@@ -421,8 +421,9 @@ std::string dump_db(const fs::path& db) {
         "FROM checkpoints ORDER BY 1, 2",
         "SELECT run_key, ckpt, step, split, length, status, samples, quote(exact_match), "
         "quote(token_accuracy), quote(edit_distance) FROM evals ORDER BY 1, 2, 3, 4, 5",
-        "SELECT run_key, ckpt, split, length, layer, head, queries, quote(entropy), quote(support), "
-        "quote(max_weight), quote(relevant_mass), quote(scale_p50), head_kind FROM attn_stats "
+        "SELECT run_key, ckpt, split, length, layer, head, queries, quote(entropy), "
+        "quote(support), quote(max_weight), quote(relevant_mass), quote(scale_p50), head_kind "
+        "FROM attn_stats "
         "ORDER BY 1, 2, 3, 4, 5, 6"}) {
     SQLite::Statement q(d, sql);
     while (q.executeStep()) {
@@ -585,8 +586,8 @@ TEST_CASE("reliability 5: a kill between the final checkpoint's rename and its r
   const std::string key = query1(db, "SELECT key FROM runs");
   CHECK(query1(db, "SELECT step FROM checkpoints WHERE ckpt = 'last'") == "16");
   CHECK(query1(db, "SELECT sha256 FROM checkpoints WHERE ckpt = 'last'") ==
-        lb::sha256_file_hex((dir / "b.sqlite.checkpoints" / key / "last" / "model.safetensors")
-                                .string()));
+        lb::sha256_file_hex(
+            (dir / "b.sqlite.checkpoints" / key / "last" / "model.safetensors").string()));
   CHECK(dump_db(db) == dump_db(dir / "a.sqlite"));
   fs::remove_all(dir);
 }
@@ -597,8 +598,7 @@ TEST_CASE("reliability 5: evaluation resumes per length; Ctrl-C after the last l
   REQUIRE(run_suite_cli(suite, dir / "a.sqlite").code == 0);
   // Killed once the first ladder length (6) is stored: the rerun keeps it, computes only 12.
   const fs::path db = dir / "b.sqlite";
-  REQUIRE(run_suite_cli(suite, db, {"LB_TEST_SIGNAL_AT=eval-stored@1:KILL"}).code ==
-          128 + SIGKILL);
+  REQUIRE(run_suite_cli(suite, db, {"LB_TEST_SIGNAL_AT=eval-stored@1:KILL"}).code == 128 + SIGKILL);
   const std::string seconds_6 =
       query1(db, "SELECT quote(seconds) FROM evals WHERE split = 'test' AND length = 6");
   const Result r = run_suite_cli(suite, db);

@@ -4,14 +4,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
-#include <condition_variable>
-#include <cstdlib>
-#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>

@@ -4,9 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
-
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iomanip>
@@ -637,11 +636,12 @@ std::vector<EvalRow> ResultsDb::evals_of(const std::string& key, const std::stri
                                          int64_t step, const std::string& split) const {
   return guarded(path_, 0, [&] {
     std::vector<EvalRow> out;
-    SQLite::Statement q(*db_,
-                        "SELECT length, status, samples, coalesce(exact_match, 0), "
-                        "coalesce(token_accuracy, 0), coalesce(edit_distance, 0), "
-                        "coalesce(seconds, 0) FROM evals "
-                        "WHERE run_key = ? AND ckpt = ? AND step = ? AND split = ? ORDER BY length");
+    SQLite::Statement q(
+        *db_,
+        "SELECT length, status, samples, coalesce(exact_match, 0), "
+        "coalesce(token_accuracy, 0), coalesce(edit_distance, 0), "
+        "coalesce(seconds, 0) FROM evals "
+        "WHERE run_key = ? AND ckpt = ? AND step = ? AND split = ? ORDER BY length");
     q.bind(1, key);
     q.bind(2, ckpt);
     q.bind(3, static_cast<int64_t>(step));
