@@ -9,6 +9,13 @@
 # Leaves in $OUT: pending.sqlite (finished paper_cpu runs), calib.sqlite (finished calibration
 # runs), calib_partial.sqlite (unfinished ones, for their training curves), logs.tgz, and
 # state.tgz.* (15 MB parts: shards and last checkpoints of unfinished runs).
+# How it ran (2026-11-29, bundle of main 9db9d46, carry ["out/lb"] = this script, the bundle as
+# bundle.tgz, mqmtar_calibration.json, keys): keys = the 18 pending paper_cpu runs as
+# `lengthbench status results/paper_cpu/paper_cpu.sqlite harness/suites/paper_cpu.json` lists
+# them (flip-flop first), then the 16 calibration runs (base5k first). Call 1:
+# `device_grid.sh 530 16` (all 17 paper_cpu runs but copy SSMax seed 2 and 4 calibration runs
+# finished); call 2, warm: copy SSMax seed 2 alone on 4 threads beside `device_grid.sh 290 12`
+# (the other 12 calibration runs finished); call 3: copy SSMax seed 2 on 16 threads (78 s).
 set -u
 limit=$1 jobs=${2:-16}
 start=$(date +%s)
