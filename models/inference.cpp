@@ -318,8 +318,8 @@ void InferenceEngine::reserve_positions(int64_t max_positions) {
   positions_.reserve(max_positions);
 }
 
-int64_t InferenceEngine::kv_bytes_per_position() const {
-  return cfg_.layers * 2 * cfg_.heads * cfg_.head_dim * (opts_.kv_bf16 ? 2 : 4);
+int64_t InferenceEngine::kv_bytes_per_position(const ModelConfig& c, bool kv_bf16) {
+  return c.layers * 2 * c.heads * c.head_dim * (kv_bf16 ? 2 : 4);
 }
 
 // ---- session --------------------------------------------------------------------------------
