@@ -362,10 +362,11 @@ std::optional<double> ResultsDb::checkpoint_metric(const std::string& key,
 void ResultsDb::add_selection_eval(const std::string& key, const SelectionRow& r) {
   guarded(path_, 0, [&] {
     const auto ms = metrics_in(kInSelection);
-    SQLite::Statement ins(*db_, "INSERT OR REPLACE INTO selection_evals(run_key, step, split, "
-                                "length, samples" +
-                                    metric_columns(kInSelection) + ") VALUES (?,?,?,?,?" +
-                                    placeholders(ms.size()) + ")");
+    SQLite::Statement ins(*db_,
+                          "INSERT OR REPLACE INTO selection_evals(run_key, step, split, "
+                          "length, samples" +
+                              metric_columns(kInSelection) + ") VALUES (?,?,?,?,?" +
+                              placeholders(ms.size()) + ")");
     int i = 0;
     ins.bind(++i, key);
     ins.bind(++i, static_cast<int64_t>(r.step));
@@ -381,8 +382,7 @@ std::vector<SelectionRow> ResultsDb::selection_evals(const std::string& key) con
   return guarded(path_, 0, [&] {
     std::vector<SelectionRow> out;
     const auto ms = metrics_in(kInSelection);
-    SQLite::Statement q(*db_, "SELECT step, split, length, samples" +
-                                  metric_columns(kInSelection) +
+    SQLite::Statement q(*db_, "SELECT step, split, length, samples" + metric_columns(kInSelection) +
                                   " FROM selection_evals WHERE run_key = ? ORDER BY step");
     q.bind(1, key);
     while (q.executeStep()) {
@@ -423,10 +423,11 @@ void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::ve
   guarded(path_, 0, [&] {
     SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
     const auto em = metrics_in(kInEvals), am = metrics_in(kInAttn);
-    SQLite::Statement ins(*db_, "INSERT OR REPLACE INTO evals(run_key, ckpt, step, split, length, "
-                                "status, samples, seconds" +
-                                    metric_columns(kInEvals) + ") VALUES (?,?,?,?,?,?,?,?" +
-                                    placeholders(em.size()) + ")");
+    SQLite::Statement ins(*db_,
+                          "INSERT OR REPLACE INTO evals(run_key, ckpt, step, split, length, "
+                          "status, samples, seconds" +
+                              metric_columns(kInEvals) + ") VALUES (?,?,?,?,?,?,?,?" +
+                              placeholders(em.size()) + ")");
     int n = 0;
     ins.bind(++n, key);
     ins.bind(++n, e.ckpt);
@@ -438,10 +439,11 @@ void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::ve
     ins.bind(++n, e.seconds);
     for (const MetricDef* m : em) e.skipped ? ins.bind(++n) : ins.bind(++n, e.*(m->eval));
     ins.exec();
-    SQLite::Statement a(*db_, "INSERT OR REPLACE INTO attn_stats(run_key, ckpt, split, length, "
-                              "layer, head, queries, head_kind" +
-                                  metric_columns(kInAttn) + ") VALUES (?,?,?,?,?,?,?,?" +
-                                  placeholders(am.size()) + ")");
+    SQLite::Statement a(*db_,
+                        "INSERT OR REPLACE INTO attn_stats(run_key, ckpt, split, length, "
+                        "layer, head, queries, head_kind" +
+                            metric_columns(kInAttn) + ") VALUES (?,?,?,?,?,?,?,?" +
+                            placeholders(am.size()) + ")");
     for (const auto& r : attn) {
       int i = 0;
       a.bind(++i, key);

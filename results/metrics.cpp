@@ -19,7 +19,7 @@ const std::vector<MetricDef> kMetrics = {
     {"exact_match", kInEvals | kInSelection,
      "fraction of sequences whose whole target is right (the paper's metric)", "exact match (%)",
      "fraction", true, true, I::kWilson, 1, true, false, &EvalRow::exact_match,
-     &SelectionRow::exact_match},
+     &SelectionRow::exact_match, nullptr, nullptr, /*zero_when_skipped=*/true},
     {"token_accuracy", kInEvals | kInSelection, "fraction of target tokens right",
      "token accuracy (%)", "fraction", true, true, I::kStudentT, 2, true, false,
      &EvalRow::token_accuracy, &SelectionRow::token_accuracy},

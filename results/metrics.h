@@ -33,8 +33,9 @@ enum MetricTables : unsigned {
 };
 
 // How an interval around a mean over seeds is formed: a proportion of samples (a single run's
-// Wilson interval over its samples; Student t over 2+ seeds: v_seed_summary) or a mean (Student t
-// over seeds only).
+// Wilson interval over its samples; Student t over 2+ seeds), with the view columns NAME_or_0,
+// NAME_ci_low/high (v_evals, v_best_of) and NAME_mean, NAME_sd, NAME_ci_low/high (v_seed_summary)
+// that `table` reads; or a mean (Student t over seeds; `table` shows mean ± sd).
 enum class MetricInterval { kWilson, kStudentT };
 
 struct MetricDef {
@@ -56,6 +57,9 @@ struct MetricDef {
   double SelectionRow::*selection = nullptr;
   double AttnRow::*attn = nullptr;
   std::optional<double> AttnRow::*attn_optional = nullptr;  // recorded for some heads only
+  // A length the ladder skipped after an earlier 0 counts as 0 (the ladder stops on this metric);
+  // for the others a skipped length has no value.
+  bool zero_when_skipped = false;
 };
 
 // Every metric, in --metric order (the plotted ones first, as listed in help and errors).
