@@ -114,14 +114,14 @@ std::map<std::pair<std::string, std::string>, Table> read_tables(ResultsDb& db,
                 head_filter_sql(o.heads) +
                 (best ? " AND run_key IN (SELECT run_key FROM v_best_of)" : "") +
                 " GROUP BY run_key, length, head_kind"
-          : "SELECT suite, task, normalizer, pos_encoding, variant, lr, run_key, length, "
-            "length_mult, '' AS head_kind, (SELECT e." +
+          : "SELECT v.suite, v.task, v.normalizer, v.pos_encoding, v.variant, v.lr, v.run_key, "
+            "v.length, v.length_mult, '' AS head_kind, e." +
                 name +
-                " FROM evals e WHERE e.run_key = v.run_key AND e.ckpt = v.ckpt AND e.split = "
-                "v.split AND e.length = v.length) AS v FROM v_evals v WHERE ckpt = 'best' AND "
-                "split = ?3 AND status = 'ok' AND (?1 = '' OR suite = ?1) AND (?2 = '' OR task = "
-                "?2)" +
-                (best ? " AND run_key IN (SELECT run_key FROM v_best_of)" : "");
+                " AS v FROM v_evals v JOIN evals e ON e.run_key = v.run_key AND e.ckpt = v.ckpt "
+                "AND e.split = v.split AND e.length = v.length WHERE v.ckpt = 'best' AND v.split "
+                "= ?3 AND e." +
+                name + " IS NOT NULL AND (?1 = '' OR v.suite = ?1) AND (?2 = '' OR v.task = ?2)" +
+                (best ? " AND v.run_key IN (SELECT run_key FROM v_best_of)" : "");
   // A proportion (MetricInterval::kWilson) reads its view columns NAME_mean, NAME_ci_low, ...
   const std::string sql =
       dispersion(o)
