@@ -50,7 +50,7 @@ struct MetricDef {
   // Checkpoint and seed selection compares these in increasing rank (0: not used); ties after the
   // last go to the later step (harness/run.h selection_better, v_best_of).
   int selection_rank;
-  bool plotted;   // a `plot --metric` choice (and `table --metric` for attention statistics)
+  bool plotted;   // a `plot --metric` and `table --metric` choice
   bool reported;  // an attention-statistic figure of `report` (Dispersion)
   // The value in each row type that holds it (nullptr where the metric is not there).
   double EvalRow::*eval = nullptr;

@@ -332,16 +332,7 @@ void print_tidy(const std::vector<Table>& tables, const TableOptions& o, std::os
 
 }  // namespace
 
-const std::vector<std::string>& table_metric_names() {
-  static const std::vector<std::string> kNames = [] {
-    std::vector<std::string> out;
-    for (const MetricDef& m : metrics()) {
-      if (m.plotted) out.push_back(m.name);
-    }
-    return out;
-  }();
-  return kNames;
-}
+const std::vector<std::string>& table_metric_names() { return plot_metric_names(); }
 
 void check_table_metric(const std::string& name) {
   const auto& names = table_metric_names();

@@ -42,8 +42,8 @@ struct TableOptions {
   std::string heads = "all";
 };
 
-// The --metric choices (the plotted metrics of results/metrics.h, in list order), and the check:
-// UsageError "--metric 'x' is not one of: exact_match, ..." for another name.
+// The --metric choices (plot_metric_names: the plotted metrics of results/metrics.h), and the
+// check: UsageError "--metric 'x' is not one of: exact_match, ..." for another name.
 const std::vector<std::string>& table_metric_names();
 void check_table_metric(const std::string& name);
 
