@@ -132,9 +132,7 @@ int cmd_eval(int argc, char** argv) {
   LB_REQUIRE(opt.samples >= 1 && opt.samples <= (int64_t{1} << 30),
              "--samples " << opt.samples << " must be in [1, " << (int64_t{1} << 30) << "]");
   const std::string split = eval_doc["split"].get<std::string>();
-  if (split == "test") opt.split = SplitKind::kTest;
-  else if (split == "validation") opt.split = SplitKind::kValidation;
-  else throw UsageError("--split '" + split + "' is not one of: test, validation");
+  opt.split = parse_eval_split(split, "--split");
   opt.stop_at_zero = eval_doc["stop_at_zero"].get<bool>();
   const std::string kv = vm["kv"].as<std::string>();
   if (kv == "auto") opt.kv = EvalOptions::Kv::kAuto;
@@ -159,7 +157,6 @@ int cmd_eval(int argc, char** argv) {
     std::fflush(stdout);
   }
   // Rows are printed as lengths finish, so a long ladder shows progress without a terminal too.
-  const std::vector<int64_t> lengths = opt.lengths.empty() ? task.eval_lengths : opt.lengths;
   nlohmann::json out = {{"checkpoint", dir},
                         {"task", task.name},
                         {"split", split},
@@ -168,33 +165,24 @@ int cmd_eval(int argc, char** argv) {
                         {"threads", num_threads()},
                         {"kv", kv},
                         {"lengths", nlohmann::json::array()}};
-  EvalOptions one = opt;
-  bool skip = false;
-  for (int64_t L : lengths) {
-    one.lengths = {L};
-    one.stop_at_zero = false;
-    LengthResult r;
-    if (skip) {
-      r.eval.split = split_kind_name(opt.split);
-      r.eval.length = L;
-      r.eval.skipped = true;
-    } else {
-      r = evaluate_ladder(model, task, params, one, tty ? EvalProgress(print_bar) : EvalProgress())[0];
-      skip = opt.stop_at_zero && r.eval.exact_match == 0.0;
-    }
+  LadderCallbacks each;
+  if (tty) each.progress = print_bar;
+  each.done = [&](const LengthResult& r) {
     if (tty) std::fprintf(stderr, "\r%70s\r", "");
     out["lengths"].push_back(to_json(r));
-    if (json) continue;
+    if (json) return;
+    const auto L = static_cast<long long>(r.eval.length);
     if (r.eval.skipped) {
-      std::printf("%8lld %8s\n", static_cast<long long>(L), "skipped");
+      std::printf("%8lld %8s\n", L, "skipped");
     } else {
-      std::printf("%8lld %8lld %7.1f%% %7.1f%% %9.2f %8.3f %9.1f %9.2f\n", static_cast<long long>(L),
+      std::printf("%8lld %8lld %7.1f%% %7.1f%% %9.2f %8.3f %9.1f %9.2f\n", L,
                   static_cast<long long>(r.eval.samples), 100 * r.eval.exact_match,
-                  100 * r.eval.token_accuracy, r.eval.edit_distance, r.mean_entropy,
-                  r.mean_support, r.eval.seconds);
+                  100 * r.eval.token_accuracy, r.eval.edit_distance, r.mean_entropy, r.mean_support,
+                  r.eval.seconds);
     }
     std::fflush(stdout);
-  }
+  };
+  run_ladder(model, task, params, opt, each);
   if (json) std::cout << out.dump() << "\n";
   return 0;
 }

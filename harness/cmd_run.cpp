@@ -153,8 +153,9 @@ int cmd_run(int argc, char** argv) {
   install_stop_handlers();
   const SuiteTotals t = run_suite(runs, db, ro, std::cerr);
   std::cout << suite.name << ": " << t.done << " done, " << t.skipped << " already done, "
-            << t.failed << " failed" << (t.interrupted ? ", interrupted (run again to resume)" : "")
-            << "\n";
+            << t.failed << " failed"
+            << (t.busy ? ", " + std::to_string(t.busy) + " being run by another process" : "")
+            << (t.interrupted ? ", interrupted (run again to resume)" : "") << "\n";
   std::cout << "results: " << db_path << "\nnext:    lengthbench table " << db_path
             << "\n         lengthbench plot " << db_path << " --out figures\n         lengthbench report "
             << db_path << " --out report   (then open report/index.html)\n";

@@ -268,8 +268,10 @@ SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task
 
 namespace {
 
-LengthResult evaluate_length(InferenceEngine& engine, const TaskDef& task, const Split& split,
-                             const EvalOptions& opt, const EvalProgress& progress) {
+// The samples of `split` on `engine`; throws EvalInterrupted when opt.stop is raised (checked
+// before each sample, so the samples running finish and no new one starts).
+LengthResult evaluate_split(InferenceEngine& engine, const TaskDef& task, const Split& split,
+                            const EvalOptions& opt, const EvalProgress& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const ModelConfig& c = engine.config();
   const int64_t N = opt.samples, LH = c.layers * c.heads;
@@ -288,9 +290,14 @@ LengthResult evaluate_length(InferenceEngine& engine, const TaskDef& task, const
   const int threads = omp_get_max_threads();
   const bool side_by_side = threads > 1 && N > 1 && per_sample * threads <= opt.parallel_bytes;
   std::atomic<int64_t> done{0};
+  std::atomic<bool> stopped{false};
   std::exception_ptr error;
   std::mutex error_mutex;
   auto one = [&](int64_t i) {
+    if (opt.stop && opt.stop->load()) {
+      stopped = true;
+      return;
+    }
     try {
       outcomes[i] = evaluate_sample(engine, task, split.get(i), opt.decode);
     } catch (...) {
@@ -307,6 +314,7 @@ LengthResult evaluate_length(InferenceEngine& engine, const TaskDef& task, const
     for (int64_t i = 0; i < N; ++i) one(i);
   }
   if (error) std::rethrow_exception(error);
+  if (stopped) throw EvalInterrupted();
   if (progress) progress(split.length(), N, N);
 
   LengthResult res;
@@ -359,47 +367,79 @@ LengthResult evaluate_length(InferenceEngine& engine, const TaskDef& task, const
   return res;
 }
 
-}  // namespace
-
-std::vector<LengthResult> evaluate_ladder(const Transformer& model, const TaskDef& task,
-                                          const TaskParams& params, const EvalOptions& opt,
-                                          const EvalProgress& progress) {
-  LB_REQUIRE(opt.samples >= 1, "--samples " << opt.samples << " must be >= 1");
-  const std::vector<int64_t> lengths = opt.lengths.empty() ? task.eval_lengths : opt.lengths;
-  LB_REQUIRE(!lengths.empty(),
-             "task '" << task.name << "' has no evaluation lengths; give --lengths");
+void require_model_fits(const Transformer& model, const TaskDef& task, const TaskParams& params) {
   const Vocab v = task_vocab(task, params);
   LB_REQUIRE(model.config().vocab_size >= v.size && model.config().num_labels >= v.num_labels,
              "model vocabulary " << model.config().vocab_size << " / labels "
                                  << model.config().num_labels << " is smaller than task '"
                                  << task.name << "' needs (" << v.size << " / " << v.num_labels
                                  << ")");
-  std::vector<LengthResult> out;
+}
+
+}  // namespace
+
+SplitKind parse_eval_split(const std::string& name, const std::string& what) {
+  if (name == "test") return SplitKind::kTest;
+  if (name == "validation") return SplitKind::kValidation;
+  throw UsageError(what + " '" + name + "' is not one of: test, validation");
+}
+
+LengthResult evaluate_length(const Transformer& model, const TaskDef& task,
+                             const TaskParams& params, const EvalOptions& opt, int64_t length,
+                             const EvalProgress& progress) {
+  LB_REQUIRE(opt.samples >= 1, "--samples " << opt.samples << " must be >= 1");
+  require_model_fits(model, task, params);
+  const Split split(task, params, opt.seed, opt.split, length);
+  InferenceOptions io = opt.inference;
+  if (opt.kv != EvalOptions::Kv::kAuto) {
+    io.kv_bf16 = opt.kv == EvalOptions::Kv::kBf16;
+  } else {
+    const int64_t f32_bytes =
+        InferenceEngine::kv_bytes_per_position(model.config(), false) * (split.get(0).length() + 1);
+    io.kv_bf16 = f32_bytes > opt.kv_f32_max_bytes;
+  }
+  InferenceEngine engine(model, io);
+  LengthResult r = evaluate_split(engine, task, split, opt, progress);
+  r.kv_bf16 = io.kv_bf16;
+  return r;
+}
+
+void run_ladder(const Transformer& model, const TaskDef& task, const TaskParams& params,
+                const EvalOptions& opt, const LadderCallbacks& callbacks) {
+  LB_REQUIRE(opt.samples >= 1, "--samples " << opt.samples << " must be >= 1");
+  const std::vector<int64_t> lengths = opt.lengths.empty() ? task.eval_lengths : opt.lengths;
+  LB_REQUIRE(!lengths.empty(),
+             "task '" << task.name << "' has no evaluation lengths; give --lengths");
+  require_model_fits(model, task, params);
   bool skip = false;
   for (int64_t L : lengths) {
+    if (callbacks.known) {
+      if (const std::optional<EvalRow> row = callbacks.known(L)) {
+        skip = skip || (opt.stop_at_zero && (row->skipped || row->exact_match == 0.0));
+        continue;
+      }
+    }
+    LengthResult r;
     if (skip) {
-      LengthResult r;
       r.eval.split = split_kind_name(opt.split);
       r.eval.length = L;
       r.eval.skipped = true;
-      out.push_back(r);
-      continue;
-    }
-    const Split split(task, params, opt.seed, opt.split, L);
-    InferenceOptions io = opt.inference;
-    if (opt.kv != EvalOptions::Kv::kAuto) {
-      io.kv_bf16 = opt.kv == EvalOptions::Kv::kBf16;
     } else {
-      io.kv_bf16 = false;
-      const int64_t f32_bytes =
-          InferenceEngine(model, io).kv_bytes_per_position() * (split.get(0).length() + 1);
-      io.kv_bf16 = f32_bytes > opt.kv_f32_max_bytes;
+      r = evaluate_length(model, task, params, opt, L, callbacks.progress);
+      skip = opt.stop_at_zero && r.eval.exact_match == 0.0;
     }
-    InferenceEngine engine(model, io);
-    out.push_back(evaluate_length(engine, task, split, opt, progress));
-    out.back().kv_bf16 = io.kv_bf16;
-    if (opt.stop_at_zero && out.back().eval.exact_match == 0.0) skip = true;
+    if (callbacks.done) callbacks.done(r);
   }
+}
+
+std::vector<LengthResult> evaluate_ladder(const Transformer& model, const TaskDef& task,
+                                          const TaskParams& params, const EvalOptions& opt,
+                                          const EvalProgress& progress) {
+  std::vector<LengthResult> out;
+  LadderCallbacks callbacks;
+  callbacks.done = [&](const LengthResult& r) { out.push_back(r); };
+  callbacks.progress = progress;
+  run_ladder(model, task, params, opt, callbacks);
   return out;
 }
 

@@ -27,8 +27,11 @@
 // `parallel_bytes`; longer ones run one at a time with the work of each spread over the threads.
 // Per-sample numbers are merged in sample order, so every thread count gives the same results.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -102,6 +105,10 @@ double teacher_forced_loss(Transformer& model, const TaskDef& task, const TaskPa
 
 // ---- a ladder of lengths --------------------------------------------------------------------
 
+// The evaluation split named `name`: "test" or "validation"; anything else is a UsageError
+// naming `what` (e.g. "--split") and the accepted names. The one place split names are parsed.
+SplitKind parse_eval_split(const std::string& name, const std::string& what = "split");
+
 struct EvalOptions {
   std::vector<int64_t> lengths;  // empty: the task's eval_lengths
   int64_t samples = 1000;        // per length
@@ -116,6 +123,14 @@ struct EvalOptions {
   enum class Kv { kAuto, kF32, kBf16 } kv = Kv::kAuto;
   int64_t kv_f32_max_bytes = int64_t(512) << 20;
   int64_t parallel_bytes = int64_t(1) << 30;  // KV bytes allowed for samples run side by side
+  // When set and true, evaluation stops between samples (no new sample starts) and the length
+  // throws EvalInterrupted: an interrupted length has no result (Ctrl-C in `run`).
+  const std::atomic<bool>* stop = nullptr;
+};
+
+// Thrown by an evaluation stopped through EvalOptions::stop.
+struct EvalInterrupted : std::runtime_error {
+  EvalInterrupted() : std::runtime_error("evaluation interrupted") {}
 };
 
 struct LengthResult {
@@ -129,6 +144,28 @@ struct LengthResult {
 // done/total samples of `length`; called from the evaluating thread.
 using EvalProgress = std::function<void(int64_t length, int64_t done, int64_t total)>;
 
+// One length: opt.samples samples of split (task, params, opt.seed, opt.split, length), the KV
+// storage chosen by opt.kv. opt.lengths and opt.stop_at_zero are not used.
+LengthResult evaluate_length(const Transformer& model, const TaskDef& task,
+                             const TaskParams& params, const EvalOptions& opt, int64_t length,
+                             const EvalProgress& progress = {});
+
+// What the ladder does around each length, in ladder order.
+struct LadderCallbacks {
+  // A length's row already known (e.g. stored by an interrupted run): taken as is, neither
+  // evaluated nor passed to `done`; its exact match counts for stop_at_zero. Unset: none known.
+  std::function<std::optional<EvalRow>(int64_t length)> known;
+  // Every other length as it finishes: evaluated, or skipped after a 0% length (stop_at_zero).
+  std::function<void(const LengthResult&)> done;
+  EvalProgress progress;
+};
+
+// The ladder (opt.lengths, else the task's eval_lengths) with the stop-at-zero rule: the one
+// ladder behind `eval`, `run` and evaluate_ladder. Checks the model's vocabulary first.
+void run_ladder(const Transformer& model, const TaskDef& task, const TaskParams& params,
+                const EvalOptions& opt, const LadderCallbacks& callbacks);
+
+// run_ladder's results collected in order.
 std::vector<LengthResult> evaluate_ladder(const Transformer& model, const TaskDef& task,
                                           const TaskParams& params, const EvalOptions& opt,
                                           const EvalProgress& progress = {});

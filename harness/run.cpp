@@ -4,19 +4,26 @@
 
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "harness/check.h"
+#include "harness/eval.h"
 #include "harness/run_eval.h"
 #include "models/trainer.h"
 #include "results/metrics.h"
+#include "tasks/registry.h"
 
 namespace fs = std::filesystem;
 
@@ -147,6 +154,97 @@ std::string changed_config_message(const ResultsDb& db, const RunSpec& run) {
   return changes.empty() ? "no config key differs (the hash rule changed?)" : changes;
 }
 
+// LB_TEST_SIGNAL_AT=POINT@N:SIG (run.h): sends SIG to this process at the N-th arrival at POINT.
+void test_signal_point(const char* point) {
+  static const char* spec = std::getenv("LB_TEST_SIGNAL_AT");
+  if (!spec) return;
+  static std::mutex mutex;
+  static std::map<std::string, int64_t> arrivals;
+  const std::string s = spec;
+  const size_t at = s.find('@'), colon = s.find(':', at == std::string::npos ? 0 : at);
+  if (at == std::string::npos || colon == std::string::npos || s.substr(0, at) != point) return;
+  int64_t n = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    n = ++arrivals[point];
+  }
+  if (n != std::atoll(s.c_str() + at + 1)) return;
+  const std::string sig = s.substr(colon + 1);
+  std::raise(sig == "KILL" ? SIGKILL : sig == "TERM" ? SIGTERM : SIGINT);
+}
+
+// Refreshes the claim's heartbeat every `every` from its own connection while a run is held,
+// so that a long evaluation length does not look like a dead owner; gives the claim up (the run
+// stays 'running' unless finished) when it goes out of scope.
+class ClaimKeeper {
+ public:
+  ClaimKeeper(ResultsDb& db, std::string key, std::chrono::seconds every)
+      : db_(db), key_(std::move(key)) {
+    thread_ = std::thread([this, path = db.path(), every] {
+      std::unique_lock<std::mutex> lock(mutex_);
+      while (!cv_.wait_for(lock, every, [&] { return stop_; })) {
+        try {
+          ResultsDb(path, ResultsDb::Mode::kReadWrite, 5000).heartbeat(key_);
+        } catch (const std::exception&) {
+          // A busy database skips one beat; the next one comes in `every`.
+        }
+      }
+    });
+  }
+  ~ClaimKeeper() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    try {
+      db_.release_run(key_);
+    } catch (const std::exception&) {
+      // A claim left behind is taken over: its owner (this process) is gone by then.
+    }
+  }
+
+ private:
+  ResultsDb& db_;
+  std::string key_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Sets a run's checkpoint rows from its checkpoint folders (step and sha256 from each manifest):
+// a kill between a checkpoint's rename and its row leaves the row behind the folder.
+void reconcile_checkpoint_rows(const RunSpec& run, const fs::path& dir, ResultsDb& db) {
+  for (const char* name : {"last", "best"}) {
+    const std::string found = Trainer::checkpoint_to_resume((dir / name).string());
+    if (found.empty() || !fs::exists(fs::path(found) / "manifest.json")) continue;
+    std::ifstream in(fs::path(found) / "manifest.json");
+    nlohmann::json m;
+    try {
+      m = parse_json_strict(in, "manifest");
+    } catch (const UsageError&) {
+      continue;  // an unreadable manifest fails the run where the checkpoint is loaded
+    }
+    if (!m.is_object() || m.value("run_config_hash", std::string()) != run.config_hash ||
+        !m.contains("step") || !m["step"].is_number_integer()) {
+      continue;
+    }
+    const int64_t step = m["step"].get<int64_t>();
+    const std::string sha = m["sha256"].value("model.safetensors", std::string());
+    if (db.checkpoint_step(run.key, name) == step) continue;
+    CheckpointRow row{name, step, db_relative(dir / name, db), sha, "", std::nullopt};
+    if (std::string(name) == "best") {
+      row.selected_by = selection_rule(run.select.split, run.select.length);
+      for (const auto& s : db.selection_evals(run.key)) {
+        if (s.step == step) row.metric = s.exact_match;
+      }
+    }
+    db.add_checkpoint(run.key, row);
+  }
+}
+
 RunRecord record_of(const RunSpec& r) {
   RunRecord rec;
   rec.key = r.key;
@@ -207,9 +305,14 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
   LB_REQUIRE(
       path_is_inside(dir.string(), opts.checkpoint_root),
       "run key " << run.key << " resolves outside the checkpoint folder " << opts.checkpoint_root);
+  auto busy = [&](const std::string& owner) {
+    log << run.key << ": being run by " << owner << " on this database; skipped\n";
+    return RunOutcome::kBusy;
+  };
   if (opts.force) {
-    // Checkpoints go first, so a rerun stopped midway can never resume from the old weights; the
-    // rows then go in one transaction.
+    // Never under a live process's feet. Checkpoints go first, so a rerun stopped midway can
+    // never resume from the old weights; the rows then go in one transaction.
+    if (const auto owner = db.live_owner(run.key, opts.claim_stale_s)) return busy(*owner);
     std::error_code ec;
     fs::remove_all(dir, ec);
     LB_REQUIRE(!ec, "--force: cannot remove " << dir.string() << ": " << ec.message());
@@ -231,10 +334,19 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
                       << changed_config_message(db, run)
                       << "); use a new database or suite name, or --force to rerun it");
   }
-  db.begin_run(record_of(run), Provenance::current(opts.threads));
+  // The claim comes before anything touches the run's checkpoints.
+  const ResultsDb::ClaimResult claim =
+      db.claim_run(record_of(run), Provenance::current(opts.threads), opts.claim_stale_s);
+  if (claim.outcome == ResultsDb::Claim::kDone) return RunOutcome::kSkipped;  // finished meanwhile
+  if (claim.outcome == ResultsDb::Claim::kBusy) {
+    return busy(claim.owner + " (heartbeat " + claim.heartbeat_at + ")");
+  }
+  const ClaimKeeper keeper(db, run.key, std::chrono::seconds(30));
+  const std::atomic<bool>* stop = &stop_requested();
   try {
     Trainer trainer(run.model, run.train);
     const fs::path resume = resumable_checkpoint(run, dir, log);
+    reconcile_checkpoint_rows(run, dir, db);
     if (!resume.empty()) {
       trainer.load(resume.string());
       log << run.key << ": resuming at step " << trainer.steps_done() << "\n";
@@ -249,7 +361,7 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       }
     }
     auto select = [&](int64_t step) {
-      SelectionRow row = evaluate_selection(trainer.model(), run, opts.threads);
+      SelectionRow row = evaluate_selection(trainer.model(), run, opts.threads, stop);
       row.step = step;
       db.add_selection_eval(run.key, row);
       if (!best || selection_better(row, *best)) {
@@ -302,6 +414,7 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
       if (sel) select(s.step);
       if (ckpt) {
         const std::string sha = trainer.save_atomic((dir / "last").string(), run.config_hash);
+        test_signal_point("checkpoint-saved");
         db.add_checkpoint(run.key,
                           {"last", s.step, db_relative(dir / "last", db), sha, "", std::nullopt});
       }
@@ -325,35 +438,62 @@ RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts,
           << 100 * best->exact_match << "%, token accuracy " << 100 * best->token_accuracy
           << "%, loss " << best->loss << ")\n";
     }
-    EvalOutcome v = evaluate_for_run(chosen.model(), run, run.select.split, run.select.length,
-                                     run.select.samples, opts.threads, true);
-    v.row.ckpt = "best";
-    v.row.step = best_step;
-    db.add_eval(run.key, v.row, v.attn);
-    bool zero = false;
-    for (int64_t L : run.eval.lengths) {
-      EvalRow skipped;
-      if (zero) {
-        skipped.ckpt = "best";
-        skipped.step = best_step;
-        skipped.split = run.eval.split;
-        skipped.length = L;
-        skipped.skipped = true;
-        db.add_eval(run.key, skipped, {});
-        continue;
+    // Rows an earlier attempt stored for this checkpoint, by split and length: not recomputed.
+    auto stored = [&](const std::string& split, int64_t samples) {
+      std::map<int64_t, EvalRow> rows;
+      for (EvalRow& e : db.evals_of(run.key, "best", best_step, split)) {
+        if (e.samples == samples || e.skipped) rows[e.length] = e;
       }
-      EvalOutcome e = evaluate_for_run(chosen.model(), run, run.eval.split, L, run.eval.samples,
-                                       opts.threads, true);
-      e.row.ckpt = "best";
-      e.row.step = best_step;
-      db.add_eval(run.key, e.row, e.attn);
-      log << run.key << ": " << run.eval.split << " L=" << L << " exact match "
-          << 100 * e.row.exact_match << "%\n";
-      zero = run.eval.stop_at_zero && e.row.exact_match == 0.0;
-      if (stop_requested()) return RunOutcome::kInterrupted;
+      return rows;
+    };
+    const std::map<int64_t, EvalRow> stored_select = stored(run.select.split, run.select.samples);
+    const std::map<int64_t, EvalRow> stored_ladder = stored(run.eval.split, run.eval.samples);
+    if (!stored_select.count(run.select.length)) {
+      EvalOutcome v = evaluate_for_run(chosen.model(), run, run.select.split, run.select.length,
+                                       run.select.samples, opts.threads, true, stop);
+      v.row.ckpt = "best";
+      v.row.step = best_step;
+      db.add_eval(run.key, v.row, v.attn);
     }
-    db.finish_run(run.key, RunStatus::kDone);
+    // The ladder; the last length's row and the run's 'done' are one transaction.
+    const TaskDef& task = find_task(run.task);
+    EvalOptions eo = run_eval_options(run, run.eval.split, run.eval.samples, true);
+    eo.lengths = run.eval.lengths;
+    eo.stop_at_zero = run.eval.stop_at_zero;
+    eo.stop = stop;
+    size_t left = eo.lengths.size();  // lengths not yet stored or known
+    LadderCallbacks each;
+    each.known = [&](int64_t L) -> std::optional<EvalRow> {
+      const auto it = stored_ladder.find(L);
+      if (it == stored_ladder.end()) return std::nullopt;
+      --left;
+      log << run.key << ": " << run.eval.split << " L=" << L << " already stored\n";
+      return it->second;
+    };
+    each.progress = [](int64_t, int64_t, int64_t) { test_signal_point("eval-sample"); };
+    each.done = [&](const LengthResult& r) {
+      EvalRow row = r.eval;
+      row.ckpt = "best";
+      row.step = best_step;
+      row.split = run.eval.split;
+      const bool last = --left == 0;
+      db.transaction([&] {
+        db.add_eval(run.key, row, r.attn);
+        if (last) db.finish_run(run.key, RunStatus::kDone);
+      });
+      test_signal_point("eval-stored");
+      if (!row.skipped) {
+        log << run.key << ": " << run.eval.split << " L=" << row.length << " exact match "
+            << 100 * row.exact_match << "%\n";
+      }
+    };
+    run_ladder(chosen.model(), task, make_params(task, run.train.task_params), eo, each);
+    if (db.run_status(run.key) != RunStatus::kDone) db.finish_run(run.key, RunStatus::kDone);
     return RunOutcome::kDone;
+  } catch (const EvalInterrupted&) {
+    log << run.key << ": interrupted during evaluation; the length in progress is not stored, "
+        << "and resumes\n";
+    return RunOutcome::kInterrupted;
   } catch (const std::exception& e) {
     db.finish_run(run.key, RunStatus::kFailed, e.what());
     log << run.key << ": failed: " << e.what() << "\n";
@@ -383,6 +523,7 @@ SuiteTotals run_suite(const std::vector<RunSpec>& runs, ResultsDb& db, const Run
       case RunOutcome::kSkipped: ++t.skipped; break;
       case RunOutcome::kDone: ++t.done; break;
       case RunOutcome::kFailed: ++t.failed; break;
+      case RunOutcome::kBusy: ++t.busy; break;
       case RunOutcome::kInterrupted: t.interrupted = true; return t;
     }
   }

@@ -362,8 +362,8 @@ void InferenceEngine::reserve_positions(int64_t max_positions) {
                           static_cast<int>(cfg_.head_dim), cfg_.rope_theta);
 }
 
-int64_t InferenceEngine::kv_bytes_per_position() const {
-  return cfg_.layers * 2 * cfg_.heads * cfg_.head_dim * (opts_.kv_bf16 ? 2 : 4);
+int64_t InferenceEngine::kv_bytes_per_position(const ModelConfig& c, bool kv_bf16) {
+  return c.layers * 2 * c.heads * c.head_dim * (kv_bf16 ? 2 : 4);
 }
 
 // ---- session --------------------------------------------------------------------------------

@@ -67,8 +67,10 @@ class InferenceEngine {
 
   const ModelConfig& config() const { return cfg_; }
   const InferenceOptions& options() const { return opts_; }
-  // Bytes of KV cache per position (all layers, K and V).
-  int64_t kv_bytes_per_position() const;
+  // Bytes of KV cache per position (all layers, K and V), of this engine or of any engine for
+  // config `c` with bf16 (else fp32) storage.
+  int64_t kv_bytes_per_position() const { return kv_bytes_per_position(cfg_, opts_.kv_bf16); }
+  static int64_t kv_bytes_per_position(const ModelConfig& c, bool kv_bf16);
 
  private:
   friend class InferenceSession;

@@ -1,12 +1,16 @@
 #include "results/db.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
+#include <thread>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
@@ -60,9 +64,36 @@ const char* const kUpgrades[] = {
 static_assert(sizeof(kUpgrades) / sizeof(kUpgrades[0]) <= kSchemaVersion - 1,
               "at most one upgrade step per schema version");
 
-// Brings a database of schema `from` to kSchemaVersion in one transaction.
+// A write transaction (BEGIN IMMEDIATE), or nothing when one is already open on the connection
+// (ResultsDb::transaction): the writes then commit or roll back with the enclosing one.
+class WriteTxn {
+ public:
+  explicit WriteTxn(SQLite::Database& db)
+      : db_(db), own_(sqlite3_get_autocommit(db.getHandle()) != 0) {
+    if (own_) db_.exec("BEGIN IMMEDIATE");
+  }
+  WriteTxn(const WriteTxn&) = delete;
+  WriteTxn& operator=(const WriteTxn&) = delete;
+  void commit() {
+    if (own_ && !done_) db_.exec("COMMIT");
+    done_ = true;
+  }
+  ~WriteTxn() {
+    if (own_ && !done_) {
+      try {
+        db_.exec("ROLLBACK");
+      } catch (...) {
+      }
+    }
+  }
+
+ private:
+  SQLite::Database& db_;
+  bool own_, done_ = false;
+};
+
+// Brings a database of schema `from` to kSchemaVersion (inside the caller's transaction).
 void upgrade_schema(SQLite::Database& db, int from) {
-  SQLite::Transaction t(db, SQLite::TransactionBehavior::IMMEDIATE);
   for (int v = from; v < kSchemaVersion; ++v) {
     if (v - 1 < static_cast<int>(std::size(kUpgrades))) db.exec(kUpgrades[v - 1]);
   }
@@ -80,7 +111,71 @@ void upgrade_schema(SQLite::Database& db, int from) {
   db.exec("INSERT OR REPLACE INTO meta(key, value) VALUES ('upgraded_from_" +
           std::to_string(from) + "', '" + utc_now_iso() + "')");
   db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+}
+
+// Creates (version 0) or upgrades the schema in one IMMEDIATE transaction. The version is read
+// again under the write lock: another process may have created or upgraded the file since this
+// one looked (two `run`s starting on a new database), and then there is nothing left to do.
+void install_schema(SQLite::Database& db, const std::string& path, const char* schema_sql) {
+  SQLite::Transaction t(db, SQLite::TransactionBehavior::IMMEDIATE);
+  const int version = db.execAndGet("PRAGMA user_version").getInt();
+  if (version == 0) {
+    LB_REQUIRE(db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() == 0,
+               "'" << path << "' is an SQLite database but not a lengthbench results database");
+    db.exec(schema_sql);
+    SQLite::Statement meta(db, "INSERT INTO meta(key, value) VALUES (?, ?)");
+    for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+             {"schema_version", std::to_string(kSchemaVersion)},
+             {"created_by", "lengthbench " + lengthbench_version() + " " + git_commit()},
+             {"created_at", utc_now_iso()},
+             {"config_hash", "fnv1a64 of the config JSON dumped with sorted keys"}}) {
+      meta.bind(1, k);
+      meta.bind(2, v);
+      meta.exec();
+      meta.reset();
+    }
+    db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+  } else if (version < kSchemaVersion) {
+    upgrade_schema(db, version);
+  }
   t.commit();
+}
+
+// Switches the file to WAL (a no-op when it is already). Switching needs the exclusive lock, and
+// two processes opening a new file at once would each hold their shared lock while waiting for it
+// (a deadlock until the busy timeout); so the switch does not wait: it is retried after a short,
+// varied pause, holding no lock in between, until timeout_ms.
+void enable_wal(SQLite::Database& db, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  db.setBusyTimeout(0);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      // A mode other than "wal" without an error (no shared memory) is kept, as it always was.
+      db.execAndGet("PRAGMA journal_mode=WAL");
+      break;
+    } catch (const SQLite::Exception& e) {
+      const int code = e.getErrorCode() & 0xff;
+      if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) ||
+          std::chrono::steady_clock::now() > deadline) {
+        db.setBusyTimeout(timeout_ms);
+        throw;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 + (getpid() + attempt * 7) % 19));
+  }
+  db.setBusyTimeout(timeout_ms);
+}
+
+// Whether the claim of `owner` ("host:pid") with a heartbeat `age_s` seconds old still holds.
+bool claim_is_live(const std::string& owner, double age_s, double stale_after_s) {
+  if (owner.empty() || owner == this_process_owner() || age_s > stale_after_s) return false;
+  const size_t colon = owner.rfind(':');
+  if (colon == std::string::npos) return false;
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  if (owner.substr(0, colon) != host) return true;  // another machine: the heartbeat decides
+  const long pid = std::strtol(owner.c_str() + colon + 1, nullptr, 10);
+  return pid > 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
 }
 
 const char* isa_name(dnnl::cpu_isa isa) {
@@ -131,6 +226,12 @@ std::string utc_now_iso() {
   return os.str();
 }
 
+std::string this_process_owner() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
 Provenance Provenance::current(int threads) {
   Provenance p;
   p.git_commit = lb::git_commit();
@@ -175,8 +276,13 @@ ResultsDb::ResultsDb(const std::string& path, Mode mode, int busy_timeout_ms) : 
     db_ = std::make_unique<SQLite::Database>(path, flags, busy_timeout_ms);
     int version = 0, tables = 0;
     try {
-      version = db_->execAndGet("PRAGMA user_version").getInt();
-      tables = db_->execAndGet("SELECT count(*) FROM sqlite_master").getInt();
+      // One statement: one snapshot of both (another process may be creating the file).
+      SQLite::Statement q(*db_,
+                          "SELECT (SELECT user_version FROM pragma_user_version), count(*) "
+                          "FROM sqlite_master");
+      q.executeStep();
+      version = q.getColumn(0).getInt();
+      tables = q.getColumn(1).getInt();
     } catch (const SQLite::Exception& e) {
       throw UsageError("'" + path + "' is not an SQLite database (" + e.what() + ")");
     }
@@ -187,7 +293,7 @@ ResultsDb::ResultsDb(const std::string& path, Mode mode, int busy_timeout_ms) : 
     LB_REQUIRE(version > 0 || tables == 0,
                "'" << path << "' is an SQLite database but not a lengthbench results database");
     if (mode == Mode::kReadWrite) {
-      db_->exec("PRAGMA journal_mode=WAL");
+      enable_wal(*db_, busy_timeout_ms);
       db_->exec("PRAGMA synchronous=NORMAL");
     }
     db_->exec("PRAGMA foreign_keys=ON");
@@ -198,26 +304,11 @@ ResultsDb::ResultsDb(const std::string& path, Mode mode, int busy_timeout_ms) : 
                                       << "; upgrade it in place (every row kept) with "
                                          "`lengthbench upgrade "
                                       << path << "`");
-      upgrade_schema(*db_, version);
     }
     if (version == 0) {
       LB_REQUIRE(mode == Mode::kReadWrite, "'" << path << "' is empty, not a results database");
-      SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-      db_->exec(kSchemaSql);
-      SQLite::Statement meta(*db_, "INSERT INTO meta(key, value) VALUES (?, ?)");
-      for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-               {"schema_version", std::to_string(kSchemaVersion)},
-               {"created_by", "lengthbench " + lengthbench_version() + " " + git_commit()},
-               {"created_at", utc_now_iso()},
-               {"config_hash", "fnv1a64 of the config JSON dumped with sorted keys"}}) {
-        meta.bind(1, k);
-        meta.bind(2, v);
-        meta.exec();
-        meta.reset();
-      }
-      db_->exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
-      t.commit();
     }
+    if (version < kSchemaVersion) install_schema(*db_, path, kSchemaSql);
   });
 }
 
@@ -240,13 +331,30 @@ std::optional<std::string> ResultsDb::run_config_hash(const std::string& key) co
   });
 }
 
-void ResultsDb::begin_run(const RunRecord& r, const Provenance& p) {
-  guarded(path_, 0, [&] {
-    SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement q(*db_, "SELECT status, config_hash FROM runs WHERE key = ?");
+ResultsDb::ClaimResult ResultsDb::claim_run(const RunRecord& r, const Provenance& p,
+                                            double stale_after_s) {
+  return guarded(path_, 0, [&] {
+    ClaimResult claim;
+    WriteTxn t(*db_);
+    SQLite::Statement q(*db_,
+                        "SELECT status, config_hash, coalesce(heartbeat_at, ''), "
+                        "coalesce((julianday('now') - julianday(heartbeat_at)) * 86400.0, 1e300), "
+                        "(SELECT value FROM meta WHERE key = 'run_owner/' || runs.key) "
+                        "FROM runs WHERE key = ?");
     q.bind(1, r.key);
     if (q.executeStep()) {
-      LB_CHECK(q.getColumn(0).getString() != "done", "run " << r.key << " is already done");
+      if (q.getColumn(0).getString() == "done") {
+        claim.outcome = Claim::kDone;
+        return claim;
+      }
+      const std::string owner = q.getColumn(4).isNull() ? "" : q.getColumn(4).getString();
+      if (q.getColumn(0).getString() == "running" &&
+          claim_is_live(owner, q.getColumn(3).getDouble(), stale_after_s)) {
+        claim.outcome = Claim::kBusy;
+        claim.owner = owner;
+        claim.heartbeat_at = q.getColumn(2).getString();
+        return claim;
+      }
       LB_REQUIRE(q.getColumn(1).getString() == r.config_hash,
                  "run " << r.key << " exists with config hash " << q.getColumn(1).getString()
                         << " but the suite now gives " << r.config_hash
@@ -298,22 +406,72 @@ void ResultsDb::begin_run(const RunRecord& r, const Provenance& p) {
       ins.bind(++i, r.variant);
       ins.exec();
     }
+    SQLite::Statement own(*db_, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)");
+    own.bind(1, "run_owner/" + r.key);
+    own.bind(2, this_process_owner());
+    own.exec();
+    t.commit();
+    return claim;
+  });
+}
+
+void ResultsDb::begin_run(const RunRecord& r, const Provenance& p) {
+  const ClaimResult c = claim_run(r, p);
+  LB_CHECK(c.outcome != Claim::kDone, "run " << r.key << " is already done");
+  if (c.outcome == Claim::kBusy) {
+    throw std::runtime_error("run " + r.key + " in '" + path_ + "' is being run by " + c.owner +
+                             " (heartbeat " + c.heartbeat_at + ")");
+  }
+}
+
+std::optional<std::string> ResultsDb::live_owner(const std::string& key,
+                                                 double stale_after_s) const {
+  return guarded(path_, 0, [&]() -> std::optional<std::string> {
+    SQLite::Statement q(*db_,
+                        "SELECT m.value, coalesce((julianday('now') - julianday(r.heartbeat_at)) "
+                        "* 86400.0, 1e300) FROM runs r JOIN meta m ON m.key = 'run_owner/' || "
+                        "r.key WHERE r.key = ? AND r.status = 'running'");
+    q.bind(1, key);
+    if (q.executeStep() &&
+        claim_is_live(q.getColumn(0).getString(), q.getColumn(1).getDouble(), stale_after_s)) {
+      return q.getColumn(0).getString();
+    }
+    return std::nullopt;
+  });
+}
+
+void ResultsDb::release_run(const std::string& key) {
+  guarded(path_, 0, [&] {
+    SQLite::Statement d(*db_, "DELETE FROM meta WHERE key = ? AND value = ?");
+    d.bind(1, "run_owner/" + key);
+    d.bind(2, this_process_owner());
+    d.exec();
+  });
+}
+
+void ResultsDb::transaction(const std::function<void()>& fn) {
+  guarded(path_, 0, [&] {
+    WriteTxn t(*db_);
+    fn();
     t.commit();
   });
 }
 
 void ResultsDb::heartbeat(const std::string& key) {
   guarded(path_, 0, [&] {
-    SQLite::Statement u(*db_, "UPDATE runs SET heartbeat_at = ? WHERE key = ?");
+    SQLite::Statement u(*db_,
+                        "UPDATE runs SET heartbeat_at = ? WHERE key = ? AND "
+                        "(SELECT value FROM meta WHERE key = 'run_owner/' || runs.key) = ?");
     u.bind(1, utc_now_iso());
     u.bind(2, key);
+    u.bind(3, this_process_owner());
     u.exec();
   });
 }
 
 void ResultsDb::add_train_metrics(const std::string& key, const std::vector<TrainRow>& rows) {
   guarded(path_, 0, [&] {
-    SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    WriteTxn t(*db_);
     SQLite::Statement ins(*db_,
                           "INSERT OR REPLACE INTO train_metrics(run_key, step, loss, lr, grad_norm, "
                           "tokens_per_s, wall_s) VALUES (?,?,?,?,?,?,?)");
@@ -421,7 +579,7 @@ std::optional<std::string> ResultsDb::run_config_json(const std::string& key) co
 
 void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::vector<AttnRow>& attn) {
   guarded(path_, 0, [&] {
-    SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    WriteTxn t(*db_);
     const auto em = metrics_in(kInEvals), am = metrics_in(kInAttn);
     SQLite::Statement ins(*db_,
                           "INSERT OR REPLACE INTO evals(run_key, ckpt, step, split, length, "
@@ -467,18 +625,52 @@ void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::ve
 
 void ResultsDb::finish_run(const std::string& key, RunStatus status, const std::string& error) {
   guarded(path_, 0, [&] {
+    WriteTxn t(*db_);
     SQLite::Statement u(*db_, "UPDATE runs SET status = ?, error = ?, ended_at = ? WHERE key = ?");
     u.bind(1, run_status_name(status));
     error.empty() ? u.bind(2) : u.bind(2, error);
     u.bind(3, utc_now_iso());
     u.bind(4, key);
     LB_CHECK(u.exec() == 1, "finish_run: no run " << key);
+    SQLite::Statement d(*db_, "DELETE FROM meta WHERE key = ?");
+    d.bind(1, "run_owner/" + key);
+    d.exec();
+    t.commit();
+  });
+}
+
+std::vector<EvalRow> ResultsDb::evals_of(const std::string& key, const std::string& ckpt,
+                                         int64_t step, const std::string& split) const {
+  return guarded(path_, 0, [&] {
+    std::vector<EvalRow> out;
+    const auto em = metrics_in(kInEvals);
+    std::string values;  // every metric, 0 where NULL (skipped)
+    for (const MetricDef* m : em) values += std::string(", coalesce(") + m->name + ", 0)";
+    SQLite::Statement q(*db_, "SELECT length, status, samples, coalesce(seconds, 0)" + values +
+                                  " FROM evals WHERE run_key = ? AND ckpt = ? AND step = ? AND "
+                                  "split = ? ORDER BY length");
+    q.bind(1, key);
+    q.bind(2, ckpt);
+    q.bind(3, static_cast<int64_t>(step));
+    q.bind(4, split);
+    while (q.executeStep()) {
+      EvalRow e;
+      e.ckpt = ckpt, e.step = step, e.split = split;
+      e.length = q.getColumn(0).getInt64();
+      e.skipped = q.getColumn(1).getString() == "skipped";
+      e.samples = q.getColumn(2).getInt64();
+      e.seconds = q.getColumn(3).getDouble();
+      int i = 4;
+      for (const MetricDef* m : em) e.*(m->eval) = q.getColumn(i++).getDouble();
+      out.push_back(e);
+    }
+    return out;
   });
 }
 
 bool ResultsDb::delete_run(const std::string& key) {
   return guarded(path_, 0, [&] {
-    SQLite::Transaction t(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    WriteTxn t(*db_);
     // Explicit deletes, child tables first (the ON DELETE CASCADE clauses would do it too, but
     // only with foreign keys on, which a database opened elsewhere may not have).
     for (const char* table :
@@ -490,6 +682,9 @@ bool ResultsDb::delete_run(const std::string& key) {
     SQLite::Statement d(*db_, "DELETE FROM runs WHERE key = ?");
     d.bind(1, key);
     const bool existed = d.exec() == 1;
+    SQLite::Statement o(*db_, "DELETE FROM meta WHERE key = ?");
+    o.bind(1, "run_owner/" + key);
+    o.exec();
     t.commit();
     return existed;
   });

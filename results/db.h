@@ -1,13 +1,17 @@
 // The results database: runs, their training curves, checkpoints, evaluations and attention
 // statistics, in one SQLite file (schema: results/schema.sql, documented in results/README.md).
 //
-// Contract: WAL journal, every write in one transaction (a crash leaves the last committed state),
-// one writer per file (shards write their own files; `merge` combines them). A database with a
+// Contract: WAL journal, every write in one transaction (a crash leaves the last committed state;
+// `transaction` groups several writes into one). Several processes may write one file: each run
+// is claimed by one process at a time (claim_run), and creating or upgrading the schema is one
+// IMMEDIATE transaction that re-reads the version under the lock, so concurrent openers of a
+// new file agree. Shards still write their own files (`merge` combines them). A database with a
 // newer schema than this binary knows is refused; a locked one is waited on, then a clear error.
 // An older one is upgraded in place, every row kept, in one transaction, when opened for writing
 // (`lengthbench upgrade`, `run`, `merge`); opened read-only it is refused with that advice.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,9 +99,31 @@ class ResultsDb {
   RunStatus run_status(const std::string& key) const;
   std::optional<std::string> run_config_hash(const std::string& key) const;
 
-  // Starts (or restarts, counting attempts) a run; a run already done is a logic error.
+  // Claims a run for this process (status 'running', owner this_process_owner(), heartbeat now,
+  // attempts counted) in one IMMEDIATE transaction, unless it is done (kDone) or held by another
+  // live owner (kBusy, with that owner and its heartbeat). A claim is live while its heartbeat is
+  // younger than stale_after_s and, on this host, its process exists: a killed owner's run is
+  // taken over at once, another host's after stale_after_s. A run stored with another config
+  // hash is a UsageError. The owner is meta 'run_owner/<key>' (no schema change).
+  enum class Claim { kClaimed, kBusy, kDone };
+  struct ClaimResult {
+    Claim outcome = Claim::kClaimed;
+    std::string owner, heartbeat_at;  // kBusy: who holds it, and since when it last beat
+  };
+  static constexpr double kClaimStaleSeconds = 600;
+  ClaimResult claim_run(const RunRecord& run, const Provenance& prov,
+                        double stale_after_s = kClaimStaleSeconds);
+  // The owner of a live claim on `key` held by another process ("host:pid"), if any.
+  std::optional<std::string> live_owner(const std::string& key,
+                                        double stale_after_s = kClaimStaleSeconds) const;
+  // claim_run that throws for a done run (a logic error) or one held by another process.
   void begin_run(const RunRecord& run, const Provenance& prov);
+  // Refreshes the heartbeat of a run this process holds.
   void heartbeat(const std::string& key);
+  // Gives up this process's claim on a run left 'running' (interrupted; resumes later).
+  void release_run(const std::string& key);
+  // Runs fn's writes as one transaction (all or none); writes inside join it.
+  void transaction(const std::function<void()>& fn);
   // Rows replace rows of the same step, so a resumed run has no duplicates.
   void add_train_metrics(const std::string& key, const std::vector<TrainRow>& rows);
   void add_checkpoint(const std::string& key, const CheckpointRow& row);
@@ -112,7 +138,12 @@ class ResultsDb {
   std::optional<std::string> run_config_json(const std::string& key) const;
   // One evaluation length and its attention statistics, in one transaction.
   void add_eval(const std::string& key, const EvalRow& eval, const std::vector<AttnRow>& attn);
+  // Ends a run (and this process's claim on it).
   void finish_run(const std::string& key, RunStatus status, const std::string& error = "");
+  // The rows stored for `key`'s evaluations of checkpoint `ckpt` at `step` on `split`, by length
+  // (a run resumes its ladder after these).
+  std::vector<EvalRow> evals_of(const std::string& key, const std::string& ckpt, int64_t step,
+                                const std::string& split) const;
   // Removes a run and every row that refers to it (metrics, checkpoints, evaluations, attention
   // statistics) in one transaction; returns whether it existed. For `run --force`.
   bool delete_run(const std::string& key);
@@ -145,5 +176,8 @@ struct MergeReport {
 MergeReport merge_databases(const std::string& out, const std::vector<std::string>& shards);
 
 std::string utc_now_iso();
+
+// "host:pid" of this process: the owner recorded by ResultsDb::claim_run.
+std::string this_process_owner();
 
 }  // namespace lb

@@ -93,6 +93,38 @@ TEST_CASE("results: a run's lifecycle, with provenance and no duplicate metrics 
   CHECK(again.runs()[1].error == "loss is NaN at step 7");
 }
 
+TEST_CASE("results: transaction groups writes (all or none); claims and evals_of") {
+  const std::string path = temp_db("txn");
+  ResultsDb db(path, ResultsDb::Mode::kReadWrite);
+  const RunRecord r = make_run("a", "softmax", 0, 1e-3);
+  CHECK(db.claim_run(r, Provenance::current(1)).outcome == ResultsDb::Claim::kClaimed);
+  CHECK(count(db, "SELECT count(*) FROM meta WHERE value = '" + this_process_owner() + "'") == 1);
+  EvalRow e;
+  e.length = 64;
+  e.samples = 10;
+  e.exact_match = 0.5;
+  // A failure inside rolls back every write of the group, add_eval's own transaction included.
+  CHECK_THROWS(db.transaction([&] {
+    db.add_eval("a", e, {});
+    db.finish_run("a", RunStatus::kDone);
+    throw std::runtime_error("killed here");
+  }));
+  CHECK(count(db, "SELECT count(*) FROM evals") == 0);
+  CHECK(db.run_status("a") == RunStatus::kRunning);
+  db.transaction([&] {
+    db.add_eval("a", e, {});
+    db.finish_run("a", RunStatus::kDone);
+  });
+  CHECK(db.run_status("a") == RunStatus::kDone);
+  CHECK(count(db, "SELECT count(*) FROM meta WHERE key LIKE 'run_owner/%'") == 0);
+  const auto rows = db.evals_of("a", "best", 0, "test");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].length == 64);
+  CHECK(rows[0].exact_match == 0.5);
+  CHECK(db.evals_of("a", "best", 1, "test").empty());  // another step: another checkpoint
+  CHECK(db.claim_run(r, Provenance::current(1)).outcome == ResultsDb::Claim::kDone);
+}
+
 TEST_CASE("results: views give mean and sd over seeds, and best-of by validation") {
   const std::string path = temp_db("views");
   ResultsDb db(path, ResultsDb::Mode::kReadWrite);
