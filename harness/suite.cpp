@@ -106,12 +106,6 @@ const FieldTable<SelectSpec>& select_fields() {
   return kFields;
 }
 
-template <typename S>
-void parse_fields(const FieldTable<S>& fields, const json& j, const std::string& path, S& s) {
-  require_known_keys(j, path, fields.keys());
-  fields.read(j, path, s);
-}
-
 std::string short_number(double v) {
   std::ostringstream os;
   os << std::setprecision(3) << v;
@@ -125,6 +119,21 @@ std::string model_code(const ModelConfig& m) {
 }
 
 }  // namespace
+
+EvalSpec eval_spec_from_json(const json& j, const std::string& path, EvalSpec e) {
+  require_known_keys(j, path, eval_fields().keys());
+  eval_fields().read(j, path, e);
+  return e;
+}
+
+SelectSpec select_spec_from_json(const json& j, const std::string& path, SelectSpec s) {
+  require_known_keys(j, path, select_fields().keys());
+  select_fields().read(j, path, s);
+  return s;
+}
+
+json to_json(const EvalSpec& e) { return eval_fields().write(e); }
+json to_json(const SelectSpec& s) { return select_fields().write(s); }
 
 std::string attention_code(const NormalizerSpec& spec) {
   const std::string name = normalizer_name(spec);
@@ -159,10 +168,9 @@ Suite expand_suite(const json& j) {
   const json base_train = object_or_empty(j, "train", "");
   model_config_from_json(base_model, "suite /model");
   const TrainConfig base_train_config = train_config_from_json(base_train, "suite /train");
-  EvalSpec base_eval;
-  SelectSpec base_select;
-  parse_fields(eval_fields(), object_or_empty(j, "eval", ""), "/eval", base_eval);
-  parse_fields(select_fields(), object_or_empty(j, "select", ""), "/select", base_select);
+  const EvalSpec base_eval = eval_spec_from_json(object_or_empty(j, "eval", ""), "/eval");
+  const SelectSpec base_select =
+      select_spec_from_json(object_or_empty(j, "select", ""), "/select");
 
   const json tasks = as_list(j, "tasks", json::array());
   const json attentions = as_list(j, "attention", json::array({"softmax"}));
@@ -222,11 +230,10 @@ Suite expand_suite(const json& j) {
     const json entry_train = object_or_empty(entry, "train", tpath);
     model_config_from_json(entry_model, "suite " + tpath + "/model");
     train_config_from_json(entry_train, "suite " + tpath + "/train");
-    EvalSpec eval = base_eval;
-    SelectSpec select = base_select;
-    parse_fields(eval_fields(), object_or_empty(entry, "eval", tpath), tpath + "/eval", eval);
-    parse_fields(select_fields(), object_or_empty(entry, "select", tpath), tpath + "/select",
-                 select);
+    EvalSpec eval = eval_spec_from_json(object_or_empty(entry, "eval", tpath), tpath + "/eval",
+                                        base_eval);
+    SelectSpec select = select_spec_from_json(object_or_empty(entry, "select", tpath),
+                                              tpath + "/select", base_select);
     if (eval.lengths.empty()) eval.lengths = task.eval_lengths;
     if (select.length == 0) select.length = eval.lengths[std::min<size_t>(3, eval.lengths.size() - 1)];
 
@@ -274,8 +281,8 @@ Suite expand_suite(const json& j) {
               r.config = {{"model", to_json(r.model)},
                           {"train", to_json(r.train)},
                           {"task_version", task.version},
-                          {"eval", eval_fields().write(eval)},
-                          {"select", select_fields().write(select)}};
+                          {"eval", to_json(eval)},
+                          {"select", to_json(select)}};
               r.config_hash = fnv1a64_hex(r.config.dump());
               r.key = suite.name + "/" + task.name + ".v" + std::to_string(task.version) + "/" +
                       attention_code(r.model.attention) + "/" +

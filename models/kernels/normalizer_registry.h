@@ -2,10 +2,14 @@
 // behaviour — forward and backward row maps, the plain double twin the tests compare against,
 // its defaults, the parameters it accepts and the flags the model and evaluation read. Every
 // dispatch over normalizers (normalize.cpp, the kernel tests, `lengthbench normalize`, the
-// evaluation's support statistics) reads these rows, so a new normalizer is its kernel (.h/.cpp,
-// with the plain twin), its test, its NormKind value and its row here.
+// evaluation's support statistics) reads these rows.
 //
-// Parameters are a schema shared by the rows (kNormalizerParams): each has a JSON type (real,
+// Adding a normalizer: its kernel (a foo.h/foo.cpp pair with the fast forward/backward and the
+// plain twin, listed in CMakeLists), its test (the registry loops in normalizer_test.cpp already
+// check every row against its twin and finite differences), and its row here with its NormKind
+// value (normalizer.h). Engines, evaluation and the commands need no change.
+//
+// Parameters are a schema shared by the rows (normalizer_params()): each has a JSON type (real,
 // integer or a choice of names), its accepted range or names, and help; a row lists the keys it
 // accepts. Values are read typed from JSON, or from command-line text.
 #pragma once
