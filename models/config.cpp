@@ -41,22 +41,22 @@ bool get_bool(const json& j, const std::string& path) {
 
 namespace {
 
+// The paper's per-task sizes (paper.md §5); `kind` is the row's index (NameTable's key).
 struct Preset {
   const char* name;
-  int kind;  // the row's index, for NameTable
+  int kind;
   int64_t layers, hidden, heads, head_dim, ffn;
 };
 
 const NameTable<Preset>& preset_table() {
-  static const NameTable<Preset> kTable("model preset", {
-                                                            {"tiny", 0, 2, 16, 4, 4, 32},
-                                                            {"copy", 1, 2, 256, 16, 16, 1024},
-                                                            {"sort", 2, 2, 256, 8, 32, 1024},
-                                                            {"reverse", 3, 6, 256, 8, 32, 1024},
-                                                            {"mqmtar", 4, 4, 512, 16, 32, 1024},
-                                                            // head_dim inherited from gemma-2-2b
-                                                            {"flip_flop", 5, 4, 256, 8, 256, 512},
-                                                        });
+  //                            name  kind   L    C   H    D     F
+  static const NameTable<Preset> kTable("model preset", {{"tiny", 0, 2, 16, 4, 4, 32},
+                                                         {"copy", 1, 2, 256, 16, 16, 1024},
+                                                         {"sort", 2, 2, 256, 8, 32, 1024},
+                                                         {"reverse", 3, 6, 256, 8, 32, 1024},
+                                                         {"mqmtar", 4, 4, 512, 16, 32, 1024},
+                                                         // head_dim inherited from gemma-2-2b
+                                                         {"flip_flop", 5, 4, 256, 8, 256, 512}});
   return kTable;
 }
 
@@ -71,7 +71,7 @@ auto bools() {
   return [](const json& v, const std::string& path) { return get_bool(v, path); };
 }
 
-// Reads `v` with `read`, prefixing a UsageError with the config path.
+// read(), with a UsageError from it prefixed by the config path.
 template <typename T, typename Read>
 T with_path(const std::string& path, Read read) {
   try {
