@@ -154,7 +154,7 @@ SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task
                               const Sample& sample, const DecodeOptions& opt) {
   const ModelConfig& c = engine.config();
   const int64_t T = sample.length(), Vo = c.num_labels, H = c.heads, LH = c.layers * c.heads;
-  const bool sparse = is_entmax_family(c.attention.kind) || c.attention.kind == NormKind::kTopk;
+  const bool sparse = normalizer_is_sparse(c.attention.kind);
   SampleOutcome out;
   RowRecords rec;
   AttnObserver obs = [&](const AttnRowView& v) {
