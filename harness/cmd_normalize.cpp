@@ -16,6 +16,7 @@
 #include "harness/check.h"
 #include "harness/command.h"
 #include "models/kernels/normalizer.h"
+#include "models/kernels/normalizer_registry.h"
 
 namespace po = boost::program_options;
 
@@ -27,7 +28,8 @@ constexpr const char* kUsage =
     "Prints the weights of normalizer NAME for one row of scores (negative scores are fine;\n"
     "'--' ends the options), the support size and the threshold tau where one exists:\n"
     "  p_i = [(alpha-1) z_i - tau]_+^(1/(alpha-1)) for the entmax family; topk: the K-th score.\n"
-    "The row is the final logits: ssmax/asentmax query scaling is the model's, not applied here.";
+    "The row is the final logits: ssmax/asentmax query scaling is the model's, not applied here.\n"
+    "\nnormalizers with their default parameters (--param key=value):\n";
 
 bool is_number(const std::string& s) {
   try {
@@ -76,15 +78,13 @@ int cmd_normalize(int argc, char** argv) {
   std::vector<char*> boost_argv = {argv[0]};
   for (auto& s : option_args) boost_argv.push_back(s.data());
   po::variables_map vm;
-  if (!parse_command_line(static_cast<int>(boost_argv.size()), boost_argv.data(), kUsage, opts,
-                          {}, vm)) {
+  const std::string usage = kUsage + describe_normalizers();
+  if (!parse_command_line(static_cast<int>(boost_argv.size()), boost_argv.data(), usage.c_str(),
+                          opts, {}, vm)) {
     return 0;
   }
-  LB_REQUIRE(!positional.empty(), "normalize: missing NAME; known: " << [] {
-    std::string s;
-    for (const auto& n : all_normalizer_names()) s += (s.empty() ? "" : ", ") + n;
-    return s;
-  }());
+  LB_REQUIRE(!positional.empty(),
+             "normalize: missing NAME; known: " << normalizer_table().joined_names());
   KeyValues params = parse_key_values(param_items, "param");
   if (!alpha_text.empty()) params.emplace_back("alpha", alpha_text);
   const NormalizerSpec spec = normalizer_from_name(positional[0], params);
@@ -123,11 +123,9 @@ int cmd_normalize(int argc, char** argv) {
               << "\n";
   }
   std::cout << "support: " << st.support << " of " << n << "\n";
-  if (st.has_tau) {
-    std::cout << "tau: " << format_float(st.tau)
-              << (spec.kind == NormKind::kTopk ? "  (the K-th largest score)"
-                                               : "  (threshold of (alpha-1) z)")
-              << "\n";
+  const char* tau_meaning = normalizer_entry(spec.kind).tau;
+  if (st.has_tau && tau_meaning) {
+    std::cout << "tau: " << format_float(st.tau) << "  (" << tau_meaning << ")\n";
   } else {
     std::cout << "tau: none (" << normalizer_name(spec) << " has no threshold)\n";
   }

@@ -13,6 +13,7 @@
 #include "harness/format.h"
 #include "harness/suite.h"
 #include "results/db.h"
+#include "results/metrics.h"
 #include "tasks/registry.h"
 #include "tools/plot_data.h"
 #include "tools/svg_plot.h"
@@ -22,6 +23,28 @@
 namespace po = boost::program_options;
 
 namespace lb {
+
+namespace {
+
+// The --metric help of `table` (plot false) and `plot`, from the metric list (results/metrics.h).
+std::string metric_help(bool plot) {
+  const std::string default_metric =
+      plot ? std::string(PlotOptions{}.metric.name) : TableOptions{}.metric;
+  std::string eval, attn;
+  for (const MetricDef& m : metrics()) {
+    if (!m.plotted) continue;
+    std::string& list = m.tables & kInAttn ? attn : eval;
+    list += (list.empty() ? "" : ", ") + std::string(m.name) +
+            (m.name == default_metric ? " (default)" : "");
+  }
+  return plot ? eval + ", an attention statistic averaged over layers x heads: " + attn +
+                    "; or loss (training curves)"
+              : eval + ": one row per setup (exact match with its 95% interval, others mean and "
+                       "sd over seeds); or an attention statistic (" +
+                    attn + "): one row per setup x head kind";
+}
+
+}  // namespace
 
 int cmd_query(int argc, char** argv) {
   std::string db_path, sql;
@@ -156,9 +179,7 @@ int cmd_table(int argc, char** argv) {
       ("protocol", po::value(&protocol),
        "mean (over seeds with a 95% interval, per lr) or best (of seeds x lrs)")
       ("details", "show each run's selected checkpoint step")
-      ("metric", po::value(&o.metric),
-       "exact_match (default) or an attention statistic (entropy_norm, support, relevant_mass, "
-       "max_weight): one row per setup x head kind")
+      ("metric", po::value(&o.metric), metric_help(false).c_str())
       ("heads", po::value(&o.heads),
        "with an attention statistic: only these heads (alibi, nope, rope, nope+scaled, ...; "
        "default all kinds, each its own row)")
@@ -185,12 +206,8 @@ int cmd_table(int argc, char** argv) {
              : format == "json"  ? TableFormat::kJson
                                  : TableFormat::kMarkdown;
   o.details = vm.count("details") > 0;
-  LB_REQUIRE(o.metric == "exact_match" ||
-                 !plot_metric_is_percent(plot_metric_from_name(o.metric)),
-             "table --metric '" << o.metric
-                                << "' is not one of: exact_match, entropy_norm, support, "
-                                   "relevant_mass, max_weight");
-  head_filter_sql(o.heads);         // likewise
+  check_table_metric(o.metric);  // an unknown name: exit 2 naming the choices
+  head_filter_sql(o.heads);       // likewise
   o.paper = vm.count("paper") > 0;
   o.protocol = protocol == "mean" ? TableProtocol::kMeanSd : TableProtocol::kBestOf;
   ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
@@ -213,9 +230,7 @@ int cmd_plot(int argc, char** argv) {
       ("task", po::value(&o.task), "only this task")
       ("split", po::value(&o.split), "evaluation split (default test)")
       ("protocol", po::value(&protocol), "mean (± sd over seeds, per lr) or best (of seeds x lrs)")
-      ("metric", po::value(&metric),
-       "exact_match (default), token_accuracy, an attention statistic averaged over layers x "
-       "heads: entropy_norm, support, relevant_mass, max_weight; or loss (training curves)")
+      ("metric", po::value(&metric), metric_help(true).c_str())
       ("ylim", po::value(&ylim), "LO:HI fixed y range in display units (e.g. 50:100 for percent); "
                                  "default automatic, zoomed in when every value sits in a narrow band")
       ("png", "also write PNG (rsvg-convert, Debian librsvg2-bin)")
@@ -226,13 +241,16 @@ int cmd_plot(int argc, char** argv) {
   po::positional_options_description pos;
   pos.add("db", 1);
   po::variables_map vm;
-  if (!parse_command_line(argc, argv,
-                          "plot RESULTS.sqlite --out DIR [--suite S] [--task T] [--split test] "
-                          "[--protocol mean|best] [--metric exact_match|token_accuracy|"
-                          "entropy_norm|support|relevant_mass|max_weight|loss] [--ylim LO:HI] "
-                          "[--png] [--pdf] "
-                          "[--heads auto|all|alibi|nope|rope|nope+scaled]",
-                          opts, pos, vm)) {
+  std::string metric_choices;
+  for (const auto& name : plot_metric_names()) {
+    metric_choices += (metric_choices.empty() ? "" : "|") + name;
+  }
+  const std::string usage = "plot RESULTS.sqlite --out DIR [--suite S] [--task T] [--split test] "
+                            "[--protocol mean|best] [--metric " +
+                            metric_choices +
+                            "|loss] [--ylim LO:HI] [--png] [--pdf] "
+                            "[--heads auto|all|alibi|nope|rope|nope+scaled]";
+  if (!parse_command_line(argc, argv, usage.c_str(), opts, pos, vm)) {
     return 0;
   }
   LB_REQUIRE(!db_path.empty(), "plot: give RESULTS.sqlite");

@@ -16,6 +16,7 @@
 #include "models/batch.h"
 #include "models/kernels/position.h"
 #include "models/transformer.h"
+#include "results/metrics.h"
 
 namespace lb {
 
@@ -153,7 +154,7 @@ SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task
                               const Sample& sample, const DecodeOptions& opt) {
   const ModelConfig& c = engine.config();
   const int64_t T = sample.length(), Vo = c.num_labels, H = c.heads, LH = c.layers * c.heads;
-  const bool sparse = is_entmax_family(c.attention.kind) || c.attention.kind == NormKind::kTopk;
+  const bool sparse = normalizer_is_sparse(c.attention.kind);
   SampleOutcome out;
   RowRecords rec;
   AttnObserver obs = [&](const AttnRowView& v) {
@@ -447,23 +448,20 @@ nlohmann::json to_json(const LengthResult& r) {
                       {"split", r.eval.split},
                       {"skipped", r.eval.skipped},
                       {"samples", r.eval.samples},
-                      {"exact_match", r.eval.exact_match},
-                      {"token_accuracy", r.eval.token_accuracy},
-                      {"edit_distance", r.eval.edit_distance},
                       {"seconds", r.eval.seconds},
                       {"generated_tokens", r.generated_tokens},
                       {"kv", r.kv_bf16 ? "bf16" : "f32"},
                       {"mean_entropy", r.mean_entropy},
                       {"mean_support", r.mean_support},
                       {"attn", nlohmann::json::array()}};
+  for (const MetricDef* m : metrics_in(kInEvals)) j[m->name] = r.eval.*(m->eval);
   for (const AttnRow& a : r.attn) {
-    nlohmann::json x = {{"layer", a.layer},          {"head", a.head},
-                        {"queries", a.queries},      {"entropy", a.entropy},
-                        {"entropy_norm", a.entropy_norm}, {"support", a.support},
-                        {"max_weight", a.max_weight}, {"relevant_mass", a.relevant_mass},
+    nlohmann::json x = {{"layer", a.layer},
+                        {"head", a.head},
+                        {"queries", a.queries},
                         {"head_kind", a.head_kind}};
-    if (a.scale_p50) {
-      x["scale_p05"] = *a.scale_p05, x["scale_p50"] = *a.scale_p50, x["scale_p95"] = *a.scale_p95;
+    for (const MetricDef* m : metrics_in(kInAttn)) {
+      if (const std::optional<double> v = attn_value(*m, a)) x[m->name] = *v;
     }
     j["attn"].push_back(x);
   }

@@ -22,6 +22,7 @@
 #include "harness/eval.h"
 #include "harness/run_eval.h"
 #include "models/trainer.h"
+#include "results/metrics.h"
 #include "tasks/registry.h"
 
 namespace fs = std::filesystem;
@@ -265,15 +266,13 @@ RunRecord record_of(const RunSpec& r) {
 
 }  // namespace
 
+// The order is the metric list's (results/metrics.h selection_rank).
 bool selection_better(const SelectionRow& a, const SelectionRow& b) {
-  if (a.exact_match != b.exact_match) return a.exact_match > b.exact_match;
-  if (a.token_accuracy != b.token_accuracy) return a.token_accuracy > b.token_accuracy;
-  if (a.loss != b.loss) return a.loss < b.loss;
-  return a.step > b.step;
+  return selection_better_by_metrics(a, b);
 }
 
 std::string selection_rule(const std::string& split, int64_t length) {
-  return "exact_match>token_accuracy>-loss>step@" + split + "/" + std::to_string(length);
+  return selection_rule() + "@" + split + "/" + std::to_string(length);
 }
 
 std::vector<std::string> config_changes(const std::string& old_json, const std::string& new_json) {

@@ -49,46 +49,61 @@ int64_t get_int(const json& v, const std::string& path, int64_t lo, int64_t hi) 
   return x;
 }
 
-void parse_eval(const json& j, const std::string& path, EvalSpec& e) {
-  require_known_keys(j, path, {"split", "lengths", "samples", "stop_at_zero", "seed"});
-  if (j.contains("split")) {
-    LB_REQUIRE(j["split"] == "test" || j["split"] == "validation",
-               "suite " << path << "/split = " << j["split"].dump() << " is not test or validation");
-    e.split = j["split"];
-  }
-  if (j.contains("lengths")) {
-    LB_REQUIRE(j["lengths"].is_array() && !j["lengths"].empty(),
-               "suite " << path << "/lengths must be a non-empty list of lengths");
-    LB_REQUIRE(j["lengths"].size() <= kMaxEvalLengths,
-               "suite " << path << "/lengths has " << j["lengths"].size() << " lengths; at most "
-                        << kMaxEvalLengths);
-    e.lengths.clear();
-    std::set<int64_t> seen;
-    for (size_t i = 0; i < j["lengths"].size(); ++i) {
-      const std::string where = path + "/lengths/" + std::to_string(i);
-      e.lengths.push_back(get_int(j["lengths"][i], where, 1, 1 << 24));
-      LB_REQUIRE(seen.insert(e.lengths.back()).second,
-                 "suite " << where << " = " << e.lengths.back() << " is listed twice");
-    }
-  }
-  if (j.contains("samples")) e.samples = get_int(j["samples"], path + "/samples", 1, 1 << 30);
-  if (j.contains("stop_at_zero")) {
-    LB_REQUIRE(j["stop_at_zero"].is_boolean(), "suite " << path << "/stop_at_zero must be true or false");
-    e.stop_at_zero = j["stop_at_zero"];
-  }
-  if (j.contains("seed")) e.seed = get_int(j["seed"], path + "/seed", 0, INT64_MAX);
+auto suite_ints(int64_t lo, int64_t hi) {
+  return [lo, hi](const json& v, const std::string& path) { return get_int(v, path, lo, hi); };
 }
 
-void parse_select(const json& j, const std::string& path, SelectSpec& s) {
-  require_known_keys(j, path, {"split", "length", "samples", "every"});
-  if (j.contains("split")) {
-    LB_REQUIRE(j["split"] == "test" || j["split"] == "validation",
-               "suite " << path << "/split = " << j["split"].dump() << " is not test or validation");
-    s.split = j["split"];
-  }
-  if (j.contains("length")) s.length = get_int(j["length"], path + "/length", 1, 1 << 24);
-  if (j.contains("samples")) s.samples = get_int(j["samples"], path + "/samples", 1, 1 << 30);
-  if (j.contains("every")) s.every = get_int(j["every"], path + "/every", 0, INT64_MAX / 2);
+// "split": test or validation, in EvalSpec and SelectSpec.
+template <typename S>
+Field<S> split_field() {
+  return {"split",
+          [](const json& v, const std::string& path, S& s) {
+            LB_REQUIRE(v == "test" || v == "validation",
+                       "suite " << path << " = " << v.dump() << " is not test or validation");
+            s.split = v;
+          },
+          [](const S& s) { return json(s.split); }};
+}
+
+const FieldTable<EvalSpec>& eval_fields() {
+  static const FieldTable<EvalSpec> kFields({
+      split_field<EvalSpec>(),
+      {"lengths",
+       [](const json& v, const std::string& path, EvalSpec& e) {
+         LB_REQUIRE(v.is_array() && !v.empty(),
+                    "suite " << path << " must be a non-empty list of lengths");
+         LB_REQUIRE(v.size() <= kMaxEvalLengths, "suite " << path << " has " << v.size()
+                                                          << " lengths; at most "
+                                                          << kMaxEvalLengths);
+         e.lengths.clear();
+         std::set<int64_t> seen;
+         for (size_t i = 0; i < v.size(); ++i) {
+           const std::string where = path + "/" + std::to_string(i);
+           e.lengths.push_back(get_int(v[i], where, 1, 1 << 24));
+           LB_REQUIRE(seen.insert(e.lengths.back()).second,
+                      "suite " << where << " = " << e.lengths.back() << " is listed twice");
+         }
+       },
+       [](const EvalSpec& e) { return json(e.lengths); }},
+      member("samples", &EvalSpec::samples, suite_ints(1, 1 << 30)),
+      member("stop_at_zero", &EvalSpec::stop_at_zero,
+             [](const json& v, const std::string& path) {
+               LB_REQUIRE(v.is_boolean(), "suite " << path << " must be true or false");
+               return v.get<bool>();
+             }),
+      member("seed", &EvalSpec::seed, suite_ints(0, INT64_MAX)),
+  });
+  return kFields;
+}
+
+const FieldTable<SelectSpec>& select_fields() {
+  static const FieldTable<SelectSpec> kFields({
+      split_field<SelectSpec>(),
+      member("length", &SelectSpec::length, suite_ints(1, 1 << 24)),
+      member("samples", &SelectSpec::samples, suite_ints(1, 1 << 30)),
+      member("every", &SelectSpec::every, suite_ints(0, INT64_MAX / 2)),
+  });
+  return kFields;
 }
 
 std::string short_number(double v) {
@@ -104,6 +119,21 @@ std::string model_code(const ModelConfig& m) {
 }
 
 }  // namespace
+
+EvalSpec eval_spec_from_json(const json& j, const std::string& path, EvalSpec e) {
+  require_known_keys(j, path, eval_fields().keys());
+  eval_fields().read(j, path, e);
+  return e;
+}
+
+SelectSpec select_spec_from_json(const json& j, const std::string& path, SelectSpec s) {
+  require_known_keys(j, path, select_fields().keys());
+  select_fields().read(j, path, s);
+  return s;
+}
+
+json to_json(const EvalSpec& e) { return eval_fields().write(e); }
+json to_json(const SelectSpec& s) { return select_fields().write(s); }
 
 std::string attention_code(const NormalizerSpec& spec) {
   const std::string name = normalizer_name(spec);
@@ -138,10 +168,9 @@ Suite expand_suite(const json& j) {
   const json base_train = object_or_empty(j, "train", "");
   model_config_from_json(base_model, "suite /model");
   const TrainConfig base_train_config = train_config_from_json(base_train, "suite /train");
-  EvalSpec base_eval;
-  SelectSpec base_select;
-  parse_eval(object_or_empty(j, "eval", ""), "/eval", base_eval);
-  parse_select(object_or_empty(j, "select", ""), "/select", base_select);
+  const EvalSpec base_eval = eval_spec_from_json(object_or_empty(j, "eval", ""), "/eval");
+  const SelectSpec base_select =
+      select_spec_from_json(object_or_empty(j, "select", ""), "/select");
 
   const json tasks = as_list(j, "tasks", json::array());
   const json attentions = as_list(j, "attention", json::array({"softmax"}));
@@ -201,10 +230,10 @@ Suite expand_suite(const json& j) {
     const json entry_train = object_or_empty(entry, "train", tpath);
     model_config_from_json(entry_model, "suite " + tpath + "/model");
     train_config_from_json(entry_train, "suite " + tpath + "/train");
-    EvalSpec eval = base_eval;
-    SelectSpec select = base_select;
-    parse_eval(object_or_empty(entry, "eval", tpath), tpath + "/eval", eval);
-    parse_select(object_or_empty(entry, "select", tpath), tpath + "/select", select);
+    EvalSpec eval = eval_spec_from_json(object_or_empty(entry, "eval", tpath), tpath + "/eval",
+                                        base_eval);
+    SelectSpec select = select_spec_from_json(object_or_empty(entry, "select", tpath),
+                                              tpath + "/select", base_select);
     if (eval.lengths.empty()) eval.lengths = task.eval_lengths;
     if (select.length == 0) select.length = eval.lengths[std::min<size_t>(3, eval.lengths.size() - 1)];
 
@@ -252,11 +281,8 @@ Suite expand_suite(const json& j) {
               r.config = {{"model", to_json(r.model)},
                           {"train", to_json(r.train)},
                           {"task_version", task.version},
-                          {"eval", {{"split", eval.split}, {"lengths", eval.lengths},
-                                    {"samples", eval.samples}, {"stop_at_zero", eval.stop_at_zero},
-                                    {"seed", eval.seed}}},
-                          {"select", {{"split", select.split}, {"length", select.length},
-                                      {"samples", select.samples}, {"every", select.every}}}};
+                          {"eval", to_json(eval)},
+                          {"select", to_json(select)}};
               r.config_hash = fnv1a64_hex(r.config.dump());
               r.key = suite.name + "/" + task.name + ".v" + std::to_string(task.version) + "/" +
                       attention_code(r.model.attention) + "/" +

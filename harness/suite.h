@@ -64,6 +64,14 @@ struct Suite {
   std::vector<RunSpec> runs;  // sorted by key, keys unique
 };
 
+// The "eval" and "select" sections (one field table each, suite.cpp): read over `base`, validated
+// ("suite PATH/key ..." errors, unknown keys refused), and written as runs record them.
+EvalSpec eval_spec_from_json(const nlohmann::json& j, const std::string& path, EvalSpec base = {});
+SelectSpec select_spec_from_json(const nlohmann::json& j, const std::string& path,
+                                 SelectSpec base = {});
+nlohmann::json to_json(const EvalSpec& e);
+nlohmann::json to_json(const SelectSpec& s);
+
 // Parses and expands; UsageError with the JSON path for unknown keys, bad values, duplicate keys.
 Suite load_suite(const std::string& file);
 Suite expand_suite(const nlohmann::json& j);

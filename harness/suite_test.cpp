@@ -133,3 +133,48 @@ TEST_CASE("suite: the shipped smoke suite loads") {
   for (const auto& r : s.runs) CHECK(estimate_run_flops(r) > 0);
   CHECK_THROWS_AS(load_suite("/nonexistent.json"), UsageError);
 }
+
+// Issue 16: each config struct declares its fields once (models/field_table.h). Every key that
+// to_json writes is accepted back, reads to the same value, and is refused with its path when
+// its value has the wrong type; the run config written to the database has exactly these keys.
+TEST_CASE("suite: config field tables drive accepted keys, reading and writing") {
+  ModelConfig m = model_preset("sort");
+  m.attention = normalizer_from_name("entmax", {{"alpha", "1.3"}});
+  m.position = PosEncoding::kRope;
+  m.vocab_size = 7;
+  TrainConfig t;
+  t.task_params = {{"seq_len", "24"}};
+  t.seed = 5;
+  t.bf16 = true;
+  const json mj = to_json(m), tj = to_json(t);
+  CHECK(to_json(model_config_from_json(mj)) == mj);
+  CHECK(to_json(train_config_from_json(tj)) == tj);
+  for (const auto& [doc, path] : {std::pair{mj, std::string("/model")}, {tj, "/train"}}) {
+    for (auto it = doc.begin(); it != doc.end(); ++it) {
+      CAPTURE(it.key());
+      json bad = doc;
+      bad[it.key()] = json::array({1});
+      std::string err;
+      try {
+        if (path == "/model") model_config_from_json(bad, path);
+        else train_config_from_json(bad, path);
+      } catch (const UsageError& e) {
+        err = e.what();
+      }
+      CHECK(err.find(path + "/" + it.key()) != std::string::npos);
+    }
+  }
+  const Suite s = expand_suite(grid());
+  const json& config = s.runs[0].config;
+  for (const char* section : {"eval", "select"}) {
+    CAPTURE(section);
+    json j = grid();
+    j[section] = config[section];  // what a run records is a valid section, read back the same
+    CHECK(expand_suite(j).runs[0].config[section] == config[section]);
+    j[section]["bogus"] = 1;
+    CHECK(error_of(j).find(std::string("unknown config key '/") + section + "/bogus'") !=
+          std::string::npos);
+  }
+  CHECK(config["eval"].size() == 5);
+  CHECK(config["select"].size() == 4);
+}

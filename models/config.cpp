@@ -6,25 +6,12 @@
 #include <sstream>
 
 #include "harness/check.h"
+#include "models/field_table.h"
+#include "models/kernels/name_table.h"
 
 namespace lb {
 
 using nlohmann::json;
-
-void require_known_keys(const json& j, const std::string& path,
-                        const std::vector<std::string>& accepted) {
-  LB_REQUIRE(j.is_object(), "config " << (path.empty() ? "/" : path) << " must be a JSON object, got "
-                                      << j.dump());
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    bool ok = false;
-    for (const auto& a : accepted) ok = ok || a == it.key();
-    if (!ok) throw UsageError(unknown_name_message("config key", path + "/" + it.key(), [&] {
-                                std::vector<std::string> full;
-                                for (const auto& a : accepted) full.push_back(path + "/" + a);
-                                return full;
-                              }()));
-  }
-}
 
 namespace {
 
@@ -52,137 +39,157 @@ bool get_bool(const json& j, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// The paper's per-task sizes (paper.md §5); `kind` is the row's index (NameTable's key).
+struct Preset {
+  const char* name;
+  int kind;
+  int64_t layers, hidden, heads, head_dim, ffn;
+};
+
+const NameTable<Preset>& preset_table() {
+  //                            name  kind   L    C   H    D     F
+  static const NameTable<Preset> kTable("model preset", {{"tiny", 0, 2, 16, 4, 4, 32},
+                                                         {"copy", 1, 2, 256, 16, 16, 1024},
+                                                         {"sort", 2, 2, 256, 8, 32, 1024},
+                                                         {"reverse", 3, 6, 256, 8, 32, 1024},
+                                                         {"mqmtar", 4, 4, 512, 16, 32, 1024},
+                                                         // head_dim inherited from gemma-2-2b
+                                                         {"flip_flop", 5, 4, 256, 8, 256, 512}});
+  return kTable;
+}
+
+// Config readers of one JSON value at `path`, validating it.
+auto ints(int64_t lo, int64_t hi) {
+  return [lo, hi](const json& v, const std::string& path) { return get_int(v, path, lo, hi); };
+}
+auto reals(double lo, double hi) {
+  return [lo, hi](const json& v, const std::string& path) { return get_double(v, path, lo, hi); };
+}
+auto bools() {
+  return [](const json& v, const std::string& path) { return get_bool(v, path); };
+}
+
+// read(), with a UsageError from it prefixed by the config path.
+template <typename T, typename Read>
+T with_path(const std::string& path, Read read) {
+  try {
+    return read();
+  } catch (const UsageError& e) {
+    throw UsageError("config " + path + ": " + e.what());
+  }
+}
+
+const FieldTable<ModelConfig>& model_fields() {
+  using M = ModelConfig;
+  static const FieldTable<M> kFields({
+      member("vocab_size", &M::vocab_size, ints(0, 1 << 24)),
+      member("num_labels", &M::num_labels, ints(0, 1 << 24)),
+      member("layers", &M::layers, ints(1, 1024)),
+      member("hidden", &M::hidden, ints(1, 1 << 16)),
+      member("heads", &M::heads, ints(1, 1024)),
+      member("head_dim", &M::head_dim, ints(1, 4096)),
+      member("ffn", &M::ffn, ints(1, 1 << 18)),
+      {"attention",
+       [](const json& v, const std::string& path, M& c) {
+         c.attention = with_path<NormalizerSpec>(path, [&] { return normalizer_from_json(v); });
+       },
+       [](const M& c) { return to_json(c.attention); }},
+      {"position",
+       [](const json& v, const std::string& path, M& c) {
+         LB_REQUIRE(v.is_string(), "config " << path << " must be a string");
+         c.position = with_path<PosEncoding>(
+             path, [&] { return position_encoding_from_name(v.get<std::string>()); });
+       },
+       [](const M& c) { return json(position_encoding_name(c.position)); }},
+      member("rope_theta", &M::rope_theta, reals(1, 1e12)),
+      member("embedding_padding_idx", &M::embedding_padding_idx, ints(-1, 1 << 24)),
+      member("init_std", &M::init_std, reals(0, 10)),
+  });
+  return kFields;
+}
+
+const FieldTable<TrainConfig>& train_fields() {
+  using T = TrainConfig;
+  static const FieldTable<T> kFields({
+      {"task",
+       [](const json& v, const std::string& path, T& c) {
+         LB_REQUIRE(v.is_string(), "config " << path << " must be a string");
+         c.task = v.get<std::string>();
+       },
+       [](const T& c) { return json(c.task); }},
+      {"task_params",
+       [](const json& tp, const std::string& path, T& c) {
+         LB_REQUIRE(tp.is_object(), "config " << path << " must be an object");
+         c.task_params.clear();
+         for (auto it = tp.begin(); it != tp.end(); ++it) {
+           LB_REQUIRE(it.value().is_number() || it.value().is_string(),
+                      "config " << path << "/" << it.key() << " must be a number");
+           c.task_params.emplace_back(it.key(), it.value().is_string()
+                                                    ? it.value().get<std::string>()
+                                                    : it.value().dump());
+         }
+       },
+       [](const T& c) {
+         json tp = json::object();
+         for (const auto& kv : c.task_params) tp[kv.first] = kv.second;
+         return tp;
+       }},
+      member("data_seed", &T::data_seed, ints(0, INT64_MAX)),
+      member("seed", &T::seed, ints(0, INT64_MAX)),
+      member("steps", &T::steps, ints(1, INT64_MAX / 2)),
+      member("batch", &T::batch, ints(1, 1 << 20)),
+      member("lr", &T::lr, reals(0, 10)),
+      member("warmup", &T::warmup, ints(0, INT64_MAX / 2)),
+      member("beta1", &T::beta1, reals(0, 0.999999)),
+      member("beta2", &T::beta2, reals(0, 0.999999)),
+      member("eps", &T::eps, reals(0, 1)),
+      member("weight_decay", &T::weight_decay, reals(0, 10)),
+      member("clip", &T::clip, reals(0, 1e9)),
+      member("bf16", &T::bf16, bools()),
+      member("log_every", &T::log_every, ints(1, INT64_MAX / 2)),
+      member("checkpoint_every", &T::checkpoint_every, ints(0, INT64_MAX / 2)),
+  });
+  return kFields;
+}
+
+}  // namespace
+
 ModelConfig model_preset(const std::string& name) {
+  const Preset& p = preset_table().row_named(name);
   ModelConfig c;
-  auto set = [&](int64_t L, int64_t C, int64_t H, int64_t D, int64_t F) {
-    c.layers = L, c.hidden = C, c.heads = H, c.head_dim = D, c.ffn = F;
-  };
-  if (name == "tiny") set(2, 16, 4, 4, 32);
-  else if (name == "copy") set(2, 256, 16, 16, 1024);
-  else if (name == "sort") set(2, 256, 8, 32, 1024);
-  else if (name == "reverse") set(6, 256, 8, 32, 1024);
-  else if (name == "mqmtar") set(4, 512, 16, 32, 1024);
-  else if (name == "flip_flop") set(4, 256, 8, 256, 512);  // head_dim inherited from gemma-2-2b
-  else throw UsageError(unknown_name_message("model preset", name, model_preset_names()));
+  c.layers = p.layers, c.hidden = p.hidden, c.heads = p.heads, c.head_dim = p.head_dim,
+  c.ffn = p.ffn;
   return c;
 }
 
-const std::vector<std::string>& model_preset_names() {
-  static const std::vector<std::string> kNames = {"tiny", "copy", "sort", "reverse", "mqmtar",
-                                                  "flip_flop"};
-  return kNames;
-}
+const std::vector<std::string>& model_preset_names() { return preset_table().names(); }
 
 ModelConfig model_config_from_json(const json& j, const std::string& path) {
-  require_known_keys(j, path,
-                     {"preset", "vocab_size", "num_labels", "layers", "hidden", "heads",
-                      "head_dim", "ffn", "attention", "position", "rope_theta",
-                      "embedding_padding_idx", "init_std"});
+  std::vector<std::string> accepted = {"preset"};
+  for (const auto& k : model_fields().keys()) accepted.push_back(k);
+  require_known_keys(j, path, accepted);
   ModelConfig c;
   if (j.contains("preset")) {
     LB_REQUIRE(j["preset"].is_string(), "config " << path << "/preset must be a string");
     c = model_preset(j["preset"].get<std::string>());
   }
-  auto p = [&](const char* k) { return path + "/" + k; };
-  if (j.contains("vocab_size")) c.vocab_size = get_int(j["vocab_size"], p("vocab_size"), 0, 1 << 24);
-  if (j.contains("num_labels")) c.num_labels = get_int(j["num_labels"], p("num_labels"), 0, 1 << 24);
-  if (j.contains("layers")) c.layers = get_int(j["layers"], p("layers"), 1, 1024);
-  if (j.contains("hidden")) c.hidden = get_int(j["hidden"], p("hidden"), 1, 1 << 16);
-  if (j.contains("heads")) c.heads = get_int(j["heads"], p("heads"), 1, 1024);
-  if (j.contains("head_dim")) c.head_dim = get_int(j["head_dim"], p("head_dim"), 1, 4096);
-  if (j.contains("ffn")) c.ffn = get_int(j["ffn"], p("ffn"), 1, 1 << 18);
-  if (j.contains("attention")) {
-    try {
-      c.attention = normalizer_from_json(j["attention"]);
-    } catch (const UsageError& e) {
-      throw UsageError("config " + p("attention") + ": " + e.what());
-    }
-  }
-  if (j.contains("position")) {
-    LB_REQUIRE(j["position"].is_string(), "config " << p("position") << " must be a string");
-    try {
-      c.position = position_encoding_from_name(j["position"].get<std::string>());
-    } catch (const UsageError& e) {
-      throw UsageError("config " + p("position") + ": " + e.what());
-    }
-  }
-  if (j.contains("rope_theta")) c.rope_theta = get_double(j["rope_theta"], p("rope_theta"), 1, 1e12);
-  if (j.contains("embedding_padding_idx")) {
-    c.embedding_padding_idx =
-        get_int(j["embedding_padding_idx"], p("embedding_padding_idx"), -1, 1 << 24);
-  }
-  if (j.contains("init_std")) c.init_std = get_double(j["init_std"], p("init_std"), 0, 10);
+  model_fields().read(j, path, c);
   LB_REQUIRE(c.position != PosEncoding::kRope || c.head_dim % 2 == 0,
-             "config " << p("head_dim") << " = " << c.head_dim << " must be even for rope");
+             "config " << path << "/head_dim = " << c.head_dim << " must be even for rope");
   return c;
 }
 
 TrainConfig train_config_from_json(const json& j, const std::string& path, TrainConfig c) {
-  require_known_keys(j, path,
-                     {"task", "task_params", "data_seed", "seed", "steps", "batch", "lr", "warmup",
-                      "beta1", "beta2", "eps", "weight_decay", "clip", "bf16", "log_every",
-                      "checkpoint_every"});
-  auto p = [&](const char* k) { return path + "/" + k; };
-  if (j.contains("task")) {
-    LB_REQUIRE(j["task"].is_string(), "config " << p("task") << " must be a string");
-    c.task = j["task"].get<std::string>();
-  }
-  if (j.contains("task_params")) {
-    const json& tp = j["task_params"];
-    LB_REQUIRE(tp.is_object(), "config " << p("task_params") << " must be an object");
-    c.task_params.clear();
-    for (auto it = tp.begin(); it != tp.end(); ++it) {
-      LB_REQUIRE(it.value().is_number() || it.value().is_string(),
-                 "config " << p("task_params") << "/" << it.key() << " must be a number");
-      c.task_params.emplace_back(it.key(), it.value().is_string()
-                                               ? it.value().get<std::string>()
-                                               : it.value().dump());
-    }
-  }
-  if (j.contains("data_seed")) c.data_seed = get_int(j["data_seed"], p("data_seed"), 0, INT64_MAX);
-  if (j.contains("seed")) c.seed = get_int(j["seed"], p("seed"), 0, INT64_MAX);
-  if (j.contains("steps")) c.steps = get_int(j["steps"], p("steps"), 1, INT64_MAX / 2);
-  if (j.contains("batch")) c.batch = get_int(j["batch"], p("batch"), 1, 1 << 20);
-  if (j.contains("lr")) c.lr = get_double(j["lr"], p("lr"), 0, 10);
-  if (j.contains("warmup")) c.warmup = get_int(j["warmup"], p("warmup"), 0, INT64_MAX / 2);
-  if (j.contains("beta1")) c.beta1 = get_double(j["beta1"], p("beta1"), 0, 0.999999);
-  if (j.contains("beta2")) c.beta2 = get_double(j["beta2"], p("beta2"), 0, 0.999999);
-  if (j.contains("eps")) c.eps = get_double(j["eps"], p("eps"), 0, 1);
-  if (j.contains("weight_decay")) c.weight_decay = get_double(j["weight_decay"], p("weight_decay"), 0, 10);
-  if (j.contains("clip")) c.clip = get_double(j["clip"], p("clip"), 0, 1e9);
-  if (j.contains("bf16")) c.bf16 = get_bool(j["bf16"], p("bf16"));
-  if (j.contains("log_every")) c.log_every = get_int(j["log_every"], p("log_every"), 1, INT64_MAX / 2);
-  if (j.contains("checkpoint_every")) {
-    c.checkpoint_every = get_int(j["checkpoint_every"], p("checkpoint_every"), 0, INT64_MAX / 2);
-  }
+  require_known_keys(j, path, train_fields().keys());
+  train_fields().read(j, path, c);
   return c;
 }
 
-json to_json(const ModelConfig& c) {
-  return json{{"vocab_size", c.vocab_size},
-              {"num_labels", c.num_labels},
-              {"layers", c.layers},
-              {"hidden", c.hidden},
-              {"heads", c.heads},
-              {"head_dim", c.head_dim},
-              {"ffn", c.ffn},
-              {"attention", to_json(c.attention)},
-              {"position", position_encoding_name(c.position)},
-              {"rope_theta", c.rope_theta},
-              {"embedding_padding_idx", c.embedding_padding_idx},
-              {"init_std", c.init_std}};
-}
+json to_json(const ModelConfig& c) { return model_fields().write(c); }
 
-json to_json(const TrainConfig& c) {
-  json tp = json::object();
-  for (const auto& kv : c.task_params) tp[kv.first] = kv.second;
-  return json{{"task", c.task},       {"task_params", tp},       {"data_seed", c.data_seed},
-              {"seed", c.seed},       {"steps", c.steps},        {"batch", c.batch},
-              {"lr", c.lr},           {"warmup", c.warmup},      {"beta1", c.beta1},
-              {"beta2", c.beta2},     {"eps", c.eps},            {"weight_decay", c.weight_decay},
-              {"clip", c.clip},       {"bf16", c.bf16},          {"log_every", c.log_every},
-              {"checkpoint_every", c.checkpoint_every}};
-}
+json to_json(const TrainConfig& c) { return train_fields().write(c); }
 
 void load_config_file(const std::string& file, ModelConfig& model, TrainConfig& train) {
   LB_REQUIRE(!std::filesystem::is_directory(file), "config file '" << file << "' is a directory");

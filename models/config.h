@@ -1,6 +1,8 @@
 // Model and training configuration: defaults in code, the paper's per-task sizes as presets,
-// JSON in and out. Reading JSON rejects unknown keys with their JSON path and the accepted keys,
-// and bad values with the value and what is accepted.
+// JSON in and out. Each struct's keys are declared once, in its field table (config.cpp,
+// models/field_table.h), which drives the accepted keys, reading and writing. Reading JSON rejects
+// unknown keys with their JSON path and the accepted keys, and bad values with the value and what
+// is accepted.
 //
 // File layout (every key optional):
 //   {"model": {"preset": "copy", "layers": 2, "hidden": 256, "heads": 16, "head_dim": 16,
@@ -18,6 +20,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "models/field_table.h"  // require_known_keys
 #include "models/kernels/normalizer.h"
 #include "models/kernels/position.h"
 
@@ -69,10 +72,6 @@ nlohmann::json to_json(const TrainConfig& c);
 
 // Reads {"model": ..., "train": ...} from a file; UsageError for unreadable or malformed files.
 void load_config_file(const std::string& file, ModelConfig& model, TrainConfig& train);
-
-// Throws UsageError when `j` is not an object or has a key outside `accepted`.
-void require_known_keys(const nlohmann::json& j, const std::string& path,
-                        const std::vector<std::string>& accepted);
 
 // Parameter count (without the frozen embedding row's exclusion) and model FLOPs per real token
 // for one training step (forward + backward = 3× forward), attention products counted for a

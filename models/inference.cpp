@@ -376,7 +376,7 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
   const int64_t C = c.hidden, H = c.heads, D = c.head_dim, HD = H * D, F = c.ffn, Vo = c.num_labels,
                 Tm = max_length_, Hs = eng_.positions_.n_scaled;
   const LengthScale ls_kind = c.attention.length_scale;
-  const bool sparse = is_entmax_family(c.attention.kind) || c.attention.kind == NormKind::kTopk;
+  const bool sparse = normalizer_is_sparse(c.attention.kind);
   const float inv_sqrt_d = inv_sqrt_head_dim(D);
   const float emb_scale = static_cast<float>(std::sqrt(static_cast<double>(C)));
   for (int64_t i = 0; i < n; ++i) {

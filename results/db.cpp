@@ -19,6 +19,7 @@
 
 #include "harness/check.h"
 #include "harness/version.h"
+#include "results/metrics.h"
 
 namespace lb {
 
@@ -33,7 +34,9 @@ constexpr const char* kViewsMarker = "-- @views";
 
 // Upgrade steps: kUpgrades[v - 1] brings version v to v + 1 (tables only; views are recreated
 // after the last step). Columns added here are last in schema.sql's CREATE TABLE too, so a fresh
-// and an upgraded database have the same column order (merge copies rows with SELECT *).
+// and an upgraded database have the same column order (merge copies rows with SELECT *). After
+// the steps, every metric column of results/metrics.h that a table lacks is added (last), so a
+// version that only adds metrics needs no step here.
 const char* const kUpgrades[] = {
     // 1 -> 2: variants, head kinds, every selection evaluation.
     "ALTER TABLE runs ADD COLUMN variant TEXT NOT NULL DEFAULT '';"
@@ -58,8 +61,8 @@ const char* const kUpgrades[] = {
     "  samples INTEGER NOT NULL, exact_match REAL NOT NULL, token_accuracy REAL NOT NULL,"
     "  loss REAL NOT NULL, PRIMARY KEY(run_key, step)) STRICT;",
 };
-static_assert(sizeof(kUpgrades) / sizeof(kUpgrades[0]) == kSchemaVersion - 1,
-              "one upgrade step per schema version");
+static_assert(sizeof(kUpgrades) / sizeof(kUpgrades[0]) <= kSchemaVersion - 1,
+              "at most one upgrade step per schema version");
 
 // A write transaction (BEGIN IMMEDIATE), or nothing when one is already open on the connection
 // (ResultsDb::transaction): the writes then commit or roll back with the enclosing one.
@@ -91,7 +94,10 @@ class WriteTxn {
 
 // Brings a database of schema `from` to kSchemaVersion (inside the caller's transaction).
 void upgrade_schema(SQLite::Database& db, int from) {
-  for (int v = from; v < kSchemaVersion; ++v) db.exec(kUpgrades[v - 1]);
+  for (int v = from; v < kSchemaVersion; ++v) {
+    if (v - 1 < static_cast<int>(std::size(kUpgrades))) db.exec(kUpgrades[v - 1]);
+  }
+  add_missing_metric_columns(db);  // a version past the last step only adds metrics (metrics.h)
   std::vector<std::string> views;
   SQLite::Statement q(db, "SELECT name FROM sqlite_master WHERE type = 'view'");
   while (q.executeStep()) views.push_back(q.getColumn(0).getString());
@@ -184,6 +190,13 @@ const char* isa_name(dnnl::cpu_isa isa) {
     case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
     default: return "other";
   }
+}
+
+// ",?,?": n more placeholders of an INSERT.
+std::string placeholders(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += ",?";
+  return out;
 }
 
 // Runs fn; SQLite errors become one clear line naming the database.
@@ -506,17 +519,19 @@ std::optional<double> ResultsDb::checkpoint_metric(const std::string& key,
 
 void ResultsDb::add_selection_eval(const std::string& key, const SelectionRow& r) {
   guarded(path_, 0, [&] {
+    const auto ms = metrics_in(kInSelection);
     SQLite::Statement ins(*db_,
-                          "INSERT OR REPLACE INTO selection_evals(run_key, step, split, length, "
-                          "samples, exact_match, token_accuracy, loss) VALUES (?,?,?,?,?,?,?,?)");
-    ins.bind(1, key);
-    ins.bind(2, static_cast<int64_t>(r.step));
-    ins.bind(3, r.split);
-    ins.bind(4, static_cast<int64_t>(r.length));
-    ins.bind(5, static_cast<int64_t>(r.samples));
-    ins.bind(6, r.exact_match);
-    ins.bind(7, r.token_accuracy);
-    ins.bind(8, r.loss);
+                          "INSERT OR REPLACE INTO selection_evals(run_key, step, split, "
+                          "length, samples" +
+                              metric_columns(kInSelection) + ") VALUES (?,?,?,?,?" +
+                              placeholders(ms.size()) + ")");
+    int i = 0;
+    ins.bind(++i, key);
+    ins.bind(++i, static_cast<int64_t>(r.step));
+    ins.bind(++i, r.split);
+    ins.bind(++i, static_cast<int64_t>(r.length));
+    ins.bind(++i, static_cast<int64_t>(r.samples));
+    for (const MetricDef* m : ms) ins.bind(++i, r.*(m->selection));
     ins.exec();
   });
 }
@@ -524,9 +539,9 @@ void ResultsDb::add_selection_eval(const std::string& key, const SelectionRow& r
 std::vector<SelectionRow> ResultsDb::selection_evals(const std::string& key) const {
   return guarded(path_, 0, [&] {
     std::vector<SelectionRow> out;
-    SQLite::Statement q(*db_,
-                        "SELECT step, split, length, samples, exact_match, token_accuracy, loss "
-                        "FROM selection_evals WHERE run_key = ? ORDER BY step");
+    const auto ms = metrics_in(kInSelection);
+    SQLite::Statement q(*db_, "SELECT step, split, length, samples" + metric_columns(kInSelection) +
+                                  " FROM selection_evals WHERE run_key = ? ORDER BY step");
     q.bind(1, key);
     while (q.executeStep()) {
       SelectionRow r;
@@ -534,9 +549,8 @@ std::vector<SelectionRow> ResultsDb::selection_evals(const std::string& key) con
       r.split = q.getColumn(1).getString();
       r.length = q.getColumn(2).getInt64();
       r.samples = q.getColumn(3).getInt64();
-      r.exact_match = q.getColumn(4).getDouble();
-      r.token_accuracy = q.getColumn(5).getDouble();
-      r.loss = q.getColumn(6).getDouble();
+      int i = 4;
+      for (const MetricDef* m : ms) r.*(m->selection) = q.getColumn(i++).getDouble();
       out.push_back(r);
     }
     return out;
@@ -566,33 +580,28 @@ std::optional<std::string> ResultsDb::run_config_json(const std::string& key) co
 void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::vector<AttnRow>& attn) {
   guarded(path_, 0, [&] {
     WriteTxn t(*db_);
+    const auto em = metrics_in(kInEvals), am = metrics_in(kInAttn);
     SQLite::Statement ins(*db_,
-                          "INSERT OR REPLACE INTO evals(run_key, ckpt, step, split, length, status, "
-                          "samples, exact_match, token_accuracy, edit_distance, seconds) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
-    ins.bind(1, key);
-    ins.bind(2, e.ckpt);
-    ins.bind(3, static_cast<int64_t>(e.step));
-    ins.bind(4, e.split);
-    ins.bind(5, static_cast<int64_t>(e.length));
-    ins.bind(6, e.skipped ? "skipped" : "ok");
-    ins.bind(7, static_cast<int64_t>(e.samples));
-    if (e.skipped) {
-      ins.bind(8);
-      ins.bind(9);
-      ins.bind(10);
-    } else {
-      ins.bind(8, e.exact_match);
-      ins.bind(9, e.token_accuracy);
-      ins.bind(10, e.edit_distance);
-    }
-    ins.bind(11, e.seconds);
+                          "INSERT OR REPLACE INTO evals(run_key, ckpt, step, split, length, "
+                          "status, samples, seconds" +
+                              metric_columns(kInEvals) + ") VALUES (?,?,?,?,?,?,?,?" +
+                              placeholders(em.size()) + ")");
+    int n = 0;
+    ins.bind(++n, key);
+    ins.bind(++n, e.ckpt);
+    ins.bind(++n, static_cast<int64_t>(e.step));
+    ins.bind(++n, e.split);
+    ins.bind(++n, static_cast<int64_t>(e.length));
+    ins.bind(++n, e.skipped ? "skipped" : "ok");
+    ins.bind(++n, static_cast<int64_t>(e.samples));
+    ins.bind(++n, e.seconds);
+    for (const MetricDef* m : em) e.skipped ? ins.bind(++n) : ins.bind(++n, e.*(m->eval));
     ins.exec();
     SQLite::Statement a(*db_,
-                        "INSERT OR REPLACE INTO attn_stats(run_key, ckpt, split, length, layer, head, "
-                        "queries, entropy, entropy_norm, support, max_weight, relevant_mass, "
-                        "scale_p05, scale_p50, scale_p95, head_kind) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                        "INSERT OR REPLACE INTO attn_stats(run_key, ckpt, split, length, "
+                        "layer, head, queries, head_kind" +
+                            metric_columns(kInAttn) + ") VALUES (?,?,?,?,?,?,?,?" +
+                            placeholders(am.size()) + ")");
     for (const auto& r : attn) {
       int i = 0;
       a.bind(++i, key);
@@ -602,13 +611,11 @@ void ResultsDb::add_eval(const std::string& key, const EvalRow& e, const std::ve
       a.bind(++i, r.layer);
       a.bind(++i, r.head);
       a.bind(++i, static_cast<int64_t>(r.queries));
-      a.bind(++i, r.entropy);
-      a.bind(++i, r.entropy_norm);
-      a.bind(++i, r.support);
-      a.bind(++i, r.max_weight);
-      a.bind(++i, r.relevant_mass);
-      for (const auto& s : {r.scale_p05, r.scale_p50, r.scale_p95}) s ? a.bind(++i, *s) : a.bind(++i);
       a.bind(++i, r.head_kind);
+      for (const MetricDef* m : am) {
+        const std::optional<double> v = attn_value(*m, r);
+        v ? a.bind(++i, *v) : a.bind(++i);
+      }
       a.exec();
       a.reset();
     }
@@ -636,12 +643,12 @@ std::vector<EvalRow> ResultsDb::evals_of(const std::string& key, const std::stri
                                          int64_t step, const std::string& split) const {
   return guarded(path_, 0, [&] {
     std::vector<EvalRow> out;
-    SQLite::Statement q(
-        *db_,
-        "SELECT length, status, samples, coalesce(exact_match, 0), "
-        "coalesce(token_accuracy, 0), coalesce(edit_distance, 0), "
-        "coalesce(seconds, 0) FROM evals "
-        "WHERE run_key = ? AND ckpt = ? AND step = ? AND split = ? ORDER BY length");
+    const auto em = metrics_in(kInEvals);
+    std::string values;  // every metric, 0 where NULL (skipped)
+    for (const MetricDef* m : em) values += std::string(", coalesce(") + m->name + ", 0)";
+    SQLite::Statement q(*db_, "SELECT length, status, samples, coalesce(seconds, 0)" + values +
+                                  " FROM evals WHERE run_key = ? AND ckpt = ? AND step = ? AND "
+                                  "split = ? ORDER BY length");
     q.bind(1, key);
     q.bind(2, ckpt);
     q.bind(3, static_cast<int64_t>(step));
@@ -652,10 +659,9 @@ std::vector<EvalRow> ResultsDb::evals_of(const std::string& key, const std::stri
       e.length = q.getColumn(0).getInt64();
       e.skipped = q.getColumn(1).getString() == "skipped";
       e.samples = q.getColumn(2).getInt64();
-      e.exact_match = q.getColumn(3).getDouble();
-      e.token_accuracy = q.getColumn(4).getDouble();
-      e.edit_distance = q.getColumn(5).getDouble();
-      e.seconds = q.getColumn(6).getDouble();
+      e.seconds = q.getColumn(3).getDouble();
+      int i = 4;
+      for (const MetricDef* m : em) e.*(m->eval) = q.getColumn(i++).getDouble();
       out.push_back(e);
     }
     return out;

@@ -6,6 +6,7 @@
 
 #include "harness/check.h"
 #include "results/db.h"
+#include "results/metrics.h"
 
 namespace lb {
 
@@ -50,20 +51,18 @@ std::string difference(SQLite::Database& db, const std::string& key) {
   }
   // Every row that holds results: evaluations, training curves (not their timings, which differ
   // between machines) and attention statistics. Timing columns and paths are left out.
+  // The keys and counts named here, then every metric of the table (results/metrics.h).
   struct Compared {
     const char* table;
-    const char* columns;
+    std::string columns;
     const char* what;
   };
-  static const Compared kCompared[] = {
-      {"evals", "ckpt, split, length, status, samples, exact_match, token_accuracy, edit_distance",
-       "evaluation"},
+  const Compared compared[] = {
+      {"evals", "ckpt, split, length, status, samples" + metric_columns(kInEvals), "evaluation"},
       {"train_metrics", "step, loss, lr, grad_norm", "training"},
-      {"attn_stats",
-       "ckpt, split, length, layer, head, queries, entropy, entropy_norm, support, max_weight, "
-       "relevant_mass, scale_p05, scale_p50, scale_p95",
+      {"attn_stats", "ckpt, split, length, layer, head, queries" + metric_columns(kInAttn),
        "attention-statistics"}};
-  for (const Compared& c : kCompared) {
+  for (const Compared& c : compared) {
     const std::string t = c.table, cols = c.columns;
     SQLite::Statement e(db, "SELECT count(*) FROM (SELECT " + cols + " FROM main." + t +
                                 " WHERE run_key = ?1 EXCEPT SELECT " + cols + " FROM shard." + t +

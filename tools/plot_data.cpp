@@ -36,31 +36,19 @@ std::string head_filter_sql(const std::string& name) {
 
 namespace {
 
-// The per-run value of the metric at one evaluation (NULL when there is none). Attention
-// statistics are averaged over the run's layers x chosen heads at that length.
+// The per-run value of the metric at one evaluation (NULL when there is none), read from its
+// table. Attention statistics are averaged over the run's layers x chosen heads at that length.
 std::string value_sql(PlotMetric m, const std::string& heads) {
-  const auto attn = [&](const char* column) {
-    return std::string("(SELECT AVG(a.") + column +
-           ") FROM attn_stats a WHERE a.run_key = v.run_key AND a.ckpt = v.ckpt "
-           "AND a.split = v.split AND a.length = v.length AND " +
-           head_filter_sql(heads) + ")";
+  const MetricDef& d = m.def();
+  const auto at = [](const char* t) {
+    return std::string(" WHERE ") + t + ".run_key = v.run_key AND " + t + ".ckpt = v.ckpt AND " +
+           t + ".split = v.split AND " + t + ".length = v.length";
   };
-  switch (m) {
-    case PlotMetric::kExactMatch:
-      return "v.exact_match";
-    case PlotMetric::kTokenAccuracy:
-      return "v.token_accuracy";
-    case PlotMetric::kEntropyNorm:
-      return attn("entropy_norm");
-    case PlotMetric::kSupport:
-      return attn("support");
-    case PlotMetric::kRelevantMass:
-      return attn("relevant_mass");
-    case PlotMetric::kMaxWeight:
-      return attn("max_weight");
+  if (d.tables & kInAttn) {
+    return std::string("(SELECT AVG(a.") + d.name + ") FROM attn_stats a" + at("a") + " AND " +
+           head_filter_sql(heads) + ")";
   }
-  LB_CHECK(false, "unhandled metric");
-  return "";
+  return std::string("(SELECT e.") + d.name + " FROM evals e" + at("e") + ")";
 }
 
 // What the database holds, for the error message of an empty selection.
@@ -112,46 +100,34 @@ PlotPoint summarise(int64_t length, const PointAcc& acc, bool mean_protocol) {
 
 }  // namespace
 
+const MetricDef& PlotMetric::def() const {
+  const MetricDef* m = find_metric(std::string(name));
+  LB_CHECK(m && m->plotted, "PlotMetric '" << name << "' is not a plotted metric");
+  return *m;
+}
+
 const std::vector<std::string>& plot_metric_names() {
-  static const std::vector<std::string> kNames = {"exact_match", "token_accuracy", "entropy_norm",
-                                                  "support",     "relevant_mass",  "max_weight"};
+  static const std::vector<std::string> kNames = [] {
+    std::vector<std::string> out;
+    for (const MetricDef& m : metrics()) {
+      if (m.plotted) out.push_back(m.name);
+    }
+    return out;
+  }();
   return kNames;
 }
 
-const char* plot_metric_name(PlotMetric m) {
-  return plot_metric_names()[static_cast<size_t>(m)].c_str();
-}
+const char* plot_metric_name(PlotMetric m) { return m.def().name; }
 
 PlotMetric plot_metric_from_name(const std::string& name) {
-  const auto& names = plot_metric_names();
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == name) return static_cast<PlotMetric>(i);
-  }
-  throw UsageError("--metric '" + name + "' is not one of: " + joined(names));
+  const MetricDef* m = find_metric(name);
+  if (m && m->plotted) return PlotMetric{m->name};
+  throw UsageError("--metric '" + name + "' is not one of: " + joined(plot_metric_names()));
 }
 
-bool plot_metric_is_percent(PlotMetric m) {
-  return m == PlotMetric::kExactMatch || m == PlotMetric::kTokenAccuracy;
-}
+bool plot_metric_is_percent(PlotMetric m) { return m.def().percent; }
 
-std::string plot_metric_title(PlotMetric m) {
-  switch (m) {
-    case PlotMetric::kExactMatch:
-      return "exact match (%)";
-    case PlotMetric::kTokenAccuracy:
-      return "token accuracy (%)";
-    case PlotMetric::kEntropyNorm:
-      return "normalised entropy H/log n (mean over layers × heads)";
-    case PlotMetric::kSupport:
-      return "support, keys (mean over layers × heads)";
-    case PlotMetric::kRelevantMass:
-      return "mass on relevant positions (mean over layers × heads)";
-    case PlotMetric::kMaxWeight:
-      return "largest weight (mean over layers × heads)";
-  }
-  LB_CHECK(false, "unhandled metric");
-  return "";
-}
+std::string plot_metric_title(PlotMetric m) { return m.def().title; }
 
 std::string plot_heads_from_name(const std::string& name) {
   static const std::vector<std::string> kNames = {
@@ -200,7 +176,7 @@ std::vector<PlotFigure> plot_figures(ResultsDb& db, const PlotOptions& o) {
     f.train_max_length = std::max(f.train_max_length, q.getColumn(7).getInt64());
     f.lrs.insert(lr);
     if (q.getColumn(6).getString() == "skipped") {
-      if (o.metric != PlotMetric::kExactMatch) continue;
+      if (!o.metric.def().zero_when_skipped) continue;
       p.values.push_back(0.0);
       ++p.skipped;
     } else if (!q.getColumn(8).isNull()) {

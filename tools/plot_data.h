@@ -13,30 +13,39 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "results/db.h"
+#include "results/metrics.h"
 #include "tools/table.h"
 
 namespace lb {
 
-enum class PlotMetric {
-  kExactMatch,
-  kTokenAccuracy,
-  kEntropyNorm,
-  kSupport,
-  kRelevantMass,
-  kMaxWeight
+// A --metric choice: a plotted metric of results/metrics.h, by name. The constants are shorthands;
+// every plotted entry of the list is a choice, with no change here.
+struct PlotMetric {
+  std::string_view name;  // a plotted metrics() name (plot_metric_from_name checks it)
+  const MetricDef& def() const;
+  friend bool operator==(PlotMetric a, PlotMetric b) { return a.name == b.name; }
+  static const PlotMetric kExactMatch, kTokenAccuracy, kEntropyNorm, kSupport, kRelevantMass,
+      kMaxWeight;
 };
+inline constexpr PlotMetric PlotMetric::kExactMatch{"exact_match"};
+inline constexpr PlotMetric PlotMetric::kTokenAccuracy{"token_accuracy"};
+inline constexpr PlotMetric PlotMetric::kEntropyNorm{"entropy_norm"};
+inline constexpr PlotMetric PlotMetric::kSupport{"support"};
+inline constexpr PlotMetric PlotMetric::kRelevantMass{"relevant_mass"};
+inline constexpr PlotMetric PlotMetric::kMaxWeight{"max_weight"};
 
-// Names as on the command line ("exact_match", ...), in enum order.
+// Names as on the command line ("exact_match", ...): the plotted metrics, in list order.
 const std::vector<std::string>& plot_metric_names();
 const char* plot_metric_name(PlotMetric m);
 // UsageError "--metric 'x' is not one of: exact_match, ..." for an unknown name.
 PlotMetric plot_metric_from_name(const std::string& name);
 // Shown in percent on a fixed 0-100 axis (exact match, token accuracy) or on its own axis.
 bool plot_metric_is_percent(PlotMetric m);
-// Axis title: "exact match (%)", "normalised entropy (averaged over layers × heads)", ...
+// Axis title (MetricDef::title): "exact match (%)", "normalised entropy H/log n (mean over ...)"
 std::string plot_metric_title(PlotMetric m);
 
 // "mean" or "best"; UsageError naming the accepted ones otherwise.

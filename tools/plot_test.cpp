@@ -1,5 +1,6 @@
 // `lengthbench plot`: the series extracted from a small database, the SVG's structure, its axis
 // transform (log2 x), legend, byte-stable output, and the one-line errors with exit code 2.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -404,5 +405,56 @@ TEST_CASE("plot: bad input is one line naming the value and the accepted ones, e
   CHECK(run_lengthbench("plot '" + path + "' --out '" + dir.string() + "'", &err) == 0);
   CHECK(fs::exists(dir / "s.copy.test.mean.exact_match.svg"));
   fs::remove_all(dir);
+  fs::remove(path);
+}
+
+TEST_CASE("plot: every plotted metric of results/metrics.h is a choice, read from its table") {
+  const std::string path = make_db("registry");
+  {
+    ResultsDb db(path, ResultsDb::Mode::kReadOnly);
+    REQUIRE(plot_metric_names().size() > 0);
+    for (const std::string& name : plot_metric_names()) {
+      CAPTURE(name);
+      const PlotMetric m = plot_metric_from_name(name);
+      CHECK(m.def().name == name);
+      CHECK(plot_metric_title(m) == m.def().title);
+      PlotOptions o;
+      o.metric = m;
+      const auto figs = plot_figures(db, o);
+      REQUIRE(figs.size() == 1);
+      CHECK(xml_problem(svg_figure(figs[0])) == "");
+      // asentmax at 64: the mean over its two seeds of each run's value there (attention
+      // statistics: the mean over the run's NoPE heads), computed here from the table itself.
+      const std::string per_run =
+          m.def().tables & kInAttn
+              ? "SELECT AVG(" + name +
+                    ") AS x FROM attn_stats WHERE split = 'test' AND length = 64 "
+                    "AND run_key IN ('b0', 'b1') AND head_kind LIKE 'nope%' GROUP BY run_key"
+              : "SELECT " + name +
+                    " AS x FROM evals WHERE split = 'test' AND length = 64 AND "
+                    "run_key IN ('b0', 'b1')";
+      const double want = db.sql().execAndGet("SELECT AVG(x) FROM (" + per_run + ")").getDouble();
+      bool found = false;
+      for (const auto& s : figs[0].series) {
+        if (s.normalizer != "asentmax") continue;
+        REQUIRE(!s.points.empty());
+        CHECK(s.points[0].length == 64);
+        CHECK(s.points[0].seeds == 2);
+        CHECK(s.points[0].value == doctest::Approx(want));
+        found = true;
+      }
+      CHECK(found);
+    }
+    // Metrics the list does not offer for plotting are refused with the list.
+    std::string choices;
+    for (const std::string& name : plot_metric_names())
+      choices += (choices.empty() ? "" : ", ") + name;
+    for (const MetricDef& m : metrics()) {
+      if (!m.plotted) {
+        CHECK(error_of([&] { plot_metric_from_name(m.name); }) ==
+              "--metric '" + std::string(m.name) + "' is not one of: " + choices);
+      }
+    }
+  }
   fs::remove(path);
 }

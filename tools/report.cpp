@@ -235,9 +235,9 @@ std::string html_report(ResultsDb& db, const ReportOptions& opts) {
     po.suite = suite, po.task = task, po.split = opts.split;
     o << "<h3>Accuracy against length</h3>\n" << figure_or_note(db, po);
     o << "<h3>Dispersion</h3>\n";
-    for (PlotMetric m :
-         {PlotMetric::kEntropyNorm, PlotMetric::kSupport, PlotMetric::kRelevantMass}) {
-      po.metric = m;
+    for (const MetricDef& m : metrics()) {
+      if (!m.reported) continue;
+      po.metric = PlotMetric{m.name};
       o << figure_or_note(db, po);
     }
     // Training curves.

@@ -440,8 +440,8 @@ std::string svg_figure(const PlotFigure& fig, const SvgOptions& opts) {
   };
   // The chance level, where the task has one and it is inside the y range.
   const double chance = task_chance_level(fig.task);
-  if ((fig.metric == PlotMetric::kExactMatch || fig.metric == PlotMetric::kTokenAccuracy) &&
-      !std::isnan(chance) && chance * l.y_scale >= l.y.lo && chance * l.y_scale <= l.y.hi) {
+  if (fig.metric.def().percent && !std::isnan(chance) && chance * l.y_scale >= l.y.lo &&
+      chance * l.y_scale <= l.y.hi) {
     o << "<line class=\"chance\" x1=\"" << svg_number(kLeft) << "\" x2=\"" << svg_number(right)
       << "\" y1=\"" << svg_number(y_px(chance)) << "\" y2=\"" << svg_number(y_px(chance))
       << "\" stroke=\"#999999\" stroke-width=\"1.2\" stroke-dasharray=\"2 3\"/>\n"

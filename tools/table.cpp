@@ -12,6 +12,8 @@
 #include <tuple>
 #include <vector>
 
+#include "harness/check.h"
+#include "results/metrics.h"
 #include "results/paper.h"
 #include "tools/plot_data.h"
 
@@ -81,45 +83,69 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
-bool dispersion(const TableOptions& o) { return o.metric != "exact_match"; }
+const MetricDef& table_metric(const TableOptions& o) {
+  check_table_metric(o.metric);
+  return *find_metric(o.metric);
+}
+
+// Mean ± sd over seeds (attention statistics per head kind, other metrics per setup), not a
+// proportion with its interval from the views.
+bool dispersion(const TableOptions& o) {
+  return table_metric(o).interval != MetricInterval::kWilson;
+}
+
+bool per_head(const TableOptions& o) { return (table_metric(o).tables & kInAttn) != 0; }
 
 // Reads every table of the selection.
 std::map<std::pair<std::string, std::string>, Table> read_tables(ResultsDb& db,
                                                                  const TableOptions& o) {
   const bool best = o.protocol == TableProtocol::kBestOf;
-  const std::string sql =
-      dispersion(o)
-          // Per run x length x head kind: the mean over its layers x heads of that kind; then the
-          // mean and sample sd over seeds (best protocol: the one run v_best_of chose).
-          ? std::string(
-                "WITH per_run AS (SELECT suite, task, normalizer, pos_encoding, variant, "
-                "lr, run_key, length, length_mult, head_kind, AVG(a.") +
-                plot_metric_name(plot_metric_from_name(o.metric)) +
+  const std::string name = table_metric(o).name;
+  // Per run x length (x head kind): the metric's value (attention statistics: the mean over the
+  // run's layers x heads of that kind); skipped lengths have none.
+  const std::string per_run =
+      per_head(o)
+          ? "SELECT suite, task, normalizer, pos_encoding, variant, lr, run_key, length, "
+            "length_mult, head_kind, AVG(a." +
+                name +
                 ") AS v FROM v_attn a WHERE ckpt = 'best' AND split = ?3 AND (?1 = '' OR suite = "
                 "?1) "
                 "AND (?2 = '' OR task = ?2) AND " +
                 head_filter_sql(o.heads) +
                 (best ? " AND run_key IN (SELECT run_key FROM v_best_of)" : "") +
-                " GROUP BY run_key, length, head_kind) "
+                " GROUP BY run_key, length, head_kind"
+          : "SELECT v.suite, v.task, v.normalizer, v.pos_encoding, v.variant, v.lr, v.run_key, "
+            "v.length, v.length_mult, '' AS head_kind, e." +
+                name +
+                " AS v FROM v_evals v JOIN evals e ON e.run_key = v.run_key AND e.ckpt = v.ckpt "
+                "AND e.split = v.split AND e.length = v.length WHERE v.ckpt = 'best' AND v.split "
+                "= ?3 AND e." +
+                name + " IS NOT NULL AND (?1 = '' OR v.suite = ?1) AND (?2 = '' OR v.task = ?2)" +
+                (best ? " AND v.run_key IN (SELECT run_key FROM v_best_of)" : "");
+  // A proportion (MetricInterval::kWilson) reads its view columns NAME_mean, NAME_ci_low, ...
+  const std::string sql =
+      dispersion(o)
+          // The mean and sample sd over seeds (best protocol: the one run v_best_of chose).
+          ? "WITH per_run AS (" + per_run +
+                ") "
                 "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, length_mult, "
                 "AVG(v), "
                 "CASE WHEN COUNT(*) > 1 THEN sqrt(MAX(0.0, (SUM(v * v) - COUNT(*) * AVG(v) * "
                 "AVG(v)) "
                 "/ (COUNT(*) - 1))) END, NULL, NULL, COUNT(*), 0, 0, head_kind FROM per_run "
                 "GROUP BY suite, task, normalizer, pos_encoding, variant, lr, head_kind, length"
-          : best
-                ? std::string(
-                      "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, "
-                      "length_mult, "
-                      "exact_match_or_0, NULL, exact_match_ci_low, exact_match_ci_high, 1, "
-                      "status = 'skipped', samples, '' FROM v_best_of "
-                      "WHERE (?1 = '' OR suite = ?1) AND (?2 = '' OR task = ?2)")
-                : "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, length_mult, "
-                  "exact_match_mean, exact_match_sd, exact_match_ci_low, exact_match_ci_high, "
-                  "seeds, "
-                  "skipped_seeds, samples, '' FROM v_seed_summary "
-                  "WHERE ckpt = 'best' AND split = ?3 AND (?1 = '' OR suite = ?1) "
-                  "AND (?2 = '' OR task = ?2)";
+          : best ? "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, "
+                   "length_mult, " +
+                       name + "_or_0, NULL, " + name + "_ci_low, " + name +
+                       "_ci_high, 1, "
+                       "status = 'skipped', samples, '' FROM v_best_of "
+                       "WHERE (?1 = '' OR suite = ?1) AND (?2 = '' OR task = ?2)"
+                 : "SELECT suite, task, normalizer, pos_encoding, variant, lr, length, "
+                   "length_mult, " +
+                       name + "_mean, " + name + "_sd, " + name + "_ci_low, " + name +
+                       "_ci_high, seeds, skipped_seeds, samples, '' FROM v_seed_summary "
+                       "WHERE ckpt = 'best' AND split = ?3 AND (?1 = '' OR suite = ?1) "
+                       "AND (?2 = '' OR task = ?2)";
   SQLite::Statement q(db.sql(), sql);
   q.bind(1, o.suite);
   q.bind(2, o.task);
@@ -211,14 +237,16 @@ std::string row_label(const RowKey& k, bool with_variant, bool with_lr) {
   return s;
 }
 
+// dispersion: "mean ± sd" (a percent metric's in % with one decimal, others with three).
 std::string cell_text(const Cell& c, TableFormat f, bool bold, int64_t common_seeds, bool paper,
-                      bool dispersion) {
+                      bool dispersion, bool in_percent) {
   const bool latex = f == TableFormat::kLatex;
   if (!c.present() || std::isnan(c.mean)) return latex ? "--" : "—";
   if (dispersion) {
     std::ostringstream os;
-    os << std::fixed << std::setprecision(3) << c.mean;
-    if (!std::isnan(c.sd)) os << (latex ? " $\\pm$ " : " ± ") << c.sd;
+    const double scale = in_percent ? 100 : 1;
+    os << std::fixed << std::setprecision(in_percent ? 1 : 3) << scale * c.mean;
+    if (!std::isnan(c.sd)) os << (latex ? " $\\pm$ " : " ± ") << scale * c.sd;
     if (c.seeds != common_seeds) os << " (n=" << c.seeds << ")";
     return os.str();
   }
@@ -304,13 +332,26 @@ void print_tidy(const std::vector<Table>& tables, const TableOptions& o, std::os
 
 }  // namespace
 
+const std::vector<std::string>& table_metric_names() { return plot_metric_names(); }
+
+void check_table_metric(const std::string& name) {
+  const auto& names = table_metric_names();
+  if (std::find(names.begin(), names.end(), name) != names.end()) return;
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  throw UsageError("--metric '" + name + "' is not one of: " + list);
+}
+
 int print_tables(ResultsDb& db, const TableOptions& o, std::ostream& out) {
   const bool best = o.protocol == TableProtocol::kBestOf;
   auto read = read_tables(db, o);
   const nlohmann::json paper = nlohmann::json::parse(paper_table1_json());
   std::vector<Table> tables;
   for (auto& [k, t] : read) {
-    if (o.paper && !dispersion(o)) add_paper_rows(t, paper);
+    // The paper's rows are of one metric ("exact_match_percent": exact_match in %).
+    if (o.paper && paper.at("metric").get<std::string>() == o.metric + "_percent") {
+      add_paper_rows(t, paper);
+    }
     tables.push_back(std::move(t));
   }
   if (o.format == TableFormat::kCsv || o.format == TableFormat::kJson) {
@@ -352,8 +393,8 @@ int print_tables(ResultsDb& db, const TableOptions& o, std::ostream& out) {
     if (o.details) header.push_back("selected step (seed:step/steps)");
     const std::string title =
         dispersion(o)
-            ? plot_metric_title(plot_metric_from_name(o.metric)) + " by head kind, on " + t.task +
-                  ", suite " + t.suite + ", " +
+            ? std::string(table_metric(o).title) + (per_head(o) ? " by head kind" : "") + ", on " +
+                  t.task + ", suite " + t.suite + ", " +
                   (best ? std::string("the best-of run per row") : "mean ± sd over seeds") +
                   ", n = " + std::to_string(n) + " seed" + (n == 1 ? "" : "s") + "; " + o.split +
                   " split"
@@ -392,7 +433,8 @@ int print_tables(ResultsDb& db, const TableOptions& o, std::ostream& out) {
         // Bold where the column has a best: not when every row of ours has the same mean.
         const bool bold = !paper && ours > 1 && !std::isnan(c.mean) && best_mean.count(L) &&
                           c.mean == best_mean[L] && best_mean[L] > worst_mean[L];
-        row.push_back(cell_text(c, o.format, bold && !dispersion(o), n, paper, dispersion(o)));
+        row.push_back(cell_text(c, o.format, bold && !dispersion(o), n, paper, dispersion(o),
+                                table_metric(o).percent));
       }
       if (o.details) {
         const auto it = t.steps.find(key);
@@ -410,8 +452,11 @@ int print_tables(ResultsDb& db, const TableOptions& o, std::ostream& out) {
     if (latex) out << "\\bottomrule\n\\end{tabular}\n";
     const std::string note =
         dispersion(o)
-            ? "Each head kind is its own row (alibi, nope, rope; +scaled: SSMax/ASEntmax "
-              "query length scaling); (n=K): a cell with another number of seeds."
+            ? std::string(per_head(o)
+                              ? "Each head kind is its own row (alibi, nope, rope; +scaled: "
+                                "SSMax/ASEntmax query length scaling); "
+                              : "") +
+                  "(n=K): a cell with another number of seeds."
             : "Bold: the best mean per column. * = includes seeds skipped after an earlier 0% "
               "length, "
               "counted as 0 (0* = all skipped); (n=K): a cell with another number of seeds.";

@@ -11,10 +11,13 @@
 // length), numeric columns mean, sd, ci_low, ci_high, n_seeds, skipped_seeds, samples (fractions,
 // not %). `paper` adds the paper's Table 1 (results/paper_table1.json) rows for the same task,
 // matched by multiple of the training length; `details` shows each run's selected step.
-// With an attention-statistic metric the rows are split by head kind (attn_stats.head_kind).
+// `metric`: any plotted metric of results/metrics.h. A proportion (exact match: Wilson/t
+// intervals from the views) as above; any other the mean ± sd over seeds, and an attention
+// statistic's rows are split by head kind (attn_stats.head_kind).
 #pragma once
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "results/db.h"
 
@@ -30,13 +33,19 @@ struct TableOptions {
   TableFormat format = TableFormat::kMarkdown;
   bool details = false;  // the selected checkpoint step of every run (a column; CSV/JSON field)
   bool paper = false;    // the paper's Table 1 rows beside ours
-  // "exact_match", or an attention statistic (plot_metric_names: entropy_norm, support, ...):
-  // then one row per setup x head kind, cells the mean ± sd over seeds of each run's mean over
-  // its layers x heads of that kind; `heads` keeps some kinds only (plot_heads_from_name; "auto"
-  // and "all" keep every kind).
+  // "exact_match", another evaluation metric (cells the mean ± sd over seeds of each run's value;
+  // skipped lengths have none) or an attention statistic (entropy_norm, support, ...): then one
+  // row per setup x head kind, cells the mean ± sd over seeds of each run's mean over its layers
+  // x heads of that kind; `heads` keeps some kinds only (plot_heads_from_name; "auto" and "all"
+  // keep every kind). table_metric_names() lists the choices.
   std::string metric = "exact_match";
   std::string heads = "all";
 };
+
+// The --metric choices (plot_metric_names: the plotted metrics of results/metrics.h), and the
+// check: UsageError "--metric 'x' is not one of: exact_match, ..." for another name.
+const std::vector<std::string>& table_metric_names();
+void check_table_metric(const std::string& name);
 
 // Returns the number of tables (suite x task) printed; CSV and JSON print one document for all.
 int print_tables(ResultsDb& db, const TableOptions& opts, std::ostream& out);

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "harness/check.h"
+#include "results/metrics.h"
 #include "results/testing.h"
 
 using namespace lb;
@@ -210,4 +212,36 @@ TEST_CASE("table --paper: the paper's Table 1 cells beside ours, matched by mult
   o.task = "sort";
   std::ostringstream none;
   CHECK(print_tables(db, o, none) == 0);
+}
+
+TEST_CASE("table --metric: every plotted metric; an evaluation metric is mean ± sd per setup") {
+  TempDb t("metrics");
+  ResultsDb db(t.path, ResultsDb::Mode::kReadWrite);
+  add_finished_run(db, "a0", "softmax", 0, 1e-3, 0.1,
+                   {{64, 1.0, 0.9, false}, {256, 0.5, 0.6, false}, {512, 0, 0, true}});
+  add_finished_run(db, "a1", "softmax", 1, 1e-3, 0.2,
+                   {{64, 0.5, 0.7, false}, {256, 0.4, 0.4, false}, {512, 0.1, 0.3, false}});
+  TableOptions o;
+  o.metric = "token_accuracy";
+  const std::string md = table(db, o);
+  // 64: (90% + 70%) / 2 ± sd 14.1; 512: one seed (the other was skipped, no value).
+  CHECK(has(md, "| softmax / nape / lr 0.001 | 80.0 ± 14.1 | 50.0 ± 14.1 | 30.0 (n=1) |"));
+  CHECK(has(md, "**token accuracy (%), on copy"));
+  CHECK(!has(md, "head kind"));
+  o.format = TableFormat::kCsv;
+  CHECK(has(table(db, o), ",token_accuracy,softmax,nape,,,0.001,64,1,0.8,"));
+  for (const std::string& name : table_metric_names()) {
+    CAPTURE(name);
+    CHECK(find_metric(name) != nullptr);
+    o.metric = name;
+    for (TableFormat f : {TableFormat::kMarkdown, TableFormat::kLatex, TableFormat::kJson}) {
+      o.format = f;
+      std::ostringstream out;
+      CHECK(print_tables(db, o, out) == 1);
+    }
+  }
+  CHECK_THROWS_AS(check_table_metric("edit"), UsageError);
+  o.metric = "bogus";
+  std::ostringstream out;
+  CHECK_THROWS_AS(print_tables(db, o, out), UsageError);
 }

@@ -6,6 +6,7 @@
 
 #include "harness/rng.h"
 #include "models/kernels/normalizer.h"
+#include "models/kernels/normalizer_registry.h"
 #include "models/kernels/ref_normalizers.h"
 #include "models/kernels/row_kernels.h"
 
@@ -19,31 +20,10 @@ inline std::vector<float> random_row(Rng& rng, int64_t n, double sigma = 1.0) {
 
 inline ref::Vec to_double(const std::vector<float>& v) { return ref::Vec(v.begin(), v.end()); }
 
-// The double twin of normalize_forward for the spec; call_keys as in normalizer.h (0: n).
+// The double twin of normalize_forward for the spec (its registry row's `plain`); call_keys as in
+// normalizer.h (0: n).
 inline ref::Vec ref_forward(const NormalizerSpec& spec, const ref::Vec& z, size_t call_keys = 0) {
-  switch (spec.kind) {
-    case NormKind::kSoftmax:
-    case NormKind::kSsmax:
-      return ref::softmax_forward(z);
-    case NormKind::kEntmax:
-    case NormKind::kAsEntmax:
-      if (spec.alpha == 1.5f) return ref::entmax15_forward(z);
-      return ref::entmax_bisect_forward(z, spec.alpha);
-    case NormKind::kSparsemax:
-      return ref::sparsemax_forward(z);
-    case NormKind::kTopk: {
-      if (call_keys == 0) call_keys = z.size();
-      size_t k = static_cast<size_t>(spec.topk);
-      if (spec.topk_rule == TopkRule::kDiv2) k = std::max(k, call_keys / 2);
-      if (spec.topk_rule == TopkRule::kDiv2PerRow) k = std::max(k, z.size() / 2);
-      return ref::topk_forward(z, k);
-    }
-    case NormKind::kStickbreaking:
-      return ref::stickbreaking_forward(z);
-    case NormKind::kAdaptiveTemperature:
-      return ref::adaptive_temperature_forward(z, spec.poly_order == PolyOrder::kDescending);
-  }
-  return {};
+  return normalizer_entry(spec.kind).plain(spec, z, call_keys);
 }
 
 inline double max_abs_diff(const std::vector<float>& a, const ref::Vec& b) {

@@ -6,22 +6,19 @@
 
 #include "harness/check.h"
 #include "harness/rng.h"
+#include "models/kernels/name_table.h"
 
 namespace lb {
 namespace {
 
-struct LengthScaleEntry {
-  const char* name;
-  LengthScale kind;
-};
-
-const std::vector<LengthScaleEntry>& length_scale_table() {
-  static const std::vector<LengthScaleEntry> kTable = {
-      {"none", LengthScale::kNone},
-      {"nakanishi", LengthScale::kNakanishi},
-      {"learn", LengthScale::kLearn},
-      {"adapt-softplus-tanh", LengthScale::kAdaptSoftplusTanh},
-  };
+const NameTable<NameRow<LengthScale>>& length_scale_table() {
+  static const NameTable<NameRow<LengthScale>> kTable(
+      "length scaling", {
+                            {"none", LengthScale::kNone},
+                            {"nakanishi", LengthScale::kNakanishi},
+                            {"learn", LengthScale::kLearn},
+                            {"adapt-softplus-tanh", LengthScale::kAdaptSoftplusTanh},
+                        });
   return kTable;
 }
 
@@ -33,28 +30,12 @@ double sigmoid(double x) {
 
 }  // namespace
 
-const char* length_scale_name(LengthScale kind) {
-  for (const auto& e : length_scale_table()) {
-    if (e.kind == kind) return e.name;
-  }
-  LB_CHECK(false, "LengthScale " << static_cast<int>(kind) << " missing from the registry");
-  return "";
-}
+const char* length_scale_name(LengthScale kind) { return length_scale_table().name_of(kind); }
 
-const std::vector<std::string>& all_length_scale_names() {
-  static const std::vector<std::string> kNames = [] {
-    std::vector<std::string> names;
-    for (const auto& e : length_scale_table()) names.push_back(e.name);
-    return names;
-  }();
-  return kNames;
-}
+const std::vector<std::string>& all_length_scale_names() { return length_scale_table().names(); }
 
 LengthScale length_scale_from_name(const std::string& name) {
-  for (const auto& e : length_scale_table()) {
-    if (name == e.name) return e.kind;
-  }
-  throw UsageError(unknown_name_message("length scaling", name, all_length_scale_names()));
+  return length_scale_table().from_name(name);
 }
 
 double log_position(int64_t pos) { return std::log(static_cast<double>(pos) + 2.0); }

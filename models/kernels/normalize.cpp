@@ -1,10 +1,10 @@
-// normalize_forward / normalize_backward: the one switch from a NormalizerSpec to its row kernel,
-// and the batched versions over (rows, ld). Contract: normalizer.h.
+// normalize_forward / normalize_backward: a NormalizerSpec's row map, read from its registry row
+// (normalizer_registry.h), and the batched versions over (rows, ld). Contract: normalizer.h.
 #include <algorithm>
 
 #include "harness/check.h"
 #include "models/kernels/normalizer.h"
-#include "models/kernels/row_kernels.h"
+#include "models/kernels/normalizer_registry.h"
 
 namespace lb {
 
@@ -13,55 +13,13 @@ RowStats normalize_forward(const NormalizerSpec& spec, const float* z, int64_t n
   LB_CHECK(n >= 1, "normalize_forward: row length " << n << " < 1");
   LB_CHECK(call_keys == 0 || call_keys >= n,
            "normalize_forward: call of " << call_keys << " keys < row length " << n);
-  switch (spec.kind) {
-    case NormKind::kSoftmax:
-    case NormKind::kSsmax: {
-      RowStats out;
-      out.support = softmax_forward(z, n, 1.0f, p);
-      return out;
-    }
-    case NormKind::kEntmax:
-    case NormKind::kAsEntmax:
-      return entmax_forward(z, n, spec.alpha, p);
-    case NormKind::kSparsemax:
-      return sparsemax_forward(z, n, p);
-    case NormKind::kTopk:
-      return topk_forward(z, n, topk_k(spec, n, call_keys), p);
-    case NormKind::kStickbreaking:
-      return stickbreaking_forward(z, n, p);
-    case NormKind::kAdaptiveTemperature:
-      return adaptive_temperature_forward(z, n, spec.poly_order, p);
-  }
-  LB_CHECK(false, "normalize_forward: unhandled kind " << static_cast<int>(spec.kind));
-  return {};
+  return normalizer_entry(spec.kind).forward(spec, z, n, p, call_keys);
 }
 
-void normalize_backward(const NormalizerSpec& spec, const float* z, const float* p,
-                        const float* dp, int64_t n, float* dz) {
+void normalize_backward(const NormalizerSpec& spec, const float* z, const float* p, const float* dp,
+                        int64_t n, float* dz) {
   LB_CHECK(n >= 1, "normalize_backward: row length " << n << " < 1");
-  switch (spec.kind) {
-    case NormKind::kSoftmax:
-    case NormKind::kSsmax:
-      softmax_backward(p, dp, n, 1.0f, dz);
-      return;
-    case NormKind::kEntmax:
-    case NormKind::kAsEntmax:
-      entmax_backward(p, dp, n, spec.alpha, dz);
-      return;
-    case NormKind::kSparsemax:
-      entmax_backward(p, dp, n, 2.0f, dz);
-      return;
-    case NormKind::kTopk:
-      topk_backward(p, dp, n, dz);
-      return;
-    case NormKind::kStickbreaking:
-      stickbreaking_backward(z, p, dp, n, dz);
-      return;
-    case NormKind::kAdaptiveTemperature:
-      adaptive_temperature_backward(z, p, dp, n, spec.poly_order, dz);
-      return;
-  }
-  LB_CHECK(false, "normalize_backward: unhandled kind " << static_cast<int>(spec.kind));
+  normalizer_entry(spec.kind).backward(spec, z, p, dp, n, dz);
 }
 
 void normalize_forward_rows(const NormalizerSpec& spec, const float* z, int64_t rows, int64_t ld,

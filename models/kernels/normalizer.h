@@ -1,8 +1,9 @@
 // Attention row normalizers: score row z (the visible keys of one causal query) -> weights p.
 // This header is the contract the attention layer codes against: a NormalizerSpec (selected by
-// name or JSON through the explicit table in normalizer_registry.cpp) and one forward/backward
-// pair over fp32 rows. The per-kind fast kernels live in row_kernels.h, their double-precision
-// twins in ref_normalizers.h.
+// name or JSON through the explicit table in normalizer_registry.{h,cpp}, whose rows carry each
+// normalizer's forward, backward, plain twin, defaults, parameters and flags) and one
+// forward/backward pair over fp32 rows. The per-kind fast kernels live in row_kernels.h, their
+// double-precision twins in ref_normalizers.h.
 //
 // Rows. A causal row of query position i holds n = i + 1 scores z[0..n-1]; z[n-1] is the query's
 // own key. Scores are the final logits: q'·k/√d plus the position bias (position.h) for the
@@ -100,6 +101,9 @@ std::string normalizer_name(const NormalizerSpec& spec);
 const std::vector<std::string>& all_normalizer_names();
 // True for the kinds whose row map is α-entmax (entmax, sparsemax, asentmax).
 bool is_entmax_family(NormKind kind);
+// True for the kinds with exact zeros outside a support (the entmax family and topk): the
+// evaluation reports their support sizes. The registry row's `sparse` flag.
+bool normalizer_is_sparse(NormKind kind);
 
 struct RowStats {
   int64_t support = 0;   // number of nonzero weights (exact zeros elsewhere)

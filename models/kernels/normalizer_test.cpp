@@ -6,6 +6,7 @@
 
 #include "harness/check.h"
 #include "models/kernels/kernel_testing.h"
+#include "models/kernels/normalizer_registry.h"
 
 namespace lb {
 namespace {
@@ -317,6 +318,78 @@ TEST_CASE("normalizer: adaptive_temperature's backward differentiates beta in ev
       }
     }
   }
+}
+
+}  // namespace lb
+
+namespace lb {
+
+// Issue 16: the registry rows carry behaviour and a typed parameter schema.
+TEST_CASE("normalizer registry: rows, flags and the parameter schema") {
+  Rng rng(16);
+  for (const NormalizerEntry& e : normalizer_table().rows()) {
+    const std::string name = e.name;
+    CAPTURE(name);
+    CHECK(&normalizer_entry(e.kind) == &e);
+    CHECK(to_json(normalizer_from_name(e.name)) == to_json(e.defaults));
+    CHECK(is_entmax_family(e.kind) == e.entmax_family);
+    CHECK(normalizer_is_sparse(e.kind) == e.sparse);
+    // The flags describe the row map: sparse rows leave keys out of a wide row, the others keep
+    // every key (stickbreaking: all but the query's own); tau is reported exactly where the row
+    // names its meaning.
+    const int64_t n = 64;
+    const auto z = random_row(rng, n, e.sparse ? 4.0 : 0.5);
+    std::vector<float> p(n);
+    const RowStats st = normalize_forward(e.defaults, z.data(), n, p.data());
+    if (e.sparse) {
+      CHECK(st.support < n);
+    } else {
+      CHECK(st.support >= n - 1);
+    }
+    CHECK(st.has_tau == (e.tau != nullptr));
+    // Every accepted parameter: each choice round-trips through JSON typed values, a bad value
+    // is a one-line error naming it.
+    for (const char* key_text : e.params) {
+      const std::string key = key_text;
+      CAPTURE(key);
+      const NormalizerParam* param = find_normalizer_param(key);
+      REQUIRE(param != nullptr);
+      CHECK(describe_normalizers().find("  " + key + ": ") != std::string::npos);
+      if (param->type == ParamType::kChoice) {
+        for (const std::string& choice : param->choices->names()) {
+          nlohmann::json j = to_json(e.defaults);
+          j[key] = choice;
+          CHECK(to_json(normalizer_from_json(j))[key] == choice);
+        }
+        const std::string err = error_of([&] { normalizer_from_name(e.name, {{key, "bogus"}}); });
+        CHECK(err.find("'bogus'") != std::string::npos);
+      } else {
+        nlohmann::json j = to_json(e.defaults);
+        j[key] = param->type == ParamType::kReal ? nlohmann::json(param->hi + 1.0)
+                                                 : nlohmann::json(int64_t(param->hi) + 1);
+        CHECK(error_of([&] { normalizer_from_json(j); }).find("out of range") != std::string::npos);
+        j[key] = param->type == ParamType::kReal ? nlohmann::json(1.75) : nlohmann::json(5);
+        CHECK(to_json(normalizer_from_json(j))[key] == j[key]);
+        j[key] = param->type == ParamType::kReal ? "1.75" : "5";  // strings are parsed
+        CHECK(to_json(normalizer_from_json(j))[key] == nlohmann::json(
+                                                         param->type == ParamType::kReal
+                                                             ? nlohmann::json(1.75)
+                                                             : nlohmann::json(5)));
+      }
+    }
+  }
+  CHECK(describe_normalizers().find("adaptive_temperature: ") != std::string::npos);
+}
+
+// An alpha just above 1 that rounds to the float 1 would make entmax a softmax with a division
+// by alpha - 1 = 0: it is out of range, not silently accepted.
+TEST_CASE("normalizer registry: alpha is checked after rounding to float") {
+  CHECK(error_of([] {
+          normalizer_from_json(nlohmann::json::parse(R"({"name": "entmax", "alpha": 1.00000001})"));
+        }).find("alpha 1.00000001 is out of range") != std::string::npos);
+  CHECK(error_of([] { normalizer_from_name("entmax", {{"alpha", "1.00000001"}}); })
+            .find("out of range") != std::string::npos);
+  CHECK(normalizer_from_name("entmax", {{"alpha", "1.0001"}}).alpha > 1.0f);
 }
 
 }  // namespace lb

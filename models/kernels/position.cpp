@@ -5,59 +5,40 @@
 #include <cmath>
 
 #include "harness/check.h"
+#include "models/kernels/name_table.h"
 
 namespace lb {
 namespace {
 
-struct PositionEntry {
+// A registry row: the name, the kind and whether q and k are rotated by position
+// (attention_score.h AttentionPositions::rotate); the rest add a bias slope·(j − i).
+struct PositionRow {
   const char* name;
-  PosEncoding pe;
-  bool rotary;  // q and k rotated by position (attention_score.h AttentionPositions::rotate)
+  PosEncoding kind;
+  bool rotary;
 };
 
-const std::vector<PositionEntry>& position_table() {
-  static const std::vector<PositionEntry> kTable = {
-      {"nope", PosEncoding::kNope, false},
-      {"rope", PosEncoding::kRope, true},
-      {"alibi", PosEncoding::kAlibi, false},
-      {"nape", PosEncoding::kNape, false},
-  };
+const NameTable<PositionRow>& position_table() {
+  static const NameTable<PositionRow> kTable("position encoding",
+                                             {
+                                                 {"nope", PosEncoding::kNope, false},
+                                                 {"rope", PosEncoding::kRope, true},
+                                                 {"alibi", PosEncoding::kAlibi, false},
+                                                 {"nape", PosEncoding::kNape, false},
+                                             });
   return kTable;
 }
 
 }  // namespace
 
-const char* position_encoding_name(PosEncoding pe) {
-  for (const auto& e : position_table()) {
-    if (e.pe == pe) return e.name;
-  }
-  LB_CHECK(false, "PosEncoding " << static_cast<int>(pe) << " missing from the registry");
-  return "";
-}
+const char* position_encoding_name(PosEncoding pe) { return position_table().name_of(pe); }
 
-bool position_encoding_rotates(PosEncoding pe) {
-  for (const auto& e : position_table()) {
-    if (e.pe == pe) return e.rotary;
-  }
-  LB_CHECK(false, "PosEncoding " << static_cast<int>(pe) << " missing from the registry");
-  return false;
-}
+bool position_encoding_rotates(PosEncoding pe) { return position_table().row(pe).rotary; }
 
-const std::vector<std::string>& all_position_encoding_names() {
-  static const std::vector<std::string> kNames = [] {
-    std::vector<std::string> names;
-    for (const auto& e : position_table()) names.push_back(e.name);
-    return names;
-  }();
-  return kNames;
-}
+const std::vector<std::string>& all_position_encoding_names() { return position_table().names(); }
 
 PosEncoding position_encoding_from_name(const std::string& name) {
-  for (const auto& e : position_table()) {
-    if (name == e.name) return e.pe;
-  }
-  throw UsageError(
-      unknown_name_message("position encoding", name, all_position_encoding_names()));
+  return position_table().from_name(name);
 }
 
 std::vector<float> alibi_slopes(int H) {
@@ -100,7 +81,9 @@ const char* position_head_kind(PosEncoding pe, int h, int H) {
   return position_slopes(pe, H).at(h) != 0.0f ? "alibi" : "nope";
 }
 
-int num_length_scaled_heads(PosEncoding pe, int H) { return pe == PosEncoding::kNape ? H - H / 2 : H; }
+int num_length_scaled_heads(PosEncoding pe, int H) {
+  return pe == PosEncoding::kNape ? H - H / 2 : H;
+}
 
 bool is_length_scaled_head(PosEncoding pe, int h, int H) {
   return h >= H - num_length_scaled_heads(pe, H) && h < H;
@@ -140,8 +123,9 @@ namespace {
 void rope_rotate(const RopeTable& t, const float* x, int64_t T, int64_t stride, int64_t pos0,
                  float sign, float* y) {
   const int half = t.head_dim / 2;
-  LB_CHECK(pos0 >= 0 && pos0 + T <= t.max_pos,
-           "RoPE positions " << pos0 << ".." << pos0 + T - 1 << " exceed the table (" << t.max_pos << ")");
+  LB_CHECK(pos0 >= 0 && pos0 + T <= t.max_pos, "RoPE positions " << pos0 << ".." << pos0 + T - 1
+                                                                 << " exceed the table ("
+                                                                 << t.max_pos << ")");
   LB_CHECK(stride >= t.head_dim, "RoPE row stride " << stride << " < head_dim " << t.head_dim);
   for (int64_t r = 0; r < T; ++r) {
     const float* c = t.cos.data() + (pos0 + r) * half;
@@ -164,8 +148,8 @@ void rope_forward(const RopeTable& table, const float* x, int64_t T, int64_t str
   rope_rotate(table, x, T, stride, pos0, 1.0f, y);
 }
 
-void rope_backward(const RopeTable& table, const float* dy, int64_t T, int64_t stride,
-                   int64_t pos0, float* dx) {
+void rope_backward(const RopeTable& table, const float* dy, int64_t T, int64_t stride, int64_t pos0,
+                   float* dx) {
   rope_rotate(table, dy, T, stride, pos0, -1.0f, dx);
 }
 
