@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/batch.h"
 #include "models/kernels/position.h"
 #include "models/transformer.h"

@@ -13,9 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/run_eval.h"
-#include "models/trainer.h"
+#include "harness/trainer.h"
 
 namespace fs = std::filesystem;
 

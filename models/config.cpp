@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

@@ -14,7 +14,7 @@
 #include <immintrin.h>
 #endif
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/profile.h"
 
 namespace lb {
@@ -400,11 +400,6 @@ void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
         dnnl_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
   });
   dnnl_stream().wait();
-}
-
-int64_t dnnl_cache_size() {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  return static_cast<int64_t>(g_matmuls.size() + g_elts.size());
 }
 
 }  // namespace lb

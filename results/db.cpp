@@ -13,8 +13,8 @@
 #include <dnnl.hpp>
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
-#include "harness/version.h"
+#include "core/check.h"
+#include "core/version.h"
 
 namespace lb {
 

@@ -7,7 +7,7 @@
 
 #include <unistd.h>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "tasks/registry.h"
 #include "tasks/text_format.h"
 

@@ -24,7 +24,7 @@
 #include <immintrin.h>
 #endif
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/kernels/entmax_tau.h"
 #include "models/kernels/row_kernels.h"
 #include "models/kernels/simd.h"

@@ -2,7 +2,7 @@
 // and the batched versions over (rows, ld). Contract: normalizer.h.
 #include <algorithm>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/kernels/normalizer.h"
 #include "models/kernels/row_kernels.h"
 

@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
-#include "harness/command.h"
+#include "core/check.h"
+#include "core/parse.h"
 #include "models/kernels/normalizer.h"
 
 namespace lb {

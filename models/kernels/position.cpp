@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 namespace {
