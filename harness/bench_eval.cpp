@@ -29,7 +29,7 @@
 #include <thread>
 
 #include "harness/bench.h"
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/format.h"
 #include "models/dnnl_util.h"
 #include "models/inference.h"

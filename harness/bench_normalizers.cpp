@@ -18,9 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/bench.h"
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/format.h"
-#include "harness/rng.h"
+#include "core/rng.h"
 #include "models/kernels/normalizer.h"
 #include "models/kernels/row_kernels.h"
 

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/bench.h"
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/format.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"

@@ -14,12 +14,12 @@
 #include <tuple>
 
 #include "harness/bench.h"
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/format.h"
 #include "harness/overrides.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/fused_attention.h"
-#include "models/trainer.h"
+#include "harness/trainer.h"
 
 namespace po = boost::program_options;
 
@@ -46,9 +46,7 @@ namespace {
 nlohmann::json run_peer(const std::string& python, const std::string& script, const ModelConfig& m,
                         const TrainConfig& t, int threads, int64_t steps, int64_t warm) {
   std::ostringstream cmd;
-  cmd << "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/"
-         "openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} '"
-      << python << "' '" << script << "' train --threads " << threads << " --layers " << m.layers
+  cmd << "'" << python << "' '" << script << "' train --threads " << threads << " --layers " << m.layers
       << " --hidden " << m.hidden << " --heads " << m.heads << " --head-dim " << m.head_dim
       << " --ffn " << m.ffn << " --batch " << t.batch << " --steps " << steps << " --warmup "
       << warm << " --attn " << (is_entmax_family(m.attention.kind) ? "entmax15" : "softmax")
@@ -146,7 +144,8 @@ int bench_train(int argc, char** argv) {
       "thread counts, comma-separated (e.g. 1,2,4,8,16): every configuration at each")(
       "peer", po::value<std::string>(),
       "also run this PyTorch peer script (../shared/peers/torch_gemma.py) after each of ours, same "
-      "sizes, and report the ratio")(
+      "sizes, and report the ratio; it inherits the environment, so choose its BLAS there (e.g. "
+      "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp for Debian's torch)")(
       "python", po::value<std::string>()->default_value("/usr/bin/python3"),
       "interpreter for --peer");
   std::string format;

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/overrides.h"
 #include "tools/attention_map.h"
 #include "tools/svg_plot.h"

@@ -8,12 +8,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
 #include "harness/suite.h"
 #include "models/dnnl_util.h"
 #include "models/inference.h"
-#include "models/trainer.h"
+#include "harness/trainer.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"
 #include "tools/attention_map.h"

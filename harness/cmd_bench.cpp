@@ -2,7 +2,7 @@
 #include <string>
 
 #include "harness/bench.h"
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

@@ -9,14 +9,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
 #include "harness/eval.h"
 #include "harness/format.h"
 #include "harness/overrides.h"
 #include "models/dnnl_util.h"
 #include "models/safetensors.h"
-#include "models/trainer.h"
+#include "harness/trainer.h"
 #include "tasks/registry.h"
 
 namespace po = boost::program_options;

@@ -10,12 +10,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
 #include "models/dnnl_util.h"
 #include "models/inference.h"
 #include "models/safetensors.h"
-#include "models/trainer.h"
+#include "harness/trainer.h"
 
 namespace po = boost::program_options;
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
 #include "models/kernels/normalizer.h"
 #include "models/kernels/normalizer_registry.h"

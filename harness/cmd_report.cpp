@@ -1,7 +1,7 @@
 // `lengthbench report`: one self-contained HTML page of a results database (tools/report.h).
 #include <iostream>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
 #include "results/db.h"
 #include "tools/report.h"

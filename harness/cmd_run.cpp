@@ -10,7 +10,7 @@
 #include <memory>
 #include <thread>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
 #include "harness/jobs.h"
 #include "harness/overrides.h"

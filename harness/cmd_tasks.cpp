@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
 #include "harness/format.h"
-#include "harness/version.h"
+#include "core/version.h"
 #include "tasks/registry.h"
 #include "tasks/text_format.h"
 

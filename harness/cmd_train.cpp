@@ -9,11 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
 #include "harness/overrides.h"
 #include "models/dnnl_util.h"
-#include "models/trainer.h"
+#include "harness/trainer.h"
 
 namespace po = boost::program_options;
 

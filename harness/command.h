@@ -7,6 +7,8 @@
 
 #include <boost/program_options.hpp>
 
+#include "core/parse.h"  // the strict value parsers commands use
+
 namespace lb {
 
 using CommandFn = int (*)(int argc, char** argv);
@@ -25,17 +27,5 @@ bool parse_command_line(int argc, char** argv, const char* usage,
                         const boost::program_options::options_description& options,
                         const boost::program_options::positional_options_description& positional,
                         boost::program_options::variables_map& vm);
-
-// "k=v" pairs from --param options into (key, value) pairs; a pair without '=' is a UsageError.
-std::vector<std::pair<std::string, std::string>> parse_key_values(
-    const std::vector<std::string>& items, const char* option_name);
-
-// "64,128,256" into numbers; empty items, non-numbers and values outside [lo, hi] are UsageErrors.
-std::vector<int64_t> parse_int_list(const std::string& text, const char* option_name, int64_t lo,
-                                    int64_t hi);
-
-// Strict number parsing for option values: the whole string must be a number.
-int64_t parse_int(const std::string& text, const std::string& what);
-double parse_double(const std::string& text, const std::string& what);
 
 }  // namespace lb

@@ -1,4 +1,5 @@
-// The command table. A new command: one cmd_*.cpp, one declaration and one row here.
+// The command table. A new command: its cmd_*.cpp (the build picks it up) and its declaration and
+// row here.
 #include "harness/command.h"
 
 namespace lb {

@@ -12,8 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/batch.h"
+#include "models/kernels/attention_score.h"
 #include "models/kernels/position.h"
 #include "models/transformer.h"
 #include "results/metrics.h"
@@ -171,9 +172,7 @@ SampleOutcome evaluate_sample(const InferenceEngine& engine, const TaskDef& task
   // Which heads are length-scaled is fixed by the config (set here, not by the observer, which
   // runs on several threads).
   const int64_t n_scaled =
-      c.attention.length_scale == LengthScale::kNone
-          ? 0
-          : num_length_scaled_heads(c.position, static_cast<int>(c.heads));
+      num_query_scaled_heads(c.attention.length_scale, c.position, static_cast<int>(c.heads));
   auto mark_scaled = [&] {
     for (int64_t lh = 0; lh < LH; ++lh) rec.scaled[lh] = lh % H >= H - n_scaled;
   };
@@ -280,7 +279,7 @@ LengthResult evaluate_split(InferenceEngine& engine, const TaskDef& task, const 
   // sample is measured, since the table must be built before the parallel region.
   const double mult = std::max(1.0, task.gen_multiplier);
   int64_t est_len = static_cast<int64_t>(split.get(0).length() * mult) + 2;
-  if (c.position == PosEncoding::kRope) {
+  if (position_encoding_rotates(c.position)) {
     for (int64_t i = 1; i < N; ++i) {
       est_len = std::max(est_len, static_cast<int64_t>(split.get(i).length() * mult) + 2);
     }
@@ -470,16 +469,8 @@ nlohmann::json to_json(const LengthResult& r) {
 
 std::string head_kind(const ModelConfig& c, int h) {
   const int H = static_cast<int>(c.heads);
-  std::string kind;
-  switch (c.position) {
-    case PosEncoding::kNape: kind = h < H / 2 ? "alibi" : "nope"; break;
-    case PosEncoding::kAlibi: kind = "alibi"; break;
-    case PosEncoding::kRope: kind = "rope"; break;
-    case PosEncoding::kNope: kind = "nope"; break;
-  }
-  if (c.attention.length_scale != LengthScale::kNone && is_length_scaled_head(c.position, h, H)) {
-    kind += "+scaled";
-  }
+  std::string kind = position_head_kind(c.position, h, H);
+  if (h >= H - num_query_scaled_heads(c.attention.length_scale, c.position, H)) kind += "+scaled";
   return kind;
 }
 

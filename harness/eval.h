@@ -1,5 +1,5 @@
 // Evaluation of a model on a task at one or more lengths (issue 5): greedy decoding with a KV cache
-// (task-formats.md §6), exact match, token accuracy, edit distance, and attention-dispersion
+// (the released code's metrics/, deep-spin/asentmax), exact match, token accuracy, edit distance, and attention-dispersion
 // statistics per layer and head over the target positions.
 //
 // Decoding. Source→target tasks: the prompt is input[0 .. first_target_pos] ([bos] src [sep]);

@@ -13,10 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/eval.h"
 #include "models/batch.h"
-#include "models/trainer.h"
+#include "harness/trainer.h"
 #include "tasks/registry.h"
 
 namespace lb {

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace po = boost::program_options;
 

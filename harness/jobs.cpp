@@ -18,7 +18,7 @@
 #include <sstream>
 #include <thread>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "results/db.h"
 
 namespace fs = std::filesystem;

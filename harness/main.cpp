@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
 #include "results/db.h"
 

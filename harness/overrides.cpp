@@ -2,7 +2,7 @@
 
 #include <fstream>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

@@ -18,10 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/eval.h"
 #include "harness/run_eval.h"
-#include "models/trainer.h"
+#include "harness/trainer.h"
 #include "results/metrics.h"
 #include "tasks/registry.h"
 

@@ -16,7 +16,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/run.h"
 #include "models/dnnl_util.h"
 

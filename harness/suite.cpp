@@ -9,9 +9,9 @@
 #include <set>
 #include <sstream>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/command.h"
-#include "harness/rng.h"
+#include "core/rng.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"
 

@@ -3,7 +3,7 @@
 
 #include <set>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "harness/suite.h"
 
 using namespace lb;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/attention_score.h"
 #include "models/kernels/fused_attention.h"

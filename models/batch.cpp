@@ -1,6 +1,6 @@
 #include "models/batch.h"
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

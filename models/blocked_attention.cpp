@@ -15,7 +15,7 @@
 #include <limits>
 #include <vector>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/kernels/attention_score.h"
 #include "models/kernels/entmax_tau.h"
 #include "models/kernels/simd.h"

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <string>
 
-#include "harness/rng.h"
+#include "core/rng.h"
 #include "models/inference.h"
 #include "models/testing.h"
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/field_table.h"
 #include "models/kernels/name_table.h"
 
@@ -41,7 +41,7 @@ bool get_bool(const json& j, const std::string& path) {
 
 namespace {
 
-// The paper's per-task sizes (paper.md §5); `kind` is the row's index (NameTable's key).
+// The paper's per-task sizes (the released configs/experiment/*.yaml); `kind` is the row's index (NameTable's key).
 struct Preset {
   const char* name;
   int kind;

@@ -38,7 +38,7 @@ struct ModelConfig {
   PosEncoding position = PosEncoding::kNape;  // the released code's default
   double rope_theta = 10000.0;
   // Token id whose embedding row is zero and frozen (Hugging Face's padding_idx = Gemma's
-  // pad_token_id 0, task-formats.md §3; note data token 0 is then the zero vector). −1: none.
+  // pad_token_id 0, as the released sparse_gemma config; note data token 0 is then the zero vector). −1: none.
   int64_t embedding_padding_idx = 0;
   double init_std = 0.02;
 };
@@ -59,7 +59,7 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // 0: only at the end (when an output directory is given)
 };
 
-// Presets: "tiny" (tests), "copy", "sort", "reverse", "mqmtar", "flip_flop" (paper.md §5).
+// Presets: "tiny" (tests), "copy", "sort", "reverse", "mqmtar", "flip_flop" (the released configs/experiment/*.yaml sizes).
 ModelConfig model_preset(const std::string& name);
 const std::vector<std::string>& model_preset_names();
 

@@ -14,7 +14,7 @@
 #include <immintrin.h>
 #endif
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/profile.h"
 
 namespace lb {
@@ -43,12 +43,16 @@ namespace {
 
 bool g_bf16 = false;
 
+// A primitive is created for the thread count current at its creation (oneDNN fixes its
+// partitioning then), so the count is part of the key: a process that changes its thread count
+// (bench train --threads 1,2,..,16) gets primitives made for the new count, not the first one's.
 struct MatmulKey {
   bool ta, tb, acc, bf16;
   int64_t batch, m, n, k;
+  int threads = omp_get_max_threads();
   bool operator<(const MatmulKey& o) const {
-    return std::tie(ta, tb, acc, bf16, batch, m, n, k) <
-           std::tie(o.ta, o.tb, o.acc, o.bf16, o.batch, o.m, o.n, o.k);
+    return std::tie(ta, tb, acc, bf16, batch, m, n, k, threads) <
+           std::tie(o.ta, o.tb, o.acc, o.bf16, o.batch, o.m, o.n, o.k, o.threads);
   }
 };
 
@@ -60,8 +64,9 @@ struct MatmulEntry {
 struct EltKey {
   bool backward;
   int64_t n;
+  int threads = omp_get_max_threads();  // as MatmulKey
   bool operator<(const EltKey& o) const {
-    return std::tie(backward, n) < std::tie(o.backward, o.n);
+    return std::tie(backward, n, threads) < std::tie(o.backward, o.n, o.threads);
   }
 };
 
@@ -339,7 +344,7 @@ void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int
 namespace {
 
 dnnl::primitive& gelu_primitive(bool backward, int64_t n) {
-  auto it = g_elts.find({backward, n});
+  auto it = g_elts.find(EltKey{backward, n});
   if (it != g_elts.end()) return it->second;
   dnnl::memory::desc md({n}, dt::f32, tag::a);
   dnnl::eltwise_forward::primitive_desc fwd_pd(
@@ -400,11 +405,6 @@ void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
         dnnl_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
   });
   dnnl_stream().wait();
-}
-
-int64_t dnnl_cache_size() {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  return static_cast<int64_t>(g_matmuls.size() + g_elts.size());
 }
 
 }  // namespace lb

@@ -66,7 +66,4 @@ void fp32_to_bf16_ref(const float* x, int64_t n, uint16_t* out);
 void gelu_tanh_forward(const float* x, float* y, int64_t n);
 void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n);
 
-// Number of cached primitives (for tests that check shapes are reused).
-int64_t dnnl_cache_size();
-
 }  // namespace lb

@@ -13,7 +13,7 @@
 
 #include <dnnl.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/blocked_attention.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/length_scale.h"

@@ -10,7 +10,7 @@
 
 #include <doctest/doctest.h>
 
-#include "harness/rng.h"
+#include "core/rng.h"
 #include "models/inference.h"
 
 namespace lb {

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <optional>
 
-#include "harness/check.h"
-#include "harness/rng.h"
+#include "core/check.h"
+#include "core/rng.h"
 
 namespace lb {
 namespace {

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

@@ -6,7 +6,7 @@
 
 #include <doctest/doctest.h>
 
-#include "harness/rng.h"
+#include "core/rng.h"
 
 namespace lb::testing {
 

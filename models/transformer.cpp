@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "harness/check.h"
-#include "harness/rng.h"
+#include "core/check.h"
+#include "core/rng.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/length_scale.h"
 #include "models/ops.h"

@@ -1,4 +1,4 @@
-// The Gemma-2-style decoder (task-formats.md §3): embedding × √C; per layer input RMSNorm →
+// The Gemma-2-style decoder (Hugging Face Gemma-2, as the released sparse_gemma.py): embedding × √C; per layer input RMSNorm →
 // attention → post-attention RMSNorm → residual; pre-FFN RMSNorm → GeGLU(tanh-GELU) → post-FFN
 // RMSNorm → residual; final RMSNorm; untied lm_head. RMSNorm is x/√(mean(x²)+1e-6)·(1+w).
 // Forward and backward over a packed Batch (batch.h); products and GELU on oneDNN

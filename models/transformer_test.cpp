@@ -5,7 +5,7 @@
 
 #include <doctest/doctest.h>
 
-#include "harness/rng.h"
+#include "core/rng.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/fused_attention.h"
 #include "models/transformer.h"

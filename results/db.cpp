@@ -17,8 +17,8 @@
 #include <dnnl.hpp>
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
-#include "harness/version.h"
+#include "core/check.h"
+#include "core/version.h"
 #include "results/metrics.h"
 
 namespace lb {

@@ -9,7 +9,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "results/db.h"
 #include "results/testing.h"
 

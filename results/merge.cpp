@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "results/db.h"
 #include "results/metrics.h"
 

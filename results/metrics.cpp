@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

@@ -9,7 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "results/db.h"
 
 namespace lb {

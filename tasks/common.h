@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "tasks/task.h"
 
 namespace lb {

@@ -1,4 +1,4 @@
-// mqmtar: multi-query multi-token associative recall (task-formats.md §1.4).
+// mqmtar: multi-query multi-token associative recall (the released scripts/generate_data.py `MQMTAR`).
 // Ids: 0 = space (filler), 1 = kv_sep, 2 = q_sep, alphabet 3 .. 3+abc_size-1.
 // Per split, `vocab` distinct keys and `vocab` distinct values (each k_len / v_len alphabet
 // tokens) are drawn once. Per sample, num_kv = floor(L*num_kv/(k_len+v_len+2)) pairs, paired at

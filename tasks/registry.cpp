@@ -2,7 +2,7 @@
 // tasks_test.cpp loops over this table, so a new entry is tested from the start.
 #include "tasks/registry.h"
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

@@ -1,6 +1,6 @@
 #include "tasks/split.h"
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <sstream>
 
-#include "harness/check.h"
-#include "harness/command.h"
+#include "core/check.h"
+#include "core/parse.h"
 
 namespace lb {
 

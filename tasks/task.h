@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/rng.h"
+#include "core/rng.h"
 #include "tasks/sample.h"
 
 namespace lb {

@@ -5,7 +5,7 @@
 #include <functional>
 #include <map>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"
 

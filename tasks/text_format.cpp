@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace fs = std::filesystem;
 

@@ -7,7 +7,7 @@
 
 #include <unistd.h>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "tasks/registry.h"
 #include "tasks/text_format.h"
 
@@ -85,7 +85,7 @@ TEST_CASE("text_format: the bytes do not depend on the thread count") {
 }
 
 TEST_CASE("text_format: files in the reference generator's exact format are read") {
-  // Lines as the reference script prints them (task-formats.md §1).
+  // Lines as the reference script prints them (the released scripts/generate_data.py).
   const std::string dir = temp_dir("ref");
   fs::create_directories(dir);
   write_file(dir + "/train.src", "21 20 1 23 11 29\n29 5 1 31 27 20 0 11 25\n");

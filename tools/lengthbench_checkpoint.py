@@ -11,8 +11,8 @@ without the safetensors package: 8-byte little-endian header length n, n bytes o
 little-endian data (offsets relative to the end of the header). A missing, truncated or foreign
 file raises CheckpointError with a one-line message.
 
-`Model` is written from the specification (../shared/reference/task-formats.md §3-§4, §7, §8 and
-paper.md §1, §3), not from the C++ sources: a Hugging Face Gemma-2 decoder (embedding × √C;
+`Model` is written from the specification (arXiv 2506.16640 and the documented behaviour of
+the released code, deep-spin/asentmax), not from the C++ sources: a Hugging Face Gemma-2 decoder (embedding × √C;
 sandwich RMSNorms x/√(mean x² + 1e-6)·(1 + w); GeGLU with tanh-GELU; untied lm_head; MHA with
 scores q·k/√D, no soft-capping, no sliding window) whose attention rows are normalised by the
 configured normalizer over the causal keys, with the position encoding and the query length
@@ -146,7 +146,7 @@ def _sorted_desc(z, mask):
 
 
 def _sparsemax(z, mask):
-    """Sort-based sparsemax (task-formats.md §7): τ = (Σ_{j≤k*} z_(j) − 1)/k*, p = [z − τ]_+."""
+    """Sort-based sparsemax (Martins & Astudillo 2016): τ = (Σ_{j≤k*} z_(j) − 1)/k*, p = [z − τ]_+."""
     z = z - z.masked_fill(~mask, float("-inf")).amax(-1, keepdim=True)
     zs, k, valid = _sorted_desc(z, mask)
     cs = zs.cumsum(-1)
@@ -157,7 +157,7 @@ def _sparsemax(z, mask):
 
 
 def _entmax15(z, mask):
-    """Exact sort-based 1.5-entmax (task-formats.md §7): x = (z − max)/2, τ from the support size,
+    """Exact sort-based 1.5-entmax (Peters et al. 2019): x = (z − max)/2, τ from the support size,
     p = [x − τ]_+²."""
     x = (z - z.masked_fill(~mask, float("-inf")).amax(-1, keepdim=True)) / 2
     xs, k, valid = _sorted_desc(x, mask)
@@ -222,7 +222,7 @@ def _topk(z, mask, k, rule, n_keys):
 
 def _stickbreaking(z, mask):
     """A_ij = σ(z_ij) Π_{j<k<i} (1 − σ(z_ik)) for j < i (the query's own key excluded), in log
-    space; the remainder 1 − Σ_j A_ij is discarded (task-formats.md §8). The released code passes
+    space; the remainder 1 − Σ_j A_ij is discarded (the released stick-breaking attention). The released code passes
     it no ALiBi/NAPE bias: see Attention.forward."""
     T = z.shape[-1]
     strict = torch.ones(T, T, dtype=torch.bool).tril(-1)
@@ -384,7 +384,7 @@ class Attention(torch.nn.Module):
                              persistent=False)
 
     def query_scale(self, x):
-        """(B, T, Hs) scale s_{h,i} of the scaled heads, L = log(i + 2) (task-formats.md §4.2)."""
+        """(B, T, Hs) scale s_{h,i} of the scaled heads, L = log(i + 2) (the released `_apply_length_scaling`)."""
         T = x.shape[1]
         L = torch.log(torch.arange(T, dtype=x.dtype) + 2)[None, :, None]
         if self.scale_kind == "nakanishi":

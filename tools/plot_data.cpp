@@ -8,7 +8,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

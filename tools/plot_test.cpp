@@ -13,7 +13,7 @@
 #include <functional>
 #include <sstream>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "results/testing.h"
 #include "tools/plot_data.h"
 #include "tools/svg_plot.h"

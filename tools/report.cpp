@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "tools/plot_data.h"
 #include "tools/svg_plot.h"
 #include "tools/table.h"

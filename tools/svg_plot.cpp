@@ -16,7 +16,7 @@
 #include <set>
 #include <sstream>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 extern char** environ;
 

@@ -12,7 +12,7 @@
 #include <tuple>
 #include <vector>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "results/metrics.h"
 #include "results/paper.h"
 #include "tools/plot_data.h"

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "results/metrics.h"
 #include "results/testing.h"
 

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <vector>
 
-#include "harness/rng.h"
+#include "core/rng.h"
 
 namespace lb {
 namespace {

@@ -24,7 +24,7 @@
 #include <immintrin.h>
 #endif
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/kernels/entmax_tau.h"
 #include "models/kernels/row_kernels.h"
 #include "models/kernels/simd.h"
@@ -524,26 +524,6 @@ void entmax_backward(const float* p, const float* g, int64_t n, float alpha, flo
     dz[i] = p[i] > 0.0f ? static_cast<float>(std::pow(static_cast<double>(p[i]), e) * (g[i] - r))
                         : 0.0f;
   }
-}
-
-double entmax_alpha_grad(float alpha, const float* p, const float* dp, int64_t n) {
-  const double am1 = static_cast<double>(alpha) - 1.0;
-  const double e = 2.0 - static_cast<double>(alpha);
-  double su = 0.0, ent = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (p[i] > 0.0f) {
-      su += std::pow(static_cast<double>(p[i]), e);
-      ent += p[i] * std::log(static_cast<double>(p[i]));
-    }
-  }
-  double grad = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (p[i] <= 0.0f) continue;
-    const double pi = p[i];
-    const double pt = std::pow(pi, e) / su;
-    grad += dp[i] * ((pi - pt) / (am1 * am1) - (pi * std::log(pi) - pt * ent) / am1);
-  }
-  return grad;
 }
 
 }  // namespace lb

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/kernels/attention_score.h"
 
 namespace lb {

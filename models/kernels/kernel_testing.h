@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "harness/rng.h"
+#include "core/rng.h"
 #include "models/kernels/normalizer.h"
 #include "models/kernels/normalizer_registry.h"
 #include "models/kernels/ref_normalizers.h"

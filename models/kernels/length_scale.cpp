@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "harness/check.h"
-#include "harness/rng.h"
+#include "core/check.h"
+#include "core/rng.h"
 #include "models/kernels/name_table.h"
 
 namespace lb {

@@ -1,5 +1,5 @@
 // Per-head, per-position query scale of SSMax, the `learn` variant and ASEntmax
-// (../shared/reference/task-formats.md §4.2). The model multiplies the query of a scaled head h at
+// (the released sparse_gemma.py `_apply_length_scaling`). The model multiplies the query of a scaled head h at
 // 0-based absolute position i by s = length_scale(kind, i, a, b) before q·k/√d; the normalizer
 // itself never sees the scale. Which heads are scaled: position.h `is_length_scaled_head`.
 //
@@ -46,7 +46,7 @@ void length_scale_grad(LengthScale kind, int64_t pos, float a, float b,
 // Initialisation of the scale parameters, per scaled head.
 //   kNakanishi: s_h ~ N(1, 0.01) (std 0.01).   kLearn: β_h ~ U(0.1, 1), γ_h ~ N(0, 0.1).
 //   kAdaptSoftplusTanh: the released code uses the HF default (W ~ N(0, 0.02), b = 0, so s ≈ 1.69
-//   at init); `near_one` is the MQMTAR plateau fix (paper.md §8 Q2): W = 0, b_γ = 0,
+//   at init); `near_one` is the MQMTAR plateau fix (found by a third-party reproduction): W = 0, b_γ = 0,
 //   b_β = softplus⁻¹(0.05), so s = 1.05 at every position. Not in the paper: report as a deviation.
 struct AdaptScaleInit {
   float weight_std;  // std of W_β and W_γ entries (0 for near_one)

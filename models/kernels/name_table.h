@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "harness/check.h"
+#include "core/check.h"
 
 namespace lb {
 

@@ -2,7 +2,7 @@
 // (normalizer_registry.h), and the batched versions over (rows, ld). Contract: normalizer.h.
 #include <algorithm>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/kernels/normalizer.h"
 #include "models/kernels/normalizer_registry.h"
 

@@ -41,7 +41,7 @@
 //   scale=S   every normalizer: the query length scaling the model applies: none, nakanishi,
 //             learn, adapt-softplus-tanh (defaults in the table)
 //   init=I    every normalizer with adapt-softplus-tanh: "default" (HF init) or "near-one"
-//             (paper.md §8 Q2)
+//             (length_scale.h: a third-party MQMTAR fix)
 #pragma once
 #include <cstdint>
 #include <string>
@@ -134,9 +134,5 @@ void normalize_forward_rows(const NormalizerSpec& spec, const float* z, int64_t 
 void normalize_backward_rows(const NormalizerSpec& spec, const float* z, const float* p,
                              const float* dp, int64_t rows, int64_t ld, const int64_t* lengths,
                              float* dz);
-
-// ∂L/∂α for an α-entmax row (task-formats.md §7), from its output p and dp = ∂L/∂p.
-// Optional: the paper keeps α fixed; this is for a learned-α extension.
-double entmax_alpha_grad(float alpha, const float* p, const float* dp, int64_t n);
 
 }  // namespace lb

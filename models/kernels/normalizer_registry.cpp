@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "harness/check.h"
-#include "harness/command.h"
+#include "core/check.h"
+#include "core/parse.h"
 #include "models/kernels/ref_normalizers.h"
 #include "models/kernels/row_kernels.h"
 

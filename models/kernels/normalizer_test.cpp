@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/kernels/kernel_testing.h"
 #include "models/kernels/normalizer_registry.h"
 

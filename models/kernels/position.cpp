@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/kernels/name_table.h"
 
 namespace lb {
@@ -87,11 +87,6 @@ int num_length_scaled_heads(PosEncoding pe, int H) {
 
 bool is_length_scaled_head(PosEncoding pe, int h, int H) {
   return h >= H - num_length_scaled_heads(pe, H) && h < H;
-}
-
-void add_position_bias_row(float slope, int64_t i, float* z) {
-  if (slope == 0.0f) return;
-  for (int64_t j = 0; j <= i; ++j) z[j] += position_bias(slope, i, j);
 }
 
 RopeTable make_rope_table(int64_t max_pos, int head_dim, double theta) {

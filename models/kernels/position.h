@@ -1,6 +1,6 @@
 // Position encodings of the attention layer: NoPE, RoPE (rotate-half), ALiBi (geometric slopes)
 // and NAPE (the paper's hybrid: the first H/2 heads ALiBi with slopes 1, 1/2, 1/3, ..., the rest
-// NoPE). References: ../shared/reference/paper.md §3, task-formats.md §3 (RoPE) and §4.1.
+// NoPE). References: arXiv 2506.16640 §3; the released sparse_gemma.py (RoPE, NAPE slopes).
 //
 // Bias: for head h, query position i and key position j <= i, b_h(i, j) = m_h · (j − i) <= 0,
 // added to the score after the 1/√d scaling (and after the query length scaling).
@@ -44,8 +44,6 @@ __attribute__((always_inline)) inline float position_bias(float slope, int32_t r
 inline float position_bias(float slope, int64_t i, int64_t j) {
   return position_bias(slope, static_cast<int32_t>(j - i));
 }
-// Adds slope · (j − i) to a causal score row of query i: z (i + 1), z[j] for key j.
-void add_position_bias_row(float slope, int64_t i, float* z);
 
 // RoPE, GPT-NeoX rotate-half layout: pairs (x_k, x_{k+d/2}) rotate by angle pos · θ^(−2k/d),
 //   y_k       = x_k cos − x_{k+d/2} sin

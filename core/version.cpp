@@ -1,4 +1,4 @@
-#include "harness/version.h"
+#include "core/version.h"
 
 #include "lb_git_version.h"  // generated at build time by cmake/git_version.cmake
 

@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
-#include "harness/check.h"
-#include "harness/command.h"
+#include "core/check.h"
+#include "core/parse.h"
 
 using namespace lb;
 

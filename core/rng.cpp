@@ -1,4 +1,4 @@
-#include "harness/rng.h"
+#include "core/rng.h"
 
 #include <cmath>
 

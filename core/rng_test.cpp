@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "harness/rng.h"
+#include "core/rng.h"
 
 using namespace lb;
 

@@ -1,4 +1,4 @@
-#include "models/trainer.h"
+#include "harness/trainer.h"
 
 #include <chrono>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/dnnl_util.h"
 #include "models/profile.h"
 #include "models/safetensors.h"

@@ -66,7 +66,6 @@ class Trainer {
   Transformer& model() { return model_; }
   const ModelConfig& model_config() const { return model_.config(); }
   const TrainConfig& train_config() const { return train_; }
-  void set_total_steps(int64_t steps) { train_.steps = steps; }
 
  private:
   TrainConfig train_;

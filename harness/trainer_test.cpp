@@ -10,11 +10,11 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "harness/check.h"
+#include "core/check.h"
 #include "models/adamw.h"
 #include "models/dnnl_util.h"
 #include "models/safetensors.h"
-#include "models/trainer.h"
+#include "harness/trainer.h"
 
 namespace lb {
 namespace {
