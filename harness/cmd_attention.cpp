@@ -52,8 +52,7 @@ int cmd_attention(int argc, char** argv) {
   const int64_t L = vm["length"].as<int64_t>(), index = vm["sample"].as<int64_t>();
   LB_REQUIRE(index >= 0, "--sample " << index << " must be >= 0");
   const std::string split = vm["split"].as<std::string>();
-  LB_REQUIRE(split == "test" || split == "validation",
-             "--split '" << split << "' is not one of: test, validation");
+  const SplitKind split_kind = parse_eval_split(split, "--split");
   set_num_threads(vm["threads"].as<int>());
 
   ModelConfig mc;
@@ -68,7 +67,7 @@ int cmd_attention(int argc, char** argv) {
   const TaskDef& task = find_task(task_name);
   const TaskParams params = make_params(task, task_params);
   const Split s(task, params, vm["seed"].as<uint64_t>(),
-                split == "test" ? SplitKind::kTest : SplitKind::kValidation, L);
+                split_kind, L);
   const Sample sample = s.get(index);
   const int64_t T = sample.length();
   LB_REQUIRE(T <= kMaxPositions, "--length " << L << " gives " << T

@@ -377,12 +377,6 @@ void require_model_fits(const Transformer& model, const TaskDef& task, const Tas
 
 }  // namespace
 
-SplitKind parse_eval_split(const std::string& name, const std::string& what) {
-  if (name == "test") return SplitKind::kTest;
-  if (name == "validation") return SplitKind::kValidation;
-  throw UsageError(what + " '" + name + "' is not one of: test, validation");
-}
-
 LengthResult evaluate_length(const Transformer& model, const TaskDef& task,
                              const TaskParams& params, const EvalOptions& opt, int64_t length,
                              const EvalProgress& progress) {

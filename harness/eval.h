@@ -105,10 +105,6 @@ double teacher_forced_loss(Transformer& model, const TaskDef& task, const TaskPa
 
 // ---- a ladder of lengths --------------------------------------------------------------------
 
-// The evaluation split named `name`: "test" or "validation"; anything else is a UsageError
-// naming `what` (e.g. "--split") and the accepted names. The one place split names are parsed.
-SplitKind parse_eval_split(const std::string& name, const std::string& what = "split");
-
 struct EvalOptions {
   std::vector<int64_t> lengths;  // empty: the task's eval_lengths
   int64_t samples = 1000;        // per length

@@ -58,8 +58,9 @@ template <typename S>
 Field<S> split_field() {
   return {"split",
           [](const json& v, const std::string& path, S& s) {
-            LB_REQUIRE(v == "test" || v == "validation",
-                       "suite " << path << " = " << v.dump() << " is not test or validation");
+            LB_REQUIRE(v.is_string(), "suite " << path << " = " << v.dump()
+                                               << " is not one of: test, validation");
+            parse_eval_split(v.get<std::string>(), "suite " + path);  // the one list of names
             s.split = v;
           },
           [](const S& s) { return json(s.split); }};

@@ -13,6 +13,12 @@ const char* split_kind_name(SplitKind k) {
   return "?";
 }
 
+SplitKind parse_eval_split(const std::string& name, const std::string& what) {
+  if (name == "test") return SplitKind::kTest;
+  if (name == "validation") return SplitKind::kValidation;
+  throw UsageError(what + " '" + name + "' is not one of: test, validation");
+}
+
 Split::Split(const TaskDef& task, TaskParams params, uint64_t seed, SplitKind kind, int64_t length)
     : task_(&task), params_(std::move(params)), kind_(kind), length_(length) {
   LB_REQUIRE(length >= 0, "length " << length << " must be positive");

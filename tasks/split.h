@@ -12,6 +12,9 @@ namespace lb {
 
 enum class SplitKind { kTrain, kValidation, kTest };
 const char* split_kind_name(SplitKind k);  // "train", "validation", "test"
+// The evaluation split named `name`: "test" or "validation"; anything else is a UsageError
+// naming `what` (e.g. "--split") and the accepted names. The one place split names are parsed.
+SplitKind parse_eval_split(const std::string& name, const std::string& what = "split");
 
 class Split {
  public:

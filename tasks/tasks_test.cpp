@@ -338,3 +338,14 @@ TEST_CASE("tasks: 65,536-token samples") {
     check_alignment(task, s);
   }
 }
+
+TEST_CASE("split names: parsed in one place, bad names name the option and the accepted ones") {
+  CHECK(lb::parse_eval_split("test") == lb::SplitKind::kTest);
+  CHECK(lb::parse_eval_split("validation") == lb::SplitKind::kValidation);
+  try {
+    lb::parse_eval_split("train", "--split");
+    FAIL("train is not an evaluation split");
+  } catch (const lb::UsageError& e) {
+    CHECK(std::string(e.what()) == "--split 'train' is not one of: test, validation");
+  }
+}
