@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "harness/command.h"
 #include "harness/eval.h"
+#include "harness/suite.h"
 #include "harness/format.h"
 #include "harness/overrides.h"
 #include "models/dnnl_util.h"
@@ -80,31 +81,37 @@ int cmd_eval(int argc, char** argv) {
   }
   // --set on {"model", "train", "eval"}: train.task / train.task_params choose the evaluated
   // task, eval.* the ladder; the model is fixed by the weights.
-  nlohmann::json eval_doc = {{"split", vm["split"].as<std::string>()},
-                             {"samples", vm["samples"].as<int64_t>()},
-                             {"seed", vm["seed"].as<uint64_t>()},
-                             {"stop_at_zero", vm.count("stop-at-zero") > 0}};
+  // The options fill the suite's eval section (EvalSpec, suite.h), so --set eval.* is read by the
+  // same field table as a suite.
+  EvalSpec spec;
+  spec.split = vm["split"].as<std::string>();
+  spec.samples = vm["samples"].as<int64_t>();
+  spec.seed = vm["seed"].as<uint64_t>();
+  spec.stop_at_zero = vm.count("stop-at-zero") > 0;
   if (vm.count("lengths")) {
-    eval_doc["lengths"] = parse_int_list(vm["lengths"].as<std::string>(), "lengths", 1, 1 << 24);
+    spec.lengths = parse_int_list(vm["lengths"].as<std::string>(), "lengths", 1, 1 << 24);
   }
   if (!sets.empty()) {
     tc.task = task_name;
     tc.task_params = task_params;
+    nlohmann::json eval_doc = to_json(spec);
+    if (spec.lengths.empty()) eval_doc.erase("lengths");  // the task's own ladder
     nlohmann::json doc = {{"model", to_json(mc)}, {"train", to_json(tc)}, {"eval", eval_doc}};
     apply_overrides(doc, sets);
     const std::string where = "--set " + sets.front() + (sets.size() > 1 ? ", ...: " : ": ");
     try {
       require_known_keys(doc, "", {"model", "train", "eval"});
-      require_known_keys(doc["eval"], "/eval", {"split", "samples", "seed", "stop_at_zero", "lengths"});
       LB_REQUIRE(doc["model"] == to_json(mc),
                  "eval cannot change /model (the checkpoint's weights fix it)");
       tc = train_config_from_json(doc["train"], "/train", tc);
+      EvalSpec base = spec;
+      base.lengths.clear();
+      spec = eval_spec_from_json(doc["eval"], "/eval", base);
     } catch (const UsageError& e) {
       throw UsageError(where + e.what());
     }
     task_name = tc.task;
     task_params = tc.task_params;
-    eval_doc = doc["eval"];
   }
   const TaskDef& task = find_task(task_name);
   const TaskParams params = make_params(task, task_params);
@@ -114,26 +121,14 @@ int cmd_eval(int argc, char** argv) {
   Trainer::read_checkpoint_weights(dir, model);
 
   EvalOptions opt;
-  try {
-    if (eval_doc.contains("lengths")) {
-      for (const auto& L : eval_doc["lengths"]) {
-        LB_REQUIRE(L.is_number_integer() && L.get<int64_t>() >= 1 && L.get<int64_t>() <= (1 << 24),
-                   "eval lengths item " << L.dump() << " must be an integer in [1, 16777216]");
-        opt.lengths.push_back(L.get<int64_t>());
-      }
-    }
-    opt.samples = eval_doc["samples"].get<int64_t>();
-    opt.seed = eval_doc["seed"].get<uint64_t>();
-    LB_REQUIRE(eval_doc["split"].is_string() && eval_doc["stop_at_zero"].is_boolean(),
-               "eval split must be a string and stop_at_zero true or false");
-  } catch (const nlohmann::json::exception& e) {
-    throw UsageError(std::string("eval: a --set value has the wrong type: ") + e.what());
-  }
+  opt.lengths = spec.lengths;
+  opt.samples = spec.samples;
+  opt.seed = spec.seed;
   LB_REQUIRE(opt.samples >= 1 && opt.samples <= (int64_t{1} << 30),
              "--samples " << opt.samples << " must be in [1, " << (int64_t{1} << 30) << "]");
-  const std::string split = eval_doc["split"].get<std::string>();
+  const std::string split = spec.split;
   opt.split = parse_eval_split(split, "--split");
-  opt.stop_at_zero = eval_doc["stop_at_zero"].get<bool>();
+  opt.stop_at_zero = spec.stop_at_zero;
   const std::string kv = vm["kv"].as<std::string>();
   if (kv == "auto") opt.kv = EvalOptions::Kv::kAuto;
   else if (kv == "f32") opt.kv = EvalOptions::Kv::kF32;
