@@ -1,6 +1,7 @@
 #include "harness/run_eval.h"
 
 #include "harness/eval.h"
+#include "results/metrics.h"
 #include "tasks/registry.h"
 
 namespace lb {
@@ -39,8 +40,9 @@ SelectionRow evaluate_selection(const Transformer& model, const RunSpec& run, in
   row.split = run.select.split;
   row.length = run.select.length;
   row.samples = v.row.samples;
-  row.exact_match = v.row.exact_match;
-  row.token_accuracy = v.row.token_accuracy;
+  for (const MetricDef* m : metrics_in(kInSelection)) {  // the ladder's metrics; loss below
+    if (m->eval) row.*(m->selection) = v.row.*(m->eval);
+  }
   Transformer probe(model.config());
   for (size_t i = 0; i < probe.params().size(); ++i) {
     probe.params()[i].value = model.params()[i].value;
