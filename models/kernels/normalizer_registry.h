@@ -4,10 +4,11 @@
 // dispatch over normalizers (normalize.cpp, the kernel tests, `lengthbench normalize`, the
 // evaluation's support statistics) reads these rows.
 //
-// Adding a normalizer: its kernel (a foo.h/foo.cpp pair with the fast forward/backward and the
-// plain twin, listed in CMakeLists), its test (the registry loops in normalizer_test.cpp already
-// check every row against its twin and finite differences), and its row here with its NormKind
-// value (normalizer.h). Engines, evaluation and the commands need no change.
+// Adding a normalizer, four files: its kernel (a foo.h/foo.cpp pair with the fast forward/backward
+// and the plain twin; the build picks up every .cpp here), its row in normalizer_registry.cpp and
+// its NormKind value (normalizer.h). The registry loops in normalizer_test.cpp check every row
+// against its twin and finite differences, so it is tested without a test of its own. Engines,
+// evaluation and the commands need no change.
 //
 // Parameters are a schema shared by the rows (normalizer_params()): each has a JSON type (real,
 // integer or a choice of names), its accepted range or names, and help; a row lists the keys it
