@@ -13,6 +13,7 @@
 #include "harness/command.h"
 #include "harness/overrides.h"
 #include "models/dnnl_util.h"
+#include "models/layer_params.h"
 #include "harness/trainer.h"
 
 namespace po = boost::program_options;

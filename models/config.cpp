@@ -201,12 +201,6 @@ void load_config_file(const std::string& file, ModelConfig& model, TrainConfig& 
   if (j.contains("train")) train = train_config_from_json(j["train"], "/train", train);
 }
 
-int64_t model_param_count(const ModelConfig& c) {
-  const int64_t C = c.hidden, HD = c.heads * c.head_dim;
-  const int64_t per_layer = 4 * C * HD + 3 * C * c.ffn + 4 * C;
-  return c.vocab_size * C + c.layers * per_layer + C + c.num_labels * C;
-}
-
 double model_train_flops_per_token(const ModelConfig& c, double mean_length) {
   const double C = c.hidden, HD = static_cast<double>(c.heads * c.head_dim);
   const double matmul_params = c.layers * (4 * C * HD + 3 * C * c.ffn) + c.num_labels * C;

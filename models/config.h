@@ -73,10 +73,9 @@ nlohmann::json to_json(const TrainConfig& c);
 // Reads {"model": ..., "train": ...} from a file; UsageError for unreadable or malformed files.
 void load_config_file(const std::string& file, ModelConfig& model, TrainConfig& train);
 
-// Parameter count (without the frozen embedding row's exclusion) and model FLOPs per real token
-// for one training step (forward + backward = 3× forward), attention products counted for a
-// causal sequence of length T: 6·params_matmul + 6·layers·H·D·(T+1).
-int64_t model_param_count(const ModelConfig& c);
+// Model FLOPs per real token for one training step (forward + backward = 3× forward), attention
+// products counted for a causal sequence of length T: 6·params_matmul + 6·layers·H·D·(T+1).
+// (The parameter count is layer_params.h model_param_count, from the parameter table.)
 double model_train_flops_per_token(const ModelConfig& c, double mean_length);
 
 }  // namespace lb

@@ -142,4 +142,14 @@ LayerWeights layer_weights(const std::vector<Param>& params, const ParamIndex& i
   return lw;
 }
 
+int64_t model_param_count(const ModelConfig& cfg) {
+  int64_t n = 0;
+  for (const ModelParamDef& d : model_param_defs(cfg)) {
+    int64_t e = 1;
+    for (int64_t x : d.shape) e *= x;
+    n += e;
+  }
+  return n;
+}
+
 }  // namespace lb

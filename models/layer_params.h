@@ -70,6 +70,8 @@ struct ModelParamDef {
 
 // Every parameter of a model with this config, in checkpoint order.
 std::vector<ModelParamDef> model_param_defs(const ModelConfig& cfg);
+// The number of parameters of a model with this config: the elements of model_param_defs.
+int64_t model_param_count(const ModelConfig& cfg);
 
 // Fills p.value as `init` says, drawing from rng in element order.
 void init_param(ParamInit init, Param& p, Rng& rng, float init_std, const AdaptScaleInit& adapt);

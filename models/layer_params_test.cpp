@@ -42,6 +42,9 @@ TEST_CASE("layer_params: the Transformer's parameters are the table's, for every
         names.insert(defs[i].name);
       }
       CHECK(names.size() == defs.size());
+      int64_t elements = 0;
+      for (const Param& p : m.params()) elements += static_cast<int64_t>(p.value.size());
+      CHECK(model_param_count(cfg) == elements);
       const ParamIndex& ix = m.param_index();
       CHECK(ix.model[kEmbed] == 0);
       CHECK(ix.model[kHead] == static_cast<int64_t>(defs.size()) - 1);
