@@ -49,21 +49,21 @@ std::string unknown_name_message(const std::string& what, const std::string& nam
 
 }  // namespace lb
 
-#define LB_CHECK(cond, msg)                                        \
-  do {                                                             \
-    if (!(cond)) {                                                 \
-      std::ostringstream lb_check_os_;                             \
-      lb_check_os_ << msg;                                         \
-      ::lb::check_failed(__FILE__, __LINE__, lb_check_os_.str());  \
-    }                                                              \
+#define LB_CHECK(cond, msg)                                       \
+  do {                                                            \
+    if (!(cond)) {                                                \
+      std::ostringstream lb_check_os_;                            \
+      lb_check_os_ << msg;                                        \
+      ::lb::check_failed(__FILE__, __LINE__, lb_check_os_.str()); \
+    }                                                             \
   } while (0)
 
 // Throws UsageError with a streamed message when cond is false.
-#define LB_REQUIRE(cond, msg)                                      \
-  do {                                                             \
-    if (!(cond)) {                                                 \
-      std::ostringstream lb_req_os_;                               \
-      lb_req_os_ << msg;                                           \
-      throw ::lb::UsageError(lb_req_os_.str());                    \
-    }                                                              \
+#define LB_REQUIRE(cond, msg)                   \
+  do {                                          \
+    if (!(cond)) {                              \
+      std::ostringstream lb_req_os_;            \
+      lb_req_os_ << msg;                        \
+      throw ::lb::UsageError(lb_req_os_.str()); \
+    }                                           \
   } while (0)

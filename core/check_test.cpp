@@ -1,6 +1,7 @@
+#include "core/check.h"
+
 #include <doctest/doctest.h>
 
-#include "core/check.h"
 #include "core/parse.h"
 
 using namespace lb;

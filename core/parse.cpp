@@ -46,8 +46,8 @@ std::vector<int64_t> parse_int_list(const std::string& text, const char* option_
   std::string item;
   while (std::getline(ss, item, ',')) {
     const int64_t v = parse_int(item, std::string("--") + option_name + " item");
-    LB_REQUIRE(v >= lo && v <= hi, "--" << option_name << " value " << v << " is outside ["
-                                        << lo << ", " << hi << "]");
+    LB_REQUIRE(v >= lo && v <= hi,
+               "--" << option_name << " value " << v << " is outside [" << lo << ", " << hi << "]");
     out.push_back(v);
   }
   LB_REQUIRE(!out.empty(), "--" << option_name << " is empty; give comma-separated integers");

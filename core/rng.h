@@ -76,7 +76,8 @@ class Rng {
   // Uniform in [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   bool bernoulli(double p) { return uniform() < p; }
-  // Standard normal by Box-Muller with our own uniform (std::normal_distribution varies by library).
+  // Standard normal by Box-Muller with our own uniform (std::normal_distribution varies by
+  // library).
   double normal();
 
   const uint64_t* state() const { return s_; }

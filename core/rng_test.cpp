@@ -1,9 +1,9 @@
+#include "core/rng.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <vector>
-
-#include "core/rng.h"
 
 using namespace lb;
 

@@ -28,8 +28,8 @@
 #include <sstream>
 #include <thread>
 
-#include "harness/bench.h"
 #include "core/check.h"
+#include "harness/bench.h"
 #include "harness/format.h"
 #include "models/dnnl_util.h"
 #include "models/inference.h"

@@ -12,15 +12,14 @@
 #include <ctime>
 #include <functional>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "harness/bench.h"
 #include "core/check.h"
-#include "harness/format.h"
 #include "core/rng.h"
+#include "harness/bench.h"
+#include "harness/format.h"
 #include "models/kernels/normalizer.h"
 #include "models/kernels/row_kernels.h"
 

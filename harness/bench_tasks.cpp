@@ -5,14 +5,13 @@
 #include <atomic>
 #include <chrono>
 #include <iomanip>
-#include <sstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
-#include "harness/bench.h"
 #include "core/check.h"
+#include "harness/bench.h"
 #include "harness/format.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"

@@ -13,13 +13,13 @@
 #include <sstream>
 #include <tuple>
 
-#include "harness/bench.h"
 #include "core/check.h"
+#include "harness/bench.h"
 #include "harness/format.h"
 #include "harness/overrides.h"
+#include "harness/trainer.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/fused_attention.h"
-#include "harness/trainer.h"
 
 namespace po = boost::program_options;
 
@@ -46,11 +46,12 @@ namespace {
 nlohmann::json run_peer(const std::string& python, const std::string& script, const ModelConfig& m,
                         const TrainConfig& t, int threads, int64_t steps, int64_t warm) {
   std::ostringstream cmd;
-  cmd << "'" << python << "' '" << script << "' train --threads " << threads << " --layers " << m.layers
-      << " --hidden " << m.hidden << " --heads " << m.heads << " --head-dim " << m.head_dim
-      << " --ffn " << m.ffn << " --batch " << t.batch << " --steps " << steps << " --warmup "
-      << warm << " --attn " << (is_entmax_family(m.attention.kind) ? "entmax15" : "softmax")
-      << (t.bf16 ? " --bf16" : "") << " 2>/dev/null";
+  cmd << "'" << python << "' '" << script << "' train --threads " << threads << " --layers "
+      << m.layers << " --hidden " << m.hidden << " --heads " << m.heads << " --head-dim "
+      << m.head_dim << " --ffn " << m.ffn << " --batch " << t.batch << " --steps " << steps
+      << " --warmup " << warm << " --attn "
+      << (is_entmax_family(m.attention.kind) ? "entmax15" : "softmax") << (t.bf16 ? " --bf16" : "")
+      << " 2>/dev/null";
   FILE* f = popen(cmd.str().c_str(), "r");
   if (!f) return nullptr;
   std::string out, last;

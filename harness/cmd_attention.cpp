@@ -11,9 +11,9 @@
 #include "core/check.h"
 #include "harness/command.h"
 #include "harness/suite.h"
+#include "harness/trainer.h"
 #include "models/dnnl_util.h"
 #include "models/inference.h"
-#include "harness/trainer.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"
 #include "tools/attention_map.h"
@@ -66,8 +66,7 @@ int cmd_attention(int argc, char** argv) {
   }
   const TaskDef& task = find_task(task_name);
   const TaskParams params = make_params(task, task_params);
-  const Split s(task, params, vm["seed"].as<uint64_t>(),
-                split_kind, L);
+  const Split s(task, params, vm["seed"].as<uint64_t>(), split_kind, L);
   const Sample sample = s.get(index);
   const int64_t T = sample.length();
   LB_REQUIRE(T <= kMaxPositions, "--length " << L << " gives " << T

@@ -1,8 +1,8 @@
 #include <iostream>
 #include <string>
 
-#include "harness/bench.h"
 #include "core/check.h"
+#include "harness/bench.h"
 
 namespace lb {
 

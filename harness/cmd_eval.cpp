@@ -5,19 +5,18 @@
 
 #include <cstdio>
 #include <iostream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/check.h"
 #include "harness/command.h"
 #include "harness/eval.h"
-#include "harness/suite.h"
 #include "harness/format.h"
 #include "harness/overrides.h"
+#include "harness/suite.h"
+#include "harness/trainer.h"
 #include "models/dnnl_util.h"
 #include "models/safetensors.h"
-#include "harness/trainer.h"
 #include "tasks/registry.h"
 
 namespace po = boost::program_options;

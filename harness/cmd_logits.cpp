@@ -6,16 +6,15 @@
 // normalizer.h). Used by
 // tools/torch_crosscheck.py to compare both against an independent PyTorch model of the spec.
 #include <iostream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/check.h"
 #include "harness/command.h"
+#include "harness/trainer.h"
 #include "models/dnnl_util.h"
 #include "models/inference.h"
 #include "models/safetensors.h"
-#include "harness/trainer.h"
 
 namespace po = boost::program_options;
 

@@ -1,11 +1,11 @@
 // `lengthbench normalize`: negative scores parse as scores, --json output, one-line errors.
-// (Lives here because the command's only logic is this library; it links harness/cmd_normalize.cpp.)
+// (Lives here because the command's only logic is this library; it links
+// harness/cmd_normalize.cpp.)
 #include <doctest/doctest.h>
 
 #include <iostream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/check.h"
 
@@ -41,7 +41,8 @@ TEST_CASE("cmd_normalize: negative scores, --json, alpha") {
   CHECK(j["weights"][0].get<double>() == 0.0);
   CHECK(j["weights"][1].get<double>() == doctest::Approx(0.25));
   CHECK(j["weights"][2].get<double>() == doctest::Approx(0.75));
-  j = nlohmann::json::parse(run_normalize({"entmax", "--alpha", "2", "--json", "--", "-1.5", "-1", "-2.5"}));
+  j = nlohmann::json::parse(
+      run_normalize({"entmax", "--alpha", "2", "--json", "--", "-1.5", "-1", "-2.5"}));
   CHECK(j.is_null() == false);
   CHECK(j["weights"].size() == 3);
   CHECK(j["weights"][1].get<double>() == doctest::Approx(0.75));

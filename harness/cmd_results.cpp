@@ -1,11 +1,11 @@
 // `lengthbench query`, `merge`, `status`, `table` and `plot`: the results database from the
 // command line.
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
@@ -16,8 +16,8 @@
 #include "results/metrics.h"
 #include "tasks/registry.h"
 #include "tools/plot_data.h"
-#include "tools/svg_plot.h"
 #include "tools/report.h"
+#include "tools/svg_plot.h"
 #include "tools/table.h"
 
 namespace po = boost::program_options;
@@ -39,8 +39,9 @@ std::string metric_help(bool plot) {
   }
   return plot ? eval + ", an attention statistic averaged over layers x heads: " + attn +
                     "; or loss (training curves)"
-              : eval + ": one row per setup (exact match with its 95% interval, others mean and "
-                       "sd over seeds); or an attention statistic (" +
+              : eval +
+                    ": one row per setup (exact match with its 95% interval, others mean and "
+                    "sd over seeds); or an attention statistic (" +
                     attn + "): one row per setup x head kind";
 }
 
@@ -171,19 +172,18 @@ int cmd_table(int argc, char** argv) {
   std::string db_path, format, protocol = "mean";
   TableOptions o;
   po::options_description opts("options");
-  opts.add_options()
-      ("db", po::value(&db_path), "results database")
-      ("suite", po::value(&o.suite), "only this suite")
-      ("task", po::value(&o.task), "only this task")
-      ("split", po::value(&o.split), "evaluation split (default test)")
-      ("protocol", po::value(&protocol),
-       "mean (over seeds with a 95% interval, per lr) or best (of seeds x lrs)")
-      ("details", "show each run's selected checkpoint step")
-      ("metric", po::value(&o.metric), metric_help(false).c_str())
-      ("heads", po::value(&o.heads),
-       "with an attention statistic: only these heads (alibi, nope, rope, nope+scaled, ...; "
-       "default all kinds, each its own row)")
-      ("paper", "add the paper's Table 1 rows (results/paper_table1.json) for the same tasks");
+  opts.add_options()("db", po::value(&db_path), "results database")("suite", po::value(&o.suite),
+                                                                    "only this suite")(
+      "task", po::value(&o.task), "only this task")("split", po::value(&o.split),
+                                                    "evaluation split (default test)")(
+      "protocol", po::value(&protocol),
+      "mean (over seeds with a 95% interval, per lr) or best (of seeds x lrs)")(
+      "details", "show each run's selected checkpoint step")("metric", po::value(&o.metric),
+                                                             metric_help(false).c_str())(
+      "heads", po::value(&o.heads),
+      "with an attention statistic: only these heads (alibi, nope, rope, nope+scaled, ...; "
+      "default all kinds, each its own row)")(
+      "paper", "add the paper's Table 1 rows (results/paper_table1.json) for the same tasks");
   const std::vector<std::string> formats = {"text", "md", "latex", "csv", "json"};  // text: Markdown
   add_format_options(opts, &format, formats);
   po::positional_options_description pos;
@@ -207,7 +207,7 @@ int cmd_table(int argc, char** argv) {
                                  : TableFormat::kMarkdown;
   o.details = vm.count("details") > 0;
   check_table_metric(o.metric);  // an unknown name: exit 2 naming the choices
-  head_filter_sql(o.heads);       // likewise
+  head_filter_sql(o.heads);      // likewise
   o.paper = vm.count("paper") > 0;
   o.protocol = protocol == "mean" ? TableProtocol::kMeanSd : TableProtocol::kBestOf;
   ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
@@ -223,21 +223,21 @@ int cmd_plot(int argc, char** argv) {
   std::string db_path, out_dir, protocol = "mean", metric = "exact_match", ylim;
   PlotOptions o;
   po::options_description opts("options");
-  opts.add_options()
-      ("db", po::value(&db_path), "results database")
-      ("out", po::value(&out_dir), "folder for the SVG files and their index.md (created)")
-      ("suite", po::value(&o.suite), "only this suite")
-      ("task", po::value(&o.task), "only this task")
-      ("split", po::value(&o.split), "evaluation split (default test)")
-      ("protocol", po::value(&protocol), "mean (± sd over seeds, per lr) or best (of seeds x lrs)")
-      ("metric", po::value(&metric), metric_help(true).c_str())
-      ("ylim", po::value(&ylim), "LO:HI fixed y range in display units (e.g. 50:100 for percent); "
-                                 "default automatic, zoomed in when every value sits in a narrow band")
-      ("png", "also write PNG (rsvg-convert, Debian librsvg2-bin)")
-      ("pdf", "also write PDF (rsvg-convert, Debian librsvg2-bin)")
-      ("heads", po::value(&o.heads),
-       "attention statistics over which heads: auto (default: the NoPE heads, length-scaled under "
-       "SSMax/ASEntmax, else all), all, alibi, nope, rope, nope+scaled, ...");
+  opts.add_options()("db", po::value(&db_path), "results database")(
+      "out", po::value(&out_dir), "folder for the SVG files and their index.md (created)")(
+      "suite", po::value(&o.suite), "only this suite")(
+      "task", po::value(&o.task), "only this task")("split", po::value(&o.split),
+                                                    "evaluation split (default test)")(
+      "protocol", po::value(&protocol), "mean (± sd over seeds, per lr) or best (of seeds x lrs)")(
+      "metric", po::value(&metric), metric_help(true).c_str())(
+      "ylim", po::value(&ylim),
+      "LO:HI fixed y range in display units (e.g. 50:100 for percent); "
+      "default automatic, zoomed in when every value sits in a narrow band")(
+      "png", "also write PNG (rsvg-convert, Debian librsvg2-bin)")(
+      "pdf", "also write PDF (rsvg-convert, Debian librsvg2-bin)")(
+      "heads", po::value(&o.heads),
+      "attention statistics over which heads: auto (default: the NoPE heads, length-scaled under "
+      "SSMax/ASEntmax, else all), all, alibi, nope, rope, nope+scaled, ...");
   po::positional_options_description pos;
   pos.add("db", 1);
   po::variables_map vm;
@@ -245,11 +245,12 @@ int cmd_plot(int argc, char** argv) {
   for (const auto& name : plot_metric_names()) {
     metric_choices += (metric_choices.empty() ? "" : "|") + name;
   }
-  const std::string usage = "plot RESULTS.sqlite --out DIR [--suite S] [--task T] [--split test] "
-                            "[--protocol mean|best] [--metric " +
-                            metric_choices +
-                            "|loss] [--ylim LO:HI] [--png] [--pdf] "
-                            "[--heads auto|all|alibi|nope|rope|nope+scaled]";
+  const std::string usage =
+      "plot RESULTS.sqlite --out DIR [--suite S] [--task T] [--split test] "
+      "[--protocol mean|best] [--metric " +
+      metric_choices +
+      "|loss] [--ylim LO:HI] [--png] [--pdf] "
+      "[--heads auto|all|alibi|nope|rope|nope+scaled]";
   if (!parse_command_line(argc, argv, usage.c_str(), opts, pos, vm)) {
     return 0;
   }

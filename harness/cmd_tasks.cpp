@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "core/check.h"
+#include "core/version.h"
 #include "harness/command.h"
 #include "harness/format.h"
-#include "core/version.h"
 #include "tasks/registry.h"
 #include "tasks/text_format.h"
 

@@ -5,16 +5,15 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-#include <stdexcept>
-
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "core/check.h"
 #include "harness/command.h"
 #include "harness/overrides.h"
+#include "harness/trainer.h"
 #include "models/dnnl_util.h"
 #include "models/layer_params.h"
-#include "harness/trainer.h"
 
 namespace po = boost::program_options;
 

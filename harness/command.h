@@ -2,10 +2,9 @@
 // A command gets argv without the program name (argv[0] is the command's own name), returns its
 // exit code, and throws lb::UsageError for bad input (main prints it on one line, exit code 2).
 #pragma once
+#include <boost/program_options.hpp>
 #include <string>
 #include <vector>
-
-#include <boost/program_options.hpp>
 
 #include "core/parse.h"  // the strict value parsers commands use
 

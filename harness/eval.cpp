@@ -8,9 +8,8 @@
 #include <cmath>
 #include <exception>
 #include <mutex>
-#include <tuple>
-
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "core/check.h"
 #include "models/batch.h"
@@ -437,22 +436,15 @@ std::vector<LengthResult> evaluate_ladder(const Transformer& model, const TaskDe
 }
 
 nlohmann::json to_json(const LengthResult& r) {
-  nlohmann::json j = {{"length", r.eval.length},
-                      {"split", r.eval.split},
-                      {"skipped", r.eval.skipped},
-                      {"samples", r.eval.samples},
-                      {"seconds", r.eval.seconds},
-                      {"generated_tokens", r.generated_tokens},
-                      {"kv", r.kv_bf16 ? "bf16" : "f32"},
-                      {"mean_entropy", r.mean_entropy},
-                      {"mean_support", r.mean_support},
-                      {"attn", nlohmann::json::array()}};
+  nlohmann::json j = {{"length", r.eval.length},          {"split", r.eval.split},
+                      {"skipped", r.eval.skipped},        {"samples", r.eval.samples},
+                      {"seconds", r.eval.seconds},        {"generated_tokens", r.generated_tokens},
+                      {"kv", r.kv_bf16 ? "bf16" : "f32"}, {"mean_entropy", r.mean_entropy},
+                      {"mean_support", r.mean_support},   {"attn", nlohmann::json::array()}};
   for (const MetricDef* m : metrics_in(kInEvals)) j[m->name] = r.eval.*(m->eval);
   for (const AttnRow& a : r.attn) {
-    nlohmann::json x = {{"layer", a.layer},
-                        {"head", a.head},
-                        {"queries", a.queries},
-                        {"head_kind", a.head_kind}};
+    nlohmann::json x = {
+        {"layer", a.layer}, {"head", a.head}, {"queries", a.queries}, {"head_kind", a.head_kind}};
     for (const MetricDef* m : metrics_in(kInAttn)) {
       if (const std::optional<double> v = attn_value(*m, a)) x[m->name] = *v;
     }

@@ -1,6 +1,6 @@
 // Evaluation of a model on a task at one or more lengths (issue 5): greedy decoding with a KV cache
-// (the released code's metrics/, deep-spin/asentmax), exact match, token accuracy, edit distance, and attention-dispersion
-// statistics per layer and head over the target positions.
+// (the released code's metrics/, deep-spin/asentmax), exact match, token accuracy, edit distance,
+// and attention-dispersion statistics per layer and head over the target positions.
 //
 // Decoding. Source→target tasks: the prompt is input[0 .. first_target_pos] ([bos] src [sep]);
 // greedy decoding stops at eos or at max_length = int(len(prompt) × gen_multiplier) positions
@@ -30,12 +30,11 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "models/inference.h"
 #include "results/db.h"

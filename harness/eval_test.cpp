@@ -1,22 +1,21 @@
 // Evaluation metrics on hand-made rows and sequences, and the decoding/ladder contract on a tiny
 // model: draft decoding equals plain greedy decoding, per-position tasks, thread-count
 // independence, the stop-at-zero rule.
+#include "harness/eval.h"
+
+#include <doctest/doctest.h>
 #include <omp.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include <doctest/doctest.h>
-
-#include <nlohmann/json.hpp>
-
 #include "core/check.h"
-#include "harness/eval.h"
-#include "models/batch.h"
 #include "harness/trainer.h"
+#include "models/batch.h"
 #include "tasks/registry.h"
 
 namespace lb {

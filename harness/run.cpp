@@ -14,9 +14,8 @@
 #include <iostream>
 #include <map>
 #include <mutex>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/check.h"
 #include "harness/eval.h"
@@ -523,7 +522,9 @@ SuiteTotals run_suite(const std::vector<RunSpec>& runs, ResultsDb& db, const Run
       case RunOutcome::kSkipped: ++t.skipped; break;
       case RunOutcome::kDone: ++t.done; break;
       case RunOutcome::kFailed: ++t.failed; break;
-      case RunOutcome::kBusy: ++t.busy; break;
+      case RunOutcome::kBusy:
+        ++t.busy;
+        break;
       case RunOutcome::kInterrupted: t.interrupted = true; return t;
     }
   }

@@ -1,10 +1,12 @@
 // The suite runner end to end on tiny models: completion, skipping, failures recorded, resume
 // after SIGKILL with the same numbers, and shards run as SLURM would, merged.
-#include <doctest/doctest.h>
+#include "harness/run.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,10 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include <SQLiteCpp/SQLiteCpp.h>
-
 #include "core/check.h"
-#include "harness/run.h"
 #include "models/dnnl_util.h"
 
 using namespace lb;

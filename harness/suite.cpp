@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "core/check.h"
-#include "harness/command.h"
 #include "core/rng.h"
+#include "harness/command.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"
 
@@ -58,8 +58,8 @@ template <typename S>
 Field<S> split_field() {
   return {"split",
           [](const json& v, const std::string& path, S& s) {
-            LB_REQUIRE(v.is_string(), "suite " << path << " = " << v.dump()
-                                               << " is not one of: test, validation");
+            LB_REQUIRE(v.is_string(),
+                       "suite " << path << " = " << v.dump() << " is not one of: test, validation");
             parse_eval_split(v.get<std::string>(), "suite " + path);  // the one list of names
             s.split = v;
           },
@@ -170,8 +170,7 @@ Suite expand_suite(const json& j) {
   model_config_from_json(base_model, "suite /model");
   const TrainConfig base_train_config = train_config_from_json(base_train, "suite /train");
   const EvalSpec base_eval = eval_spec_from_json(object_or_empty(j, "eval", ""), "/eval");
-  const SelectSpec base_select =
-      select_spec_from_json(object_or_empty(j, "select", ""), "/select");
+  const SelectSpec base_select = select_spec_from_json(object_or_empty(j, "select", ""), "/select");
 
   const json tasks = as_list(j, "tasks", json::array());
   const json attentions = as_list(j, "attention", json::array({"softmax"}));
@@ -231,8 +230,8 @@ Suite expand_suite(const json& j) {
     const json entry_train = object_or_empty(entry, "train", tpath);
     model_config_from_json(entry_model, "suite " + tpath + "/model");
     train_config_from_json(entry_train, "suite " + tpath + "/train");
-    EvalSpec eval = eval_spec_from_json(object_or_empty(entry, "eval", tpath), tpath + "/eval",
-                                        base_eval);
+    EvalSpec eval =
+        eval_spec_from_json(object_or_empty(entry, "eval", tpath), tpath + "/eval", base_eval);
     SelectSpec select = select_spec_from_json(object_or_empty(entry, "select", tpath),
                                               tpath + "/select", base_select);
     if (eval.lengths.empty()) eval.lengths = task.eval_lengths;

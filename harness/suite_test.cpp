@@ -1,10 +1,11 @@
 // Suite expansion: counts, unique keys, overrides, filters, shards, malformed suites.
+#include "harness/suite.h"
+
 #include <doctest/doctest.h>
 
 #include <set>
 
 #include "core/check.h"
-#include "harness/suite.h"
 
 using namespace lb;
 using nlohmann::json;
@@ -156,8 +157,10 @@ TEST_CASE("suite: config field tables drive accepted keys, reading and writing")
       bad[it.key()] = json::array({1});
       std::string err;
       try {
-        if (path == "/model") model_config_from_json(bad, path);
-        else train_config_from_json(bad, path);
+        if (path == "/model")
+          model_config_from_json(bad, path);
+        else
+          train_config_from_json(bad, path);
       } catch (const UsageError& e) {
         err = e.what();
       }

@@ -24,11 +24,12 @@ ModelConfig resolve_vocab(ModelConfig m, const TrainConfig& t) {
   const Vocab v = task_vocab(task, make_params(task, t.task_params));
   if (m.vocab_size == 0) m.vocab_size = v.size;
   if (m.num_labels == 0) m.num_labels = std::max<int64_t>(v.num_labels, m.vocab_size);
-  LB_REQUIRE(m.vocab_size >= v.size, "model vocab_size " << m.vocab_size << " is smaller than task '"
-                                                         << t.task << "' needs (" << v.size << ")");
-  LB_REQUIRE(m.num_labels >= v.num_labels, "model num_labels " << m.num_labels
-                                                               << " is smaller than task '" << t.task
-                                                               << "' needs (" << v.num_labels << ")");
+  LB_REQUIRE(m.vocab_size >= v.size, "model vocab_size " << m.vocab_size
+                                                         << " is smaller than task '" << t.task
+                                                         << "' needs (" << v.size << ")");
+  LB_REQUIRE(m.num_labels >= v.num_labels, "model num_labels "
+                                               << m.num_labels << " is smaller than task '"
+                                               << t.task << "' needs (" << v.num_labels << ")");
   return m;
 }
 
@@ -217,9 +218,9 @@ void Trainer::load(const std::string& dir) {
                                            << "' metadata: not a lengthbench checkpoint");
     return it->second;
   };
-  LB_REQUIRE(meta("format") == kOptimizerFormat, "'" << dir << "/optimizer.safetensors' has format '"
-                                                     << meta("format") << "', expected '"
-                                                     << kOptimizerFormat << "'");
+  LB_REQUIRE(meta("format") == kOptimizerFormat,
+             "'" << dir << "/optimizer.safetensors' has format '" << meta("format")
+                 << "', expected '" << kOptimizerFormat << "'");
   auto& params = model_.params();
   LB_REQUIRE(w.tensors.size() == params.size(),
              "checkpoint '" << dir << "' holds " << w.tensors.size() << " tensors; this model has "
@@ -227,8 +228,8 @@ void Trainer::load(const std::string& dir) {
   auto fetch = [&](const StFile& f, const std::string& name, const Param& p) -> const StTensor& {
     auto it = f.tensors.find(name);
     LB_REQUIRE(it != f.tensors.end(), "checkpoint '" << dir << "' lacks tensor '" << name << "'");
-    LB_REQUIRE(it->second.shape == p.shape, "checkpoint '" << dir << "' tensor '" << name
-                                                           << "' has a different shape");
+    LB_REQUIRE(it->second.shape == p.shape,
+               "checkpoint '" << dir << "' tensor '" << name << "' has a different shape");
     return it->second;
   };
   // Validate everything before changing anything.

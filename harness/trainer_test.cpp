@@ -1,20 +1,20 @@
 // Training end to end: the golden run, exact resume, checkpoint round trip, bad checkpoints and
 // configs refused with clear errors, the schedule and AdamW.
+#include "harness/trainer.h"
+
+#include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
-#include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
 #include "models/adamw.h"
 #include "models/dnnl_util.h"
 #include "models/safetensors.h"
-#include "harness/trainer.h"
 
 namespace lb {
 namespace {
@@ -243,39 +243,39 @@ TEST_CASE("train: bf16 matmuls follow the fp32 loss curve") {
   CHECK(worst < 0.15);
   CHECK(std::abs(loss[1].back() - loss[0].back()) < 0.05);
   CHECK(loss[1].back() < 0.5 * loss[1].front());  // learning (recorded: 2.64 -> 1.2 in 100 steps)
-  CHECK(loss[1] != loss[0]);  // bf16 really ran
+  CHECK(loss[1] != loss[0]);                      // bf16 really ran
 }
 
 TEST_SUITE("slow") {
-// ASEntmax with NAPE on the golden configuration (recorded: 0.379 after 300 steps, one thread).
-TEST_CASE("train: golden run with asentmax + nape learns the task") {
-  set_num_threads(1);
-  ModelConfig m;
-  TrainConfig t;
-  golden_config(m, t);
-  m.attention = normalizer_from_name("asentmax");
-  Trainer tr(m, t);
-  double last = 0.0;
-  for (int64_t s = 0; s < t.steps; ++s) last = tr.step().loss;
-  MESSAGE("asentmax golden run: loss after " << t.steps << " steps " << last);
-  CHECK(last < 0.5);
-}
-
-// The copy preset trains at batch 128 on lengths 32–64 without numerical trouble: the loss
-// moves down from ln(37) within a few warm-up steps and gradients stay finite.
-TEST_CASE("train: copy preset, a few steps at the paper's sizes") {
-  set_num_threads(2);
-  ModelConfig m = model_preset("copy");
-  TrainConfig t;
-  t.batch = 16, t.steps = 6, t.warmup = 2, t.lr = 1e-3;
-  Trainer tr(m, t);
-  for (int i = 0; i < 6; ++i) {
-    const StepStats s = tr.step();
-    CHECK(std::isfinite(s.loss));
-    CHECK(std::isfinite(s.grad_norm));
-    CHECK(s.loss < std::log(37.0) + 0.5);
+  // ASEntmax with NAPE on the golden configuration (recorded: 0.379 after 300 steps, one thread).
+  TEST_CASE("train: golden run with asentmax + nape learns the task") {
+    set_num_threads(1);
+    ModelConfig m;
+    TrainConfig t;
+    golden_config(m, t);
+    m.attention = normalizer_from_name("asentmax");
+    Trainer tr(m, t);
+    double last = 0.0;
+    for (int64_t s = 0; s < t.steps; ++s) last = tr.step().loss;
+    MESSAGE("asentmax golden run: loss after " << t.steps << " steps " << last);
+    CHECK(last < 0.5);
   }
-}
+
+  // The copy preset trains at batch 128 on lengths 32–64 without numerical trouble: the loss
+  // moves down from ln(37) within a few warm-up steps and gradients stay finite.
+  TEST_CASE("train: copy preset, a few steps at the paper's sizes") {
+    set_num_threads(2);
+    ModelConfig m = model_preset("copy");
+    TrainConfig t;
+    t.batch = 16, t.steps = 6, t.warmup = 2, t.lr = 1e-3;
+    Trainer tr(m, t);
+    for (int i = 0; i < 6; ++i) {
+      const StepStats s = tr.step();
+      CHECK(std::isfinite(s.loss));
+      CHECK(std::isfinite(s.grad_norm));
+      CHECK(s.loss < std::log(37.0) + 0.5);
+    }
+  }
 }
 
 }  // namespace

@@ -41,7 +41,8 @@ bool get_bool(const json& j, const std::string& path) {
 
 namespace {
 
-// The paper's per-task sizes (the released configs/experiment/*.yaml); `kind` is the row's index (NameTable's key).
+// The paper's per-task sizes (the released configs/experiment/*.yaml); `kind` is the row's index
+// (NameTable's key).
 struct Preset {
   const char* name;
   int kind;

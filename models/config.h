@@ -14,11 +14,10 @@
 // A preset fills every model size; keys given beside it override it.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "models/field_table.h"  // require_known_keys
 #include "models/kernels/normalizer.h"
@@ -38,7 +37,8 @@ struct ModelConfig {
   PosEncoding position = PosEncoding::kNape;  // the released code's default
   double rope_theta = 10000.0;
   // Token id whose embedding row is zero and frozen (Hugging Face's padding_idx = Gemma's
-  // pad_token_id 0, as the released sparse_gemma config; note data token 0 is then the zero vector). −1: none.
+  // pad_token_id 0, as the released sparse_gemma config; note data token 0 is then the zero
+  // vector). −1: none.
   int64_t embedding_padding_idx = 0;
   double init_std = 0.02;
 };
@@ -59,7 +59,8 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // 0: only at the end (when an output directory is given)
 };
 
-// Presets: "tiny" (tests), "copy", "sort", "reverse", "mqmtar", "flip_flop" (the released configs/experiment/*.yaml sizes).
+// Presets: "tiny" (tests), "copy", "sort", "reverse", "mqmtar", "flip_flop" (the released
+// configs/experiment/*.yaml sizes).
 ModelConfig model_preset(const std::string& name);
 const std::vector<std::string>& model_preset_names();
 

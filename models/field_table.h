@@ -12,11 +12,10 @@
 //   json out = kFields.write(config);
 #pragma once
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 

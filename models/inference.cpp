@@ -7,11 +7,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <dnnl.hpp>
 #include <map>
 #include <mutex>
 #include <type_traits>
-
-#include <dnnl.hpp>
 
 #include "core/check.h"
 #include "models/blocked_attention.h"

@@ -1,6 +1,9 @@
 // The inference engine against the training forward: blocked prefill logits equal
 // Transformer::forward logits, and KV-cache greedy decoding equals decoding by full
 // recomputation, for every normalizer × position encoding on a tiny model.
+#include "models/inference.h"
+
+#include <doctest/doctest.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -8,10 +11,7 @@
 #include <fstream>
 #include <string>
 
-#include <doctest/doctest.h>
-
 #include "core/rng.h"
-#include "models/inference.h"
 
 namespace lb {
 namespace {

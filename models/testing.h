@@ -1,10 +1,10 @@
 // Helpers for the model tests: random tensors and closeness checks.
 #pragma once
+#include <doctest/doctest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <vector>
-
-#include <doctest/doctest.h>
 
 #include "core/rng.h"
 

@@ -1,8 +1,8 @@
-// The Gemma-2-style decoder (Hugging Face Gemma-2, as the released sparse_gemma.py): embedding × √C; per layer input RMSNorm →
-// attention → post-attention RMSNorm → residual; pre-FFN RMSNorm → GeGLU(tanh-GELU) → post-FFN
-// RMSNorm → residual; final RMSNorm; untied lm_head. RMSNorm is x/√(mean(x²)+1e-6)·(1+w).
-// Forward and backward over a packed Batch (batch.h); products and GELU on oneDNN
-// (dnnl_util.h), the rest in ops.h and attention.h. Gradient contract: models/README.md.
+// The Gemma-2-style decoder (Hugging Face Gemma-2, as the released sparse_gemma.py): embedding ×
+// √C; per layer input RMSNorm → attention → post-attention RMSNorm → residual; pre-FFN RMSNorm →
+// GeGLU(tanh-GELU) → post-FFN RMSNorm → residual; final RMSNorm; untied lm_head. RMSNorm is
+// x/√(mean(x²)+1e-6)·(1+w). Forward and backward over a packed Batch (batch.h); products and GELU
+// on oneDNN (dnnl_util.h), the rest in ops.h and attention.h. Gradient contract: models/README.md.
 //
 // Dimensions: N rows (tokens of the batch), C hidden, H heads, D head_dim, F ffn, V vocabulary,
 // Vo output classes, Hs length-scaled heads (the last Hs heads; position.h).

@@ -1,14 +1,15 @@
 // Whole-model gradient check: the analytic gradient of every parameter tensor against central
 // finite differences of the loss, for every normalizer × position encoding, on a tiny config.
-#include <algorithm>
-#include <cmath>
+#include "models/transformer.h"
 
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
 
 #include "core/rng.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/fused_attention.h"
-#include "models/transformer.h"
 
 namespace lb {
 namespace {

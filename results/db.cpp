@@ -1,21 +1,20 @@
 #include "results/db.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <dnnl.hpp>
 #include <filesystem>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <SQLiteCpp/SQLiteCpp.h>
-#include <sqlite3.h>
-#include <dnnl.hpp>
-#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 #include "core/version.h"

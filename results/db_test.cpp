@@ -1,16 +1,15 @@
 // The results database: schema, run lifecycle, views, locking, merge.
-#include <doctest/doctest.h>
+#include "results/db.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include <SQLiteCpp/SQLiteCpp.h>
-
 #include "core/check.h"
-#include "results/db.h"
 #include "results/testing.h"
 
 using namespace lb;

@@ -1,10 +1,10 @@
-// mqmtar: multi-query multi-token associative recall (the released scripts/generate_data.py `MQMTAR`).
-// Ids: 0 = space (filler), 1 = kv_sep, 2 = q_sep, alphabet 3 .. 3+abc_size-1.
-// Per split, `vocab` distinct keys and `vocab` distinct values (each k_len / v_len alphabet
-// tokens) are drawn once. Per sample, num_kv = floor(L*num_kv/(k_len+v_len+2)) pairs, paired at
-// random, each written `k.. 1 v.. 0` inside a row of W = L // num_kv tokens with the fillers split
-// at random before and after; then num_q queries `2 k..` (keys drawn with replacement);
-// trg = `2 v..` per query. A trg value token aligns to the same token of the queried pair.
+// mqmtar: multi-query multi-token associative recall (the released scripts/generate_data.py
+// `MQMTAR`). Ids: 0 = space (filler), 1 = kv_sep, 2 = q_sep, alphabet 3 .. 3+abc_size-1. Per split,
+// `vocab` distinct keys and `vocab` distinct values (each k_len / v_len alphabet tokens) are drawn
+// once. Per sample, num_kv = floor(L*num_kv/(k_len+v_len+2)) pairs, paired at random, each written
+// `k.. 1 v.. 0` inside a row of W = L // num_kv tokens with the fillers split at random before and
+// after; then num_q queries `2 k..` (keys drawn with replacement); trg = `2 v..` per query. A trg
+// value token aligns to the same token of the queried pair.
 #include <unordered_set>
 
 #include "tasks/common.h"

@@ -1,15 +1,15 @@
 // The reference text format: export -> import round trip, thread independence, bad files.
+#include "tasks/text_format.h"
+
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include <unistd.h>
-
 #include "core/check.h"
 #include "tasks/registry.h"
-#include "tasks/text_format.h"
 
 using namespace lb;
 namespace fs = std::filesystem;

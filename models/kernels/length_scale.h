@@ -1,13 +1,15 @@
 // Per-head, per-position query scale of SSMax, the `learn` variant and ASEntmax
-// (the released sparse_gemma.py `_apply_length_scaling`). The model multiplies the query of a scaled head h at
-// 0-based absolute position i by s = length_scale(kind, i, a, b) before q·k/√d; the normalizer
-// itself never sees the scale. Which heads are scaled: position.h `is_length_scaled_head`.
+// (the released sparse_gemma.py `_apply_length_scaling`). The model multiplies the query of a
+// scaled head h at 0-based absolute position i by s = length_scale(kind, i, a, b) before q·k/√d;
+// the normalizer itself never sees the scale. Which heads are scaled: position.h
+// `is_length_scaled_head`.
 //
 //   kind                a                      b                      s
 //   kNone               -                      -                      1
 //   kNakanishi (SSMax)  s_h                    -                      s_h · L
 //   kLearn              β_h                    γ_h                    δ + β_h · L^γ_h
-//   kAdaptSoftplusTanh  (W_β x_i + b_β)_h      (W_γ x_i + b_γ)_h      δ + softplus(a) · L^(G·tanh b)
+//   kAdaptSoftplusTanh  (W_β x_i + b_β)_h      (W_γ x_i + b_γ)_h      δ + softplus(a) · L^(G·tanh
+//   b)
 //
 // with L = log(i + 2) (position 0 uses log 2), δ = 1 and G = 2 by default, x_i the normalised
 // layer input. Gradients: length_scale_grad gives ∂s/∂a and ∂s/∂b, so the model chains
@@ -46,8 +48,9 @@ void length_scale_grad(LengthScale kind, int64_t pos, float a, float b,
 // Initialisation of the scale parameters, per scaled head.
 //   kNakanishi: s_h ~ N(1, 0.01) (std 0.01).   kLearn: β_h ~ U(0.1, 1), γ_h ~ N(0, 0.1).
 //   kAdaptSoftplusTanh: the released code uses the HF default (W ~ N(0, 0.02), b = 0, so s ≈ 1.69
-//   at init); `near_one` is the MQMTAR plateau fix (found by a third-party reproduction): W = 0, b_γ = 0,
-//   b_β = softplus⁻¹(0.05), so s = 1.05 at every position. Not in the paper: report as a deviation.
+//   at init); `near_one` is the MQMTAR plateau fix (found by a third-party reproduction): W = 0,
+//   b_γ = 0, b_β = softplus⁻¹(0.05), so s = 1.05 at every position. Not in the paper: report as a
+//   deviation.
 struct AdaptScaleInit {
   float weight_std;  // std of W_β and W_γ entries (0 for near_one)
   float bias_beta;   // b_β

@@ -1,12 +1,13 @@
 // Query length scaling: values at known points, gradients against central differences, the
 // near-one initialisation, registry errors.
+#include "models/kernels/length_scale.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
 
 #include "core/check.h"
 #include "core/rng.h"
-#include "models/kernels/length_scale.h"
 
 namespace lb {
 

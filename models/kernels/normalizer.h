@@ -15,10 +15,10 @@
 //   ssmax                 kSsmax                 softmax(z)                           nakanishi
 //   entmax                kEntmax                α-entmax(z), α = 1.5 by default       none
 //   sparsemax             kSparsemax             α-entmax with α = 2                  none
-//   asentmax              kAsEntmax              α-entmax(z), α = 1.5                 adapt-softplus-tanh
-//   topk                  kTopk                  softmax over the K largest scores    none
-//   stickbreaking         kStickbreaking         stick-breaking, self excluded        none
-//   adaptive_temperature  kAdaptiveTemperature   softmax(β(H)·z), H = entropy         none
+//   asentmax              kAsEntmax              α-entmax(z), α = 1.5 adapt-softplus-tanh topk
+//   kTopk                  softmax over the K largest scores    none stickbreaking kStickbreaking
+//   stick-breaking, self excluded        none adaptive_temperature  kAdaptiveTemperature
+//   softmax(β(H)·z), H = entropy         none
 //
 // The defaults are the semantics of the paper's released code (deep-spin/asentmax, issue 11);
 // our earlier behaviours remain as named options.

@@ -371,9 +371,8 @@ TEST_CASE("normalizer registry: rows, flags and the parameter schema") {
         j[key] = param->type == ParamType::kReal ? nlohmann::json(1.75) : nlohmann::json(5);
         CHECK(to_json(normalizer_from_json(j))[key] == j[key]);
         j[key] = param->type == ParamType::kReal ? "1.75" : "5";  // strings are parsed
-        CHECK(to_json(normalizer_from_json(j))[key] == nlohmann::json(
-                                                         param->type == ParamType::kReal
-                                                             ? nlohmann::json(1.75)
+        CHECK(to_json(normalizer_from_json(j))[key] ==
+              nlohmann::json(param->type == ParamType::kReal ? nlohmann::json(1.75)
                                                              : nlohmann::json(5)));
       }
     }
@@ -387,8 +386,9 @@ TEST_CASE("normalizer registry: alpha is checked after rounding to float") {
   CHECK(error_of([] {
           normalizer_from_json(nlohmann::json::parse(R"({"name": "entmax", "alpha": 1.00000001})"));
         }).find("alpha 1.00000001 is out of range") != std::string::npos);
-  CHECK(error_of([] { normalizer_from_name("entmax", {{"alpha", "1.00000001"}}); })
-            .find("out of range") != std::string::npos);
+  CHECK(error_of([] {
+          normalizer_from_name("entmax", {{"alpha", "1.00000001"}});
+        }).find("out of range") != std::string::npos);
   CHECK(normalizer_from_name("entmax", {{"alpha", "1.0001"}}).alpha > 1.0f);
 }
 

@@ -1,12 +1,13 @@
 // Position encodings: slopes and signs of ALiBi/NAPE, the heads that get length scaling, RoPE
 // relative-position property and its backward, registry errors.
+#include "models/kernels/position.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
 
 #include "core/check.h"
 #include "core/rng.h"
-#include "models/kernels/position.h"
 
 namespace lb {
 
@@ -40,7 +41,8 @@ TEST_CASE("position: ALiBi slopes are geometric") {
 TEST_CASE("position: the bias is m (j − i) <= 0 under the causal mask") {
   CHECK(position_bias(0.5f, 10, 10) == 0.0f);
   CHECK(position_bias(0.5f, 10, 4) == -3.0f);
-  for (int j = 0; j <= 4; ++j) CHECK(position_bias(1.0f / 3, 4, j) == doctest::Approx((j - 4) / 3.0));
+  for (int j = 0; j <= 4; ++j)
+    CHECK(position_bias(1.0f / 3, 4, j) == doctest::Approx((j - 4) / 3.0));
   for (int j = 0; j < 4; ++j) {  // nearer keys score higher
     CHECK(position_bias(1.0f / 3, 4, j) < position_bias(1.0f / 3, 4, j + 1));
   }
