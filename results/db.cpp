@@ -11,6 +11,7 @@
 #include <ctime>
 #include <dnnl.hpp>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -231,6 +232,25 @@ std::string this_process_owner() {
   return std::string(host) + ":" + std::to_string(getpid());
 }
 
+// "NAME (CPU MODEL, N CPUs)": host names of lent or virtual machines are often the same ("vm"),
+// so the processor says which machine ran a run.
+static std::string machine_description() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  std::string model;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; model.empty() && std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      model = line.substr(line.find(':') + 1);
+      model.erase(0, model.find_first_not_of(" \t"));
+    }
+  }
+  std::ostringstream os;
+  os << host << " (" << (model.empty() ? "unknown CPU" : model) << ", "
+     << std::thread::hardware_concurrency() << " CPUs)";
+  return os.str();
+}
+
 Provenance Provenance::current(int threads) {
   Provenance p;
   p.git_commit = lb::git_commit();
@@ -242,9 +262,7 @@ Provenance Provenance::current(int threads) {
   os << v->major << "." << v->minor << "." << v->patch << " (" << v->hash << ")";
   p.onednn_version = os.str();
   p.onednn_isa = isa_name(dnnl::get_effective_cpu_isa());
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  p.host = host;
+  p.host = machine_description();
   p.threads = threads;
   return p;
 }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "core/check.h"
 #include "results/testing.h"
@@ -19,7 +20,8 @@ using testing::make_run;
 namespace {
 
 std::string temp_db(const std::string& tag) {
-  const fs::path p = fs::temp_directory_path() / ("lb_db_" + tag + "_" + std::to_string(getpid()) + ".sqlite");
+  const fs::path p =
+      fs::temp_directory_path() / ("lb_db_" + tag + "_" + std::to_string(getpid()) + ".sqlite");
   for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p.string() + ext);
   return p.string();
 }
@@ -79,7 +81,9 @@ TEST_CASE("results: a run's lifecycle, with provenance and no duplicate metrics 
     db.finish_run("b", RunStatus::kFailed, "loss is NaN at step 7");
     changed.config_hash = "other";
     CHECK_THROWS_AS(db.begin_run(changed, Provenance::current(1)), UsageError);
-    SQLite::Statement p(db.sql(), "SELECT git_commit, onednn_version, onednn_isa, compiler, threads FROM runs WHERE key='a'");
+    SQLite::Statement p(
+        db.sql(),
+        "SELECT git_commit, onednn_version, onednn_isa, compiler, threads FROM runs WHERE key='a'");
     REQUIRE(p.executeStep());
     CHECK(p.getColumn(0).getString().size() >= 7);
     CHECK(p.getColumn(1).getString().rfind("2.", 0) == 0);
@@ -200,7 +204,8 @@ TEST_CASE("results: a locked database is waited on, then a clear error; readers 
 }
 
 TEST_CASE("results: merging shards equals one database, is idempotent, and reports conflicts") {
-  const std::string one = temp_db("one"), s1 = temp_db("s1"), s2 = temp_db("s2"), out = temp_db("out");
+  const std::string one = temp_db("one"), s1 = temp_db("s1"), s2 = temp_db("s2"),
+                    out = temp_db("out");
   {
     ResultsDb all(one, ResultsDb::Mode::kReadWrite), a(s1, ResultsDb::Mode::kReadWrite),
         b(s2, ResultsDb::Mode::kReadWrite);
@@ -240,7 +245,10 @@ TEST_CASE("results: merging shards equals one database, is idempotent, and repor
   CHECK(rep.conflicts[0].find("r0: 1 evaluation rows differ") == 0);
   ResultsDb merged(out, ResultsDb::Mode::kReadOnly);
   CHECK(merged.run_status("r2") == RunStatus::kDone);
-  CHECK(merged.sql().execAndGet("SELECT exact_match FROM evals WHERE run_key='r0' AND length=512 AND split='test'").getDouble() == 0.1);
+  CHECK(merged.sql()
+            .execAndGet(
+                "SELECT exact_match FROM evals WHERE run_key='r0' AND length=512 AND split='test'")
+            .getDouble() == 0.1);
 }
 
 // results/testdata/*_v1.sqlite: the small16 and copy16 databases as committed at schema version 1
@@ -277,11 +285,14 @@ TEST_CASE("results: committed version-1 databases are upgraded in place, every r
       // Head kinds from the configs: NAPE with 4 heads, heads 0-1 ALiBi, 2-3 NoPE (scaled under
       // SSMax/ASEntmax).
       CHECK(count(db, "SELECT count(*) FROM attn_stats WHERE head_kind = ''") == 0);
-      CHECK(count(db, "SELECT count(*) FROM attn_stats WHERE head < 2 AND head_kind != 'alibi'") == 0);
-      CHECK(count(db, "SELECT count(*) FROM v_attn WHERE head >= 2 AND normalizer = 'softmax' "
-                      "AND head_kind != 'nope'") == 0);
-      CHECK(count(db, "SELECT count(*) FROM v_attn WHERE head >= 2 AND normalizer LIKE 'asentmax%' "
-                      "AND head_kind != 'nope+scaled'") == 0);
+      CHECK(count(db, "SELECT count(*) FROM attn_stats WHERE head < 2 AND head_kind != 'alibi'") ==
+            0);
+      CHECK(count(db,
+                  "SELECT count(*) FROM v_attn WHERE head >= 2 AND normalizer = 'softmax' "
+                  "AND head_kind != 'nope'") == 0);
+      CHECK(count(db,
+                  "SELECT count(*) FROM v_attn WHERE head >= 2 AND normalizer LIKE 'asentmax%' "
+                  "AND head_kind != 'nope+scaled'") == 0);
       CHECK(count(db, "SELECT count(*) FROM v_seed_summary") > 0);
       CHECK(count(db, "SELECT count(*) FROM v_best_of") > 0);
     }
@@ -299,13 +310,23 @@ TEST_CASE("results: a fresh and an upgraded database have the same columns in th
   fs::copy_file(std::string(LB_SOURCE_DIR) + "/results/testdata/copy16_v1.sqlite", old);
   { ResultsDb db(old, ResultsDb::Mode::kReadWrite); }
   SQLite::Database a(fresh, SQLite::OPEN_READONLY), b(old, SQLite::OPEN_READONLY);
-  for (const char* t : {"runs", "train_metrics", "checkpoints", "evals", "attn_stats",
-                        "selection_evals"}) {
+  for (const char* t :
+       {"runs", "train_metrics", "checkpoints", "evals", "attn_stats", "selection_evals"}) {
     CAPTURE(t);
-    const std::string q = std::string("SELECT group_concat(name, ',') FROM pragma_table_info('") + t + "')";
+    const std::string q =
+        std::string("SELECT group_concat(name, ',') FROM pragma_table_info('") + t + "')";
     CHECK(a.execAndGet(q).getString() == b.execAndGet(q).getString());
   }
   for (const auto& p : {fresh, old}) {
     for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p + ext);
   }
+}
+
+TEST_CASE("db: a run's host names the machine: host name, processor and CPU count") {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  const std::string host = lb::Provenance::current(1).host;
+  CHECK(host.rfind(std::string(name) + " (", 0) == 0);
+  CHECK(host.find(std::to_string(std::thread::hardware_concurrency()) + " CPUs)") !=
+        std::string::npos);
 }
