@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "core/check.h"
-#include "models/field_table.h"
-#include "models/kernels/name_table.h"
+#include "core/field_table.h"
+#include "core/name_table.h"
 
 namespace lb {
 

@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "models/field_table.h"  // require_known_keys
+#include "core/field_table.h"  // require_known_keys
 #include "models/kernels/normalizer.h"
 #include "models/kernels/position.h"
 

@@ -6,7 +6,7 @@
 
 #include "core/check.h"
 #include "core/rng.h"
-#include "models/kernels/name_table.h"
+#include "core/name_table.h"
 
 namespace lb {
 namespace {

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "models/kernels/name_table.h"
+#include "core/name_table.h"
 #include "models/kernels/normalizer.h"
 
 namespace lb {

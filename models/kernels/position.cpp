@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "core/check.h"
-#include "models/kernels/name_table.h"
+#include "core/name_table.h"
 
 namespace lb {
 namespace {
