@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "core/check.h"
-#include "core/rng.h"
 #include "core/name_table.h"
+#include "core/rng.h"
 
 namespace lb {
 namespace {
