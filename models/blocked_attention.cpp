@@ -335,6 +335,29 @@ __attribute__((target("avx512f"))) void softmax_unit(const BlockedAttention& a, 
 }
 
 // α-entmax (α = 1.5: square, or 2): max pass, threshold passes, output pass.
+// Adds to `st` the support statistics of d_j = (z_j − m)·half − τ over z (n), as one float
+// reduction: the block both threshold passes sum (the gathered candidates with m = 0, half = 1,
+// for which d = z − τ exactly; a key tile's raw scores with the row max m).
+__attribute__((target("avx512f"), always_inline)) inline void add_block_support(
+    const float* z, int64_t n, float m, float half, float tau, entmax_tau::SupportStats& st) {
+  using entmax_tau::kInf;
+  float k = 0.f, s1 = 0.f, s2 = 0.f, mn = kInf, mx = -kInf;
+#pragma omp simd reduction(+ : k, s1, s2) reduction(min : mn) reduction(max : mx)
+  for (int64_t j = 0; j < n; ++j) {
+    const float d = (z[j] - m) * half - tau;
+    const bool in = d > 0.f;
+    const float dp = in ? d : 0.f;
+    k += in ? 1.f : 0.f;
+    s1 += dp;
+    s2 += dp * dp;
+    mn = std::min(mn, in ? d : kInf);
+    mx = std::max(mx, in ? -kInf : d);
+  }
+  st.k += k, st.s1 += s1, st.s2 += s2;
+  st.min_in = std::min(st.min_in, mn);
+  st.max_out = std::max(st.max_out, mx);
+}
+
 __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, Scratch& s,
                                                     const Geometry& g, bool square) {
   using namespace entmax_tau;
@@ -405,22 +428,7 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
         const float tau = s.search[r].tau;
         SupportStats st;
         for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
-          const int64_t b1 = std::min(n, b0 + kSumBlock);
-          float k = 0.f, s1 = 0.f, s2 = 0.f, mn = kInf, mx = -kInf;
-#pragma omp simd reduction(+ : k, s1, s2) reduction(min : mn) reduction(max : mx)
-          for (int64_t j = b0; j < b1; ++j) {
-            const float d = v[j] - tau;
-            const bool in = d > 0.f;
-            const float dp = in ? d : 0.f;
-            k += in ? 1.f : 0.f;
-            s1 += dp;
-            s2 += dp * dp;
-            mn = std::min(mn, in ? d : kInf);
-            mx = std::max(mx, in ? -kInf : d);
-          }
-          st.k += k, st.s1 += s1, st.s2 += s2;
-          st.min_in = std::min(st.min_in, mn);
-          st.max_out = std::max(st.max_out, mx);
+          add_block_support(v + b0, std::min(n, b0 + kSumBlock) - b0, 0.f, 1.f, tau, st);
         }
         if (tau_search_step(st, square, s.search[r])) break;
       }
@@ -442,23 +450,7 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
         if (!s.active[r] || !candidate(r, t)) continue;
         const float* z = s.s.data() + r * kBk;
         const int64_t cnt = g.visible(a.pos0 + r, t * kBk);
-        const float m = s.m[r], tau = s.search[r].tau;
-        float k = 0.f, s1 = 0.f, s2 = 0.f, mn = kInf, mx = -kInf;
-#pragma omp simd reduction(+ : k, s1, s2) reduction(min : mn) reduction(max : mx)
-        for (int64_t j = 0; j < cnt; ++j) {
-          const float d = (z[j] - m) * half - tau;
-          const bool in = d > 0.f;
-          const float dp = in ? d : 0.f;
-          k += in ? 1.f : 0.f;
-          s1 += dp;
-          s2 += dp * dp;
-          mn = std::min(mn, in ? d : kInf);
-          mx = std::max(mx, in ? -kInf : d);
-        }
-        SupportStats& st = s.stats[r];
-        st.k += k, st.s1 += s1, st.s2 += s2;
-        st.min_in = std::min(st.min_in, mn);
-        st.max_out = std::max(st.max_out, mx);
+        add_block_support(z, cnt, s.m[r], half, s.search[r].tau, s.stats[r]);
       }
     }
     for (int64_t r = 0; r < nr; ++r) {
