@@ -9,9 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
-#include <dnnl.hpp>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -171,25 +169,9 @@ bool claim_is_live(const std::string& owner, double age_s, double stale_after_s)
   if (owner.empty() || owner == this_process_owner() || age_s > stale_after_s) return false;
   const size_t colon = owner.rfind(':');
   if (colon == std::string::npos) return false;
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  if (owner.substr(0, colon) != host) return true;  // another machine: the heartbeat decides
+  if (owner.substr(0, colon) != host_name()) return true;  // another machine: the heartbeat decides
   const long pid = std::strtol(owner.c_str() + colon + 1, nullptr, 10);
   return pid > 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
-}
-
-const char* isa_name(dnnl::cpu_isa isa) {
-  switch (isa) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
-  }
 }
 
 // ",?,?": n more placeholders of an INSERT.
@@ -224,47 +206,6 @@ std::string utc_now_iso() {
   std::ostringstream os;
   os << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
   return os.str();
-}
-
-std::string this_process_owner() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(getpid());
-}
-
-// "NAME (CPU MODEL, N CPUs)": host names of lent or virtual machines are often the same ("vm"),
-// so the processor says which machine ran a run.
-static std::string machine_description() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  std::string model;
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; model.empty() && std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
-      model = line.substr(line.find(':') + 1);
-      model.erase(0, model.find_first_not_of(" \t"));
-    }
-  }
-  std::ostringstream os;
-  os << host << " (" << (model.empty() ? "unknown CPU" : model) << ", "
-     << std::thread::hardware_concurrency() << " CPUs)";
-  return os.str();
-}
-
-Provenance Provenance::current(int threads) {
-  Provenance p;
-  p.git_commit = lb::git_commit();
-  p.git_dirty = lb::git_dirty();
-  p.lengthbench_version = lb::lengthbench_version();
-  p.compiler = compiler_version();
-  const dnnl_version_t* v = dnnl_version();
-  std::ostringstream os;
-  os << v->major << "." << v->minor << "." << v->patch << " (" << v->hash << ")";
-  p.onednn_version = os.str();
-  p.onednn_isa = isa_name(dnnl::get_effective_cpu_isa());
-  p.host = machine_description();
-  p.threads = threads;
-  return p;
 }
 
 const char* run_status_name(RunStatus s) {

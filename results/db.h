@@ -177,6 +177,9 @@ MergeReport merge_databases(const std::string& out, const std::vector<std::strin
 
 std::string utc_now_iso();
 
+// This machine's host name (gethostname).
+std::string host_name();
+
 // "host:pid" of this process: the owner recorded by ResultsDb::claim_run.
 std::string this_process_owner();
 
