@@ -1,11 +1,9 @@
 #include "results/db.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
