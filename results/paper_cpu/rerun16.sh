@@ -2,7 +2,7 @@
 # The from-scratch rerun of harness/suites/paper_cpu.json on the lent 16-core machine, chained
 # over device calls of at most 10 minutes (results/paper_cpu/rerun16.md says what it showed).
 #
-#   out/rerun16.sh LIMIT_S
+#   results/paper_cpu/rerun16.sh LIMIT_S   (from the repository root, the bundle in out/bundle)
 #
 # Runs `lengthbench run harness/suites/paper_cpu.json --jobs 16 --threads-per-run 1` into
 # /tmp/rr/rerun.sqlite for at most LIMIT_S seconds; at the limit every run saves its checkpoint
