@@ -251,6 +251,21 @@ TEST_CASE("results: merging shards equals one database, is idempotent, and repor
             .getDouble() == 0.1);
 }
 
+TEST_CASE("results: merge reports a finished run whose checkpoint-selection scores differ") {
+  const std::string out = temp_db("sel_out"), a = temp_db("sel_a"), b = temp_db("sel_b");
+  const std::vector<testing::TestEval> evals = {{64, 1.0, 1.0, false}};
+  {
+    ResultsDb da(a, ResultsDb::Mode::kReadWrite), db(b, ResultsDb::Mode::kReadWrite);
+    testing::add_finished_run(da, "r", "softmax", 0, 1e-3, 0.5, evals, 0.5, {"", {{100, 0.25}}, -1});
+    testing::add_finished_run(db, "r", "softmax", 0, 1e-3, 0.5, evals, 0.5, {"", {{100, 0.26}}, -1});
+  }
+  CHECK(merge_databases(out, {a}).runs_added == 1);
+  CHECK(merge_databases(out, {a}).conflicts.empty());  // the same copy again: no conflict
+  const MergeReport rep = merge_databases(out, {b});   // only the selection loss differs
+  REQUIRE(rep.conflicts.size() == 1);
+  CHECK(rep.conflicts[0].find("r: 1 selection-evaluation rows differ") == 0);
+}
+
 // results/testdata/*_v1.sqlite: the small16 and copy16 databases as committed at schema version 1
 // (before results/{small16,copy16} were upgraded and rerun), kept as upgrade fixtures.
 TEST_CASE("results: committed version-1 databases are upgraded in place, every row kept") {

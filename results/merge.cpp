@@ -50,7 +50,7 @@ std::string difference(SQLite::Database& db, const std::string& key) {
     return "config hash " + h.getColumn(0).getString() + " vs " + h.getColumn(1).getString();
   }
   // Every row that holds results: evaluations, training curves (not their timings, which differ
-  // between machines) and attention statistics. Timing columns and paths are left out.
+  // between machines), checkpoint-selection scores and attention statistics. Timing columns and paths are left out.
   // The keys and counts named here, then every metric of the table (results/metrics.h).
   struct Compared {
     const char* table;
@@ -60,6 +60,8 @@ std::string difference(SQLite::Database& db, const std::string& key) {
   const Compared compared[] = {
       {"evals", "ckpt, split, length, status, samples" + metric_columns(kInEvals), "evaluation"},
       {"train_metrics", "step, loss, lr, grad_norm", "training"},
+      {"selection_evals", "step, split, length, samples, exact_match, token_accuracy, loss",
+       "selection-evaluation"},
       {"attn_stats", "ckpt, split, length, layer, head, queries" + metric_columns(kInAttn),
        "attention-statistics"}};
   for (const Compared& c : compared) {
