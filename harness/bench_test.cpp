@@ -1,5 +1,6 @@
-// `lengthbench bench train` through the real binary: the interleaved rounds' JSON (every
-// configuration, a measurement per round, ratios paired to the first row) and its one-line errors.
+// `lengthbench bench train` and `bench eval --checkpoint` through the real binary: the
+// interleaved rounds' JSON (every configuration, a measurement per round, ratios paired to the
+// first row), the checkpoint rows with their tile statistics, and the one-line errors.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 
@@ -65,4 +66,70 @@ TEST_CASE("bench train: bad input is one line naming the value, exit code 2") {
   CHECK(run_lengthbench("bench train --task sort --peer peer.py", &out) == 2);
   CHECK(out.find("--peer compares on the peer's copy batches") != std::string::npos);
   CHECK(out.find("not task 'sort'") != std::string::npos);
+}
+
+namespace {
+
+// A one-step checkpoint of the tiny model (head_dim 16, so the blocked prefill takes it) with
+// ASEntmax on `task` with `params` (a JSON object), in a fresh temporary directory.
+std::string tiny_checkpoint(const std::string& name, const std::string& task,
+                            const std::string& params) {
+  const auto tmp = std::filesystem::temp_directory_path();
+  const auto cfg = tmp / ("lb_bench_test_" + name + ".json");
+  const auto dir = tmp / ("lb_bench_test_" + name + "_ckpt");
+  std::filesystem::remove_all(dir);
+  std::ofstream(cfg) << R"({"model": {"preset": "tiny", "head_dim": 16}, "train": {"task": ")"
+                     << task << R"(", "task_params": )" << params << "}}";
+  std::string out;
+  REQUIRE(run_lengthbench("train --config " + cfg.string() + " --attention asentmax --steps 1" +
+                              " --batch 2 --threads 1 --out " + dir.string(),
+                          &out) == 0);
+  std::filesystem::remove(cfg);
+  return dir.string();
+}
+
+}  // namespace
+
+TEST_CASE("bench eval: --checkpoint rows name the checkpoint and carry the tile statistics") {
+  const std::string dir = tiny_checkpoint("copy", "copy", R"({"seq_len": "8", "vary_len": "2"})");
+  std::string out;
+  REQUIRE(run_lengthbench("bench eval --checkpoint " + dir +
+                              " --lengths 256 --threads 1 --prefill blocked,plain --json",
+                          &out) == 0);
+  const auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  REQUIRE(j["checkpoints"].size() == 1);
+  CHECK(j["checkpoints"][0]["task"] == "copy");
+  REQUIRE(j["runs"].size() == 2);
+  for (const auto& r : j["runs"]) {
+    CAPTURE(r.dump());
+    CHECK(r["checkpoint"] == dir);
+    CHECK(r["attention"] == "asentmax");
+    if (r["prefill"] == "blocked") {
+      CHECK(r["tile_stats"]["units"].get<int64_t>() > 0);
+      CHECK(r["tiles_visited_fraction"].get<double>() > 0);
+      CHECK(r["tiles_visited_fraction"].get<double>() <= 1);
+    } else {  // the plain prefill has no tiles
+      CHECK(r["tiles_visited_fraction"].is_null());
+      CHECK(r["tile_stats"].is_null());
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("bench eval: --checkpoint bad input is one line naming the value, exit code 2") {
+  // local_count with runs of up to 200 holds no block below length 101.
+  const std::string dir = tiny_checkpoint(
+      "local_count", "local_count", R"({"seq_len": "200", "vary_len": "8", "max_reps": "200"})");
+  std::string out;
+  CHECK(run_lengthbench("bench eval --checkpoint " + dir + " --attention softmax", &out) == 2);
+  CHECK(out ==
+        "lengthbench: error: --attention is not allowed with --checkpoint (each checkpoint's "
+        "config names its normalizer)\n");
+  CHECK(run_lengthbench("bench eval --checkpoint " + dir + " --lengths 64", &out) == 2);
+  CHECK(out == "lengthbench: error: --checkpoint '" + dir +
+                   "': task local_count has no test sample at length 64: local_count: length 64 "
+                   "holds no block of up to max_reps 200 (need length >= 101)\n");
+  CHECK(run_lengthbench("bench eval --checkpoint ," + dir, &out) == 2);
+  CHECK(out == "lengthbench: error: --checkpoint '," + dir + "' has an empty entry\n");
+  std::filesystem::remove_all(dir);
 }

@@ -32,6 +32,26 @@ constexpr int64_t kCandidateCap = int64_t(1) << 20;  // floats (4 MiB)
 std::atomic<int64_t> candidate_cap{kCandidateCap};
 static_assert(kBk % 64 == 0, "score micro-kernel works on 64 columns");
 
+// The totals behind blocked_tile_stats(): one atomic per field of BlockedTileStats, in this order.
+constexpr int64_t BlockedTileStats::*kTileFields[] = {&BlockedTileStats::units,
+                                                      &BlockedTileStats::tiles,
+                                                      &BlockedTileStats::tiles_visited,
+                                                      &BlockedTileStats::row_tiles,
+                                                      &BlockedTileStats::row_tiles_support,
+                                                      &BlockedTileStats::rows,
+                                                      &BlockedTileStats::rows_buffered,
+                                                      &BlockedTileStats::threshold_passes,
+                                                      &BlockedTileStats::tiles_recomputed};
+constexpr size_t kTileFieldCount = sizeof(kTileFields) / sizeof(kTileFields[0]);
+static_assert(sizeof(BlockedTileStats) == kTileFieldCount * sizeof(int64_t), "a field is missing");
+std::atomic<int64_t> tile_totals[kTileFieldCount];
+
+void add_tile_stats(const BlockedTileStats& unit) {
+  for (size_t f = 0; f < kTileFieldCount; ++f) {
+    tile_totals[f].fetch_add(unit.*kTileFields[f], std::memory_order_relaxed);
+  }
+}
+
 inline float widen(uint16_t h) {
   const uint32_t u = static_cast<uint32_t>(h) << 16;
   float f;
@@ -363,6 +383,8 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
   using namespace entmax_tau;
   const int64_t nr = a.nr, D = a.D, T = g.tiles;
   const float half = square ? 0.5f : 1.0f;
+  BlockedTileStats count;  // this unit's tile statistics, added to the totals at its end
+  count.units = 1, count.tiles = T, count.rows = nr;
   // (1) max pass; it also keeps, in each row's slice of the candidate buffer, the raw scores
   // above the running max − 1/(α−1) (a superset of the final candidates) until the slice is full.
   const int64_t slice = candidate_cap.load(std::memory_order_relaxed) / nr;
@@ -399,6 +421,7 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
     s.search[r] = tau_search_start(a.pos0 + r + 1, square);
     s.active[r] = 1;
     if (s.cand_at[r] < 0) continue;
+    ++count.rows_buffered;
     float* v = s.cand.data() + s.cand_at[r];
     int64_t c = 0;
     for (int64_t j = 0; j < s.cand_n[r]; ++j) {  // to the shifted scaled domain, compacted
@@ -441,10 +464,12 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
       if (s.active[r]) s.stats[r] = SupportStats{}, any = true;
     }
     if (!any) break;
+    ++count.threshold_passes;
     for (int64_t t = 0; t < T; ++t) {
       bool need = false;
       for (int64_t r = 0; r < nr && !need; ++r) need = s.active[r] && candidate(r, t);
       if (!need) continue;
+      ++count.tiles_recomputed;
       tile_scores(a, s, t, g);
       for (int64_t r = 0; r < nr; ++r) {
         if (!s.active[r] || !candidate(r, t)) continue;
@@ -465,6 +490,7 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
       need = (s.tmax[r * T + t] - s.m[r]) * half - s.search[r].tau > 0.f;
     }
     if (!need) continue;
+    ++count.tiles_visited;
     const int64_t j0 = t * kBk;
     const int64_t bk = tile_scores(a, s, t, g);
     for (int64_t r = 0; r < nr; ++r) {
@@ -491,6 +517,14 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
     float* o = a.out + r * a.ldo;
     for (int64_t d = 0; d < D; ++d) o[d] = acc[d] * sc;
   }
+  for (int64_t r = 0; r < nr; ++r) {  // row r sees the tiles 0 .. (pos0 + r) / kBk
+    const int64_t seen = (a.pos0 + r) / kBk + 1;
+    count.row_tiles += seen;
+    for (int64_t t = 0; t < seen; ++t) {  // the output pass's test, for this row alone
+      count.row_tiles_support += (s.tmax[r * T + t] - s.m[r]) * half - s.search[r].tau > 0.f;
+    }
+  }
+  add_tile_stats(count);
 }
 
 // Row r's full score row z (n = pos0 + r + 1) through the same tile products.
@@ -521,6 +555,18 @@ bool prepare(const BlockedAttention& a, Scratch& s, Geometry& g) {
 }
 
 }  // namespace
+
+BlockedTileStats blocked_tile_stats() {
+  BlockedTileStats out;
+  for (size_t f = 0; f < kTileFieldCount; ++f) {
+    out.*kTileFields[f] = tile_totals[f].load(std::memory_order_relaxed);
+  }
+  return out;
+}
+
+void reset_blocked_tile_stats() {
+  for (auto& total : tile_totals) total.store(0, std::memory_order_relaxed);
+}
 
 int64_t set_blocked_candidate_cap(int64_t floats) {
   return candidate_cap.exchange(floats < 0 ? kCandidateCap : floats);

@@ -72,6 +72,25 @@ void blocked_attention(const BlockedAttention& a);
 // every row through the recomputing threshold passes. Returns the previous value.
 int64_t set_blocked_candidate_cap(int64_t floats);
 
+// Tile statistics of the α-entmax units (issue 14): totals over every blocked_attention call since
+// the last reset_blocked_tile_stats(), on all threads. Each unit counts locally and adds its counts
+// once at its end (relaxed atomics); the outputs do not depend on them. Softmax-family units, which
+// visit every tile by construction, are not counted. A unit's key tiles are those of its last row
+// (positions 0 .. pos0 + nr − 1): one max pass over them, then the passes counted here.
+struct BlockedTileStats {
+  int64_t units = 0;              // α-entmax units
+  int64_t tiles = 0;              // Σ key tiles causally available to a unit
+  int64_t tiles_visited = 0;      // ... that the output pass scored (a support member of some row)
+  int64_t row_tiles = 0;          // Σ over rows: key tiles holding a key the row sees
+  int64_t row_tiles_support = 0;  // ... holding a member of that row's own support
+  int64_t rows = 0;               // α-entmax rows
+  int64_t rows_buffered = 0;      // ... whose τ was searched in the candidate buffer
+  int64_t threshold_passes = 0;   // recomputing threshold passes (for the other rows)
+  int64_t tiles_recomputed = 0;   // key tiles those passes scored again
+};
+BlockedTileStats blocked_tile_stats();
+void reset_blocked_tile_stats();
+
 // The plain twin (test reference): every row scored in full, normalize_forward, weights × V.
 void plain_attention(const BlockedAttention& a);
 

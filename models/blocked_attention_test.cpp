@@ -2,7 +2,7 @@
 // every supported normalizer, head_dim, KV storage and ragged block geometry; the inference
 // engine's blocked prefill against its plain path (InferenceOptions::blocked = false) for every
 // normalizer × position encoding at lengths that are not multiples of the tile — logits, greedy
-// tokens and observed attention rows.
+// tokens and observed attention rows. The tile statistics on units whose supports are known.
 #include "models/blocked_attention.h"
 
 #include <doctest/doctest.h>
@@ -91,6 +91,85 @@ TEST_CASE("blocked attention: which normalizers are tiled") {
   CHECK_FALSE(blocked_attention_supports(normalizer_from_name("stickbreaking"), 32));
   CHECK_FALSE(blocked_attention_supports(normalizer_from_name("adaptive_temperature"), 32));
   CHECK_FALSE(blocked_attention_supports(normalizer_from_name("softmax"), 8));
+}
+
+// One unit of 8 rows at positions 632 .. 639 over 640 keys (5 tiles, all visible to every row),
+// D = 16, no bias. Sparse: only the keys of tile 2 match the query (score 8, the rest 0), so
+// every row's support is tile 2 alone. Flat: every score is 0, so every key is in the support.
+struct TileCase {
+  static constexpr int64_t kD = 16, kRows = 8, kKeys = 5 * kKeyTile, kPos0 = kKeys - kRows;
+  std::vector<float> q = std::vector<float>(kRows * kD, 0.f);  // (kRows, kD)
+  std::vector<float> k = std::vector<float>(kKeys * kD, 0.f);  // (kKeys, kD)
+  std::vector<float> v = testing::random_vec(kKeys * kD, 7);   // (kKeys, kD)
+  std::vector<float> scale = std::vector<float>(kRows, 1.f);   // (kRows)
+  explicit TileCase(bool sparse) {
+    for (int64_t r = 0; r < kRows; ++r) q[r * kD] = 8.f;
+    for (int64_t j = 2 * kKeyTile; j < 3 * kKeyTile && sparse; ++j) k[j * kD] = 1.f;
+  }
+  BlockedAttention unit(const NormalizerSpec& spec, float* dst) const {
+    BlockedAttention a;
+    a.spec = &spec, a.D = kD, a.nr = kRows, a.pos0 = kPos0, a.q = q.data(), a.ldq = kD;
+    a.scale = scale.data(), a.inv_sqrt_d = 1.f, a.k32 = k.data(), a.v32 = v.data();
+    a.out = dst, a.ldo = kD;
+    return a;
+  }
+};
+
+TEST_CASE("blocked attention: tile statistics of the entmax passes (known supports)") {
+  for (const char* name : {"sparsemax", "entmax", "asentmax"}) {
+    const NormalizerSpec spec = normalizer_from_name(name);
+    for (bool sparse : {true, false}) {
+      for (int64_t cap : {-1, 0}) {  // candidates searched in the buffer, or tiles recomputed
+        CAPTURE(name);
+        CAPTURE(sparse);
+        CAPTURE(cap);
+        const TileCase c(sparse);
+        std::vector<float> out(TileCase::kRows * TileCase::kD), ref(out.size());
+        set_blocked_candidate_cap(cap);
+        reset_blocked_tile_stats();
+        blocked_attention(c.unit(spec, out.data()));
+        const BlockedTileStats st = blocked_tile_stats();
+        set_blocked_candidate_cap(-1);
+        plain_attention(c.unit(spec, ref.data()));
+        testing::check_close(out, ref, 1e-4, 1e-4, "out");  // the case is what it claims
+        CHECK(st.units == 1);
+        CHECK(st.tiles == 5);
+        CHECK(st.rows == TileCase::kRows);
+        CHECK(st.row_tiles == 5 * TileCase::kRows);
+        // Sparse: the output pass visits tile 2 alone (1 of 5); flat: all 5.
+        CHECK(st.tiles_visited == (sparse ? 1 : 5));
+        CHECK(st.row_tiles_support == (sparse ? 1 : 5) * TileCase::kRows);
+        if (cap < 0) {
+          CHECK(st.rows_buffered == TileCase::kRows);
+          CHECK(st.threshold_passes == 0);
+          CHECK(st.tiles_recomputed == 0);
+        } else {  // every pass recomputes the tiles holding candidates: tile 2, or all 5
+          CHECK(st.rows_buffered == 0);
+          CHECK(st.threshold_passes >= 1);
+          CHECK(st.tiles_recomputed == (sparse ? 1 : 5) * st.threshold_passes);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("blocked attention: tile statistics add up over threads; softmax is not counted") {
+  const NormalizerSpec asentmax = normalizer_from_name("asentmax");
+  const NormalizerSpec softmax = normalizer_from_name("softmax");
+  const TileCase c(true);
+  reset_blocked_tile_stats();
+  std::vector<std::vector<float>> outs(8, std::vector<float>(TileCase::kRows * TileCase::kD));
+#pragma omp parallel for num_threads(2) schedule(dynamic, 1)
+  for (int64_t u = 0; u < 8; ++u) blocked_attention(c.unit(asentmax, outs[u].data()));
+  blocked_attention(c.unit(softmax, outs[0].data()));
+  const BlockedTileStats st = blocked_tile_stats();
+  CHECK(st.units == 8);
+  CHECK(st.tiles == 8 * 5);
+  CHECK(st.tiles_visited == 8);
+  CHECK(st.row_tiles_support == 8 * TileCase::kRows);
+  reset_blocked_tile_stats();
+  CHECK(blocked_tile_stats().units == 0);
+  CHECK(blocked_tile_stats().tiles_visited == 0);
 }
 
 ModelConfig small_config(const NormalizerSpec& spec, PosEncoding pe, int64_t layers) {
