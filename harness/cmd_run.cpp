@@ -130,6 +130,7 @@ int cmd_run(int argc, char** argv) {
   if (jobs > 1) {
     JobsOptions jo;
     jo.suite_path = suite_path;
+    jo.sets = sets;
     jo.db_path = db_path;
     jo.checkpoint_root = checkpoints.empty() ? db_path + ".checkpoints" : checkpoints;
     jo.jobs = jobs;
@@ -142,6 +143,7 @@ int cmd_run(int argc, char** argv) {
     if (t.interrupted) return 130;
     return t.failed > 0 ? 1 : 0;
   }
+  install_stop_handlers();  // before any other thread exists
   set_num_threads(threads);
   ResultsDb db(db_path, ResultsDb::Mode::kReadWrite);
   RunnerOptions ro;
@@ -150,7 +152,6 @@ int cmd_run(int argc, char** argv) {
   ro.progress_bar = isatty(STDERR_FILENO);
   ro.progress_every_s = progress_every;
   ro.force = vm.count("force") > 0;
-  install_stop_handlers();
   const SuiteTotals t = run_suite(runs, db, ro, std::cerr);
   std::cout << suite.name << ": " << t.done << " done, " << t.skipped << " already done, "
             << t.failed << " failed"

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -51,10 +53,27 @@ std::string exact_key_regex(const std::string& key) {
 
 namespace {
 
-volatile std::sig_atomic_t g_signals = 0;  // SIGINT/SIGTERM received by the parent
+// Stop requests received by the parent: 1 after the first SIGINT/SIGTERM, 2 after one that comes
+// at least kRepeatMs later. A signal sent to the process group reaches the parent more than once
+// at the same moment (GNU timeout signals its child and then the child's group; a terminal's
+// Ctrl-C reaches every process of the group): those count as one request, so only a deliberate
+// second Ctrl-C kills the children.
+volatile std::sig_atomic_t g_signals = 0;
+std::atomic<int64_t> g_first_signal_ms{-1};  // CLOCK_MONOTONIC of the first request
+constexpr int64_t kRepeatMs = 1000;
+static_assert(std::atomic<int64_t>::is_always_lock_free, "used in a signal handler");
 
 extern "C" void lb_jobs_on_signal(int) {
-  g_signals = g_signals + 1;
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // async-signal-safe
+  const int64_t now = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  const int64_t first = g_first_signal_ms.load();
+  if (first < 0) {
+    g_first_signal_ms.store(now);
+    g_signals = 1;
+  } else if (now - first >= kRepeatMs) {
+    g_signals = 2;
+  }
   stop_requested() = true;
 }
 
@@ -381,6 +400,7 @@ SuiteTotals run_jobs(const std::vector<RunSpec>& runs, const JobsOptions& opts,
         args.end(),
         {"run", opts.suite_path, "--db", c.shard, "--filter", exact_key_regex(r.key), "--threads",
          std::to_string(opts.threads_per_run), "--checkpoints", opts.checkpoint_root});
+    for (const std::string& set : opts.sets) args.insert(args.end(), {"--set", set});
     if (opts.force) args.push_back("--force");
     std::ofstream(c.log, std::ios::app)
         << "# " << utc_now_iso() << " lengthbench run --jobs: " << r.key << "\n";
@@ -394,8 +414,9 @@ SuiteTotals run_jobs(const std::vector<RunSpec>& runs, const JobsOptions& opts,
     const std::string& key = c.run->key;
     std::string why;    // a failure the child could not record itself
     bool ours = false;  // stopped by us: resumable, not a failure
-    if (WIFSIGNALED(wstatus)) {
-      ours = killed && WTERMSIG(wstatus) == SIGKILL;
+    if (WIFSIGNALED(wstatus) && killed && WTERMSIG(wstatus) == SIGKILL) {
+      ours = true;  // killed on a second request: resumes from its last checkpoint
+    } else if (WIFSIGNALED(wstatus)) {
       why = std::string("the run's process was killed by signal ") +
             std::to_string(WTERMSIG(wstatus)) + " (" + strsignal(WTERMSIG(wstatus)) + ")";
     } else if (WEXITSTATUS(wstatus) == 130) {
@@ -430,7 +451,8 @@ SuiteTotals run_jobs(const std::vector<RunSpec>& runs, const JobsOptions& opts,
     } else if (ours && why.empty()) {
       totals.interrupted = true;
       progress.interrupted();
-      progress.event("stopped " + key + " (" + took + "); a rerun resumes it");
+      progress.event((WIFSIGNALED(wstatus) ? "killed " : "stopped ") + key + " (" + took +
+                     "); a rerun resumes it");
     } else {
       if (why.empty()) why = "its process ended without finishing the run: " + last_line(c.log);
       ++totals.failed;

@@ -25,6 +25,7 @@ namespace lb {
 
 struct JobsOptions {
   std::string suite_path;       // the suite file the children load
+  std::vector<std::string> sets;  // `run --set PATH=VALUE` overrides, passed on to every child
   std::string db_path;          // the results database R
   std::string checkpoint_root;  // shared by every child (as in a serial run)
   int jobs = 1;                 // runs at once

@@ -85,11 +85,13 @@ int64_t count(const std::string& db_path, const std::string& sql) {
   }
 }
 
-// Starts the binary (stderr to `log`); waits for it unless `child` is given.
+// Starts the binary (stderr to `log`); waits for it unless `child` is given. With `own_group`
+// it leads a process group of its own (its children join it), as a shell job does.
 int run_binary(const std::vector<std::string>& args, const std::string& log,
-               pid_t* child = nullptr) {
+               pid_t* child = nullptr, bool own_group = false) {
   const pid_t pid = fork();
   if (pid == 0) {
+    if (own_group) setpgid(0, 0);
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -221,6 +223,58 @@ TEST_CASE(
   // Done runs leave no shard database behind.
   for (const auto& e : fs::directory_iterator(r + ".shards"))
     CHECK(e.path().extension() != ".sqlite");
+  fs::remove_all(dir);
+}
+
+TEST_CASE(
+    "jobs: SIGTERM to the whole process group (as timeout and Ctrl-C send it) stops every run "
+    "cleanly: the parent counts one request, no child is killed or failed") {
+  const fs::path dir = temp_dir("group");
+  json j = tiny_suite(4000, 1);  // two runs that train until stopped
+  const std::string suite = write_suite(dir, j);
+  const std::string r = (dir / "r.sqlite").string(), log = (dir / "log").string();
+  pid_t parent = 0;
+  run_binary({LB_BINARY, "run", suite, "--db", r, "--jobs", "2", "--threads-per-run", "1"}, log,
+             &parent, true);
+  // Both children train (each has written a training row to its shard).
+  REQUIRE(wait_for([&] {
+    int with_rows = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(r + ".shards", ec)) {
+      try {
+        if (e.path().extension() == ".sqlite" &&
+            count(e.path().string(), "SELECT count(*) FROM train_metrics") > 0) {
+          ++with_rows;
+        }
+      } catch (const std::exception&) {  // a shard still being created
+      }
+    }
+    return with_rows == 2;
+  }));
+  // timeout(1) signals its child, then the child's group: the parent twice, each child twice
+  // (and once more from the parent).
+  kill(parent, SIGTERM);
+  kill(-parent, SIGTERM);
+  CHECK(wait_exit(parent) == 130);
+  const std::string out = read_file(log);
+  CHECK(out.find("FAILED") == std::string::npos);
+  CHECK(out.find("killed") == std::string::npos);
+  CHECK(out.find("0 done, 0 already done, 0 failed, interrupted") != std::string::npos);
+  CHECK(count(r, "SELECT count(*) FROM runs WHERE status = 'running'") == 2);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("jobs: --set reaches every child (the runs train with the overridden config)") {
+  const fs::path dir = temp_dir("set");
+  const std::string suite = write_suite(dir, tiny_suite(24, 1));
+  const std::string r = (dir / "r.sqlite").string(), log = (dir / "log").string();
+  REQUIRE(run_binary({LB_BINARY, "run", suite, "--db", r, "--jobs", "2", "--threads-per-run", "1",
+                      "--set", "train.steps=8"},
+                     log) == 0);
+  CHECK(count(r, "SELECT count(*) FROM runs WHERE status = 'done'") == 2);
+  CHECK(count(r, "SELECT max(step) FROM train_metrics") == 8);
+  CHECK(count(r, "SELECT count(*) FROM runs WHERE json_extract(config_json, '$.train.steps') = 8") ==
+        2);
   fs::remove_all(dir);
 }
 

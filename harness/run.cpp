@@ -1,5 +1,7 @@
 #include "harness/run.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -35,9 +37,30 @@ std::atomic<bool>& stop_requested() {
 
 extern "C" void lb_on_stop_signal(int) { stop_requested() = true; }
 
+// SIGINT/SIGTERM are taken by a thread of their own that waits for them (sigwait); the calling
+// thread blocks them, and so does every thread started after it (threads inherit the mask). So a
+// signal never interrupts a compute thread: oneDNN's JIT kernels can run with their stack pointer
+// in a heap block (valgrind: "client switching stacks"), and a signal frame pushed there (several
+// KiB of AVX-512, on AMX machines more) overwrote the heap — a SIGTERM during training aborted the
+// run with "corrupted size vs. prev_size". The handler stays installed for a thread started
+// before this call: there it sets the flag as before, instead of the default action.
 void install_stop_handlers() {
-  std::signal(SIGINT, lb_on_stop_signal);
-  std::signal(SIGTERM, lb_on_stop_signal);
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::signal(SIGINT, lb_on_stop_signal);
+    std::signal(SIGTERM, lb_on_stop_signal);
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, nullptr);
+    std::thread([stops] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&stops, &sig) == 0) stop_requested() = true;
+      }
+    }).detach();
+  });
 }
 
 namespace {
@@ -169,7 +192,10 @@ void test_signal_point(const char* point) {
   }
   if (n != std::atoll(s.c_str() + at + 1)) return;
   const std::string sig = s.substr(colon + 1);
-  std::raise(sig == "KILL" ? SIGKILL : sig == "TERM" ? SIGTERM : SIGINT);
+  // As a signal from outside would: to the process (this thread blocks INT and TERM). The flag
+  // is also set here, so the run stops at this point, not whenever the signal thread wakes.
+  if (sig != "KILL") stop_requested() = true;
+  kill(getpid(), sig == "KILL" ? SIGKILL : sig == "TERM" ? SIGTERM : SIGINT);
 }
 
 // Refreshes the claim's heartbeat every `every` from its own connection while a run is held,

@@ -52,6 +52,8 @@ enum class RunOutcome { kSkipped, kDone, kFailed, kInterrupted, kBusy };
 
 // Set by SIGINT/SIGTERM: the current run saves its checkpoint and stops (status stays 'running').
 std::atomic<bool>& stop_requested();
+// Routes SIGINT/SIGTERM to stop_requested() through a signal thread (run.cpp says why); call it
+// before the process starts other threads (OpenMP, oneDNN). Idempotent.
 void install_stop_handlers();
 
 RunOutcome run_one(const RunSpec& run, ResultsDb& db, const RunnerOptions& opts, std::ostream& log);

@@ -5,6 +5,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -198,6 +199,38 @@ TEST_CASE("run: selection stores every evaluation and chooses by exact match, to
         doctest::Approx(best.token_accuracy));
   CHECK(db.sql().execAndGet("SELECT count(*) FROM v_selection WHERE chosen").getInt() == 1);
   fs::remove_all(dir);
+}
+
+TEST_CASE("install_stop_handlers: INT and TERM are blocked here and reach stop_requested() "
+          "through the signal thread") {
+  stop_requested() = false;
+  install_stop_handlers();
+  install_stop_handlers();  // idempotent
+  sigset_t mask;
+  REQUIRE(pthread_sigmask(SIG_BLOCK, nullptr, &mask) == 0);
+  CHECK(sigismember(&mask, SIGINT) == 1);
+  CHECK(sigismember(&mask, SIGTERM) == 1);
+  // A thread started now inherits the mask: no handler runs on a compute thread.
+  int inherited = 0;
+  std::thread([&] {
+    sigset_t m;
+    pthread_sigmask(SIG_BLOCK, nullptr, &m);
+    inherited = sigismember(&m, SIGTERM);
+  }).join();
+  CHECK(inherited == 1);
+  kill(getpid(), SIGTERM);  // the process survives; the flag is set by the signal thread
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!stop_requested() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(stop_requested());
+  stop_requested() = false;
+  // Children this test binary starts later inherit the mask across exec: unblock for them.
+  sigset_t stops;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGINT);
+  sigaddset(&stops, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &stops, nullptr);
 }
 
 TEST_CASE("selection_better: a tie at 100% is broken by the lower loss, then the later step") {
