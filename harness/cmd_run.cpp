@@ -2,6 +2,7 @@
 // script that runs the shards of a suite, then merges them).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
@@ -43,11 +44,13 @@ int cmd_run(int argc, char** argv) {
       ("db", po::value(&db_path), "results database (created if missing)")
       ("filter", po::value(&filter), "only runs whose key matches this regular expression")
       ("shard", po::value(&shard), "i/n: only shard i of n (each shard writes its own database)")
-      ("threads", po::value(&threads), "threads per run (default: all cores)")
+      ("threads", po::value(&threads), "threads per run; alone (no --jobs), one run at a time "
+                                       "in this process")
       ("jobs", po::value(&jobs), "runs at once, one process each, each into its own shard "
-                                 "(DB.shards/), merged into DB as it ends (default 1: in this process)")
+                                 "(DB.shards/), merged into DB as it ends; 1: one at a time in this "
+                                 "process (default: one per CPU, at most the runs left to do)")
       ("threads-per-run", po::value(&threads_per_run), "threads of each run with --jobs N "
-                                                       "(default: --threads, else max(1, cores / N))")
+                                                       "(default: --threads, else max(1, CPUs / N))")
       ("checkpoints", po::value(&checkpoints), "checkpoint directory (default: DB path + .checkpoints)")
       ("progress-every", po::value(&progress_every),
        "without a terminal: one progress line at most every this many seconds (default 30)")
@@ -123,6 +126,24 @@ int cmd_run(int argc, char** argv) {
   if (vm.count("threads-per-run")) {
     LB_REQUIRE(threads_per_run >= 1 && threads_per_run <= 1024,
                "--threads-per-run " << threads_per_run << " must be in [1, 1024]");
+  }
+  if (!vm.count("jobs") && !vm.count("threads")) {
+    // The default: every CPU busy with a run of its own (default_jobs, jobs.h).
+    int64_t left = static_cast<int64_t>(runs.size());
+    if (left > 1 && !vm.count("force") && fs::exists(db_path)) {
+      try {
+        const ResultsDb db(db_path, ResultsDb::Mode::kReadOnly);
+        left = std::count_if(runs.begin(), runs.end(),
+                             [&](const RunSpec& r) { return run_state(r, db) != "done"; });
+      } catch (const std::exception&) {
+        // Another process is creating it, or it needs `upgrade`: count every run; the runner
+        // that opens it for writing says what is wrong.
+      }
+    }
+    jobs = default_jobs(left, threads_per_run);
+    threads = default_threads_per_run(jobs);
+  }
+  if (vm.count("threads-per-run")) {
     threads = threads_per_run;
   } else if (jobs > 1 && !vm.count("threads")) {
     threads = default_threads_per_run(jobs);
@@ -167,7 +188,7 @@ int cmd_run(int argc, char** argv) {
 int cmd_slurm(int argc, char** argv) {
   std::string suite_path, partition, time_limit = "24:00:00", out_dir, binary;
   int64_t shards = 0;
-  int cpus = 4, jobs = 1;
+  int cpus = 4, jobs = 0;  // jobs 0: one per CPU (as `run`'s default)
   po::options_description opts("options");
   opts.add_options()
       ("suite", po::value(&suite_path), "suite JSON file")
@@ -176,7 +197,7 @@ int cmd_slurm(int argc, char** argv) {
       ("time", po::value(&time_limit), "time limit per shard (default 24:00:00)")
       ("cpus", po::value(&cpus), "CPUs per shard (default 4)")
       ("jobs", po::value(&jobs), "runs at once per shard, each on max(1, cpus / jobs) threads "
-                                 "(`run --jobs`; default 1)")
+                                 "(`run --jobs`; default: --cpus, one thread each)")
       ("out", po::value(&out_dir), "shared directory for shard databases, checkpoints, logs "
                                    "(default: SUITE's directory/NAME-slurm)")
       ("binary", po::value(&binary), "lengthbench binary to run (default: this one)");
@@ -194,6 +215,7 @@ int cmd_slurm(int argc, char** argv) {
   LB_REQUIRE(vm.count("shards"), "slurm: --shards N is required");
   LB_REQUIRE(shards >= 1 && shards <= 100000, "--shards " << shards << " must be in [1, 100000]");
   LB_REQUIRE(cpus >= 1 && cpus <= 1024, "--cpus " << cpus << " must be in [1, 1024]");
+  if (!vm.count("jobs")) jobs = cpus;
   LB_REQUIRE(jobs >= 1 && jobs <= 1024, "--jobs " << jobs << " must be in [1, 1024]");
   const Suite suite = load_suite(suite_path, sets);  // refuse a bad suite before writing a script
   std::string set_args;  // each --set passed on, single-quoted for the shell

@@ -28,14 +28,19 @@ using Clock = std::chrono::steady_clock;
 
 namespace lb {
 
-int default_threads_per_run(int jobs) {
-  // The CPUs this process may use (a SLURM or taskset CPU set), not every core of the machine.
+int usable_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  const int cores = sched_getaffinity(0, sizeof(set), &set) == 0
-                        ? std::max(1, CPU_COUNT(&set))
-                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / std::max(1, jobs));
+  return sched_getaffinity(0, sizeof(set), &set) == 0
+             ? std::max(1, CPU_COUNT(&set))
+             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int default_threads_per_run(int jobs) { return std::max(1, usable_cpus() / std::max(1, jobs)); }
+
+int default_jobs(int64_t left, int threads_per_run) {
+  const int slots = std::max(1, usable_cpus() / std::max(1, threads_per_run));
+  return static_cast<int>(std::clamp<int64_t>(left, 1, slots));
 }
 
 std::string shard_path(const std::string& db_path, const std::string& key) {

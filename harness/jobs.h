@@ -34,8 +34,17 @@ struct JobsOptions {
   std::string binary;           // the lengthbench binary the children run (default: this one)
 };
 
-// max(1, cores / jobs): the default --threads-per-run.
+// The CPUs this process may use (its affinity set: a SLURM allocation or taskset), at least 1.
+int usable_cpus();
+
+// max(1, usable_cpus() / jobs): the default --threads-per-run.
 int default_threads_per_run(int jobs);
+
+// `run` without --jobs and --threads: one run per CPU, one thread each — the best suite
+// throughput measured (results/bench/README.md: small16 on 16 cores, 16 x 1 against 8 x 2 and
+// 4 x 4) — but no more jobs than runs `left` to do, nor than CPUs / `threads_per_run` when that
+// is given (0: not given). 1 means the serial runner in this process.
+int default_jobs(int64_t left, int threads_per_run);
 
 // Where run `key`'s shard database (and its log, with .log for .sqlite) lives for database
 // `db_path`.

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -261,6 +262,36 @@ TEST_CASE(
   CHECK(out.find("killed") == std::string::npos);
   CHECK(out.find("0 done, 0 already done, 0 failed, interrupted") != std::string::npos);
   CHECK(count(r, "SELECT count(*) FROM runs WHERE status = 'running'") == 2);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("default_jobs: one job per CPU, no more than the runs left, nor than CPUs / threads") {
+  const int cpus = usable_cpus();
+  REQUIRE(cpus >= 1);
+  CHECK(default_jobs(0, 0) == 1);  // nothing to do: the serial runner
+  CHECK(default_jobs(1, 0) == 1);
+  CHECK(default_jobs(1000, 0) == cpus);
+  CHECK(default_jobs(1000, cpus) == 1);
+  CHECK(default_jobs(1000, 2 * cpus) == 1);
+  CHECK(default_jobs(2, 0) == std::min(2, cpus));
+  CHECK(default_threads_per_run(default_jobs(1000, 0)) == 1);
+  CHECK(default_threads_per_run(1) == cpus);
+}
+
+TEST_CASE("jobs: run without --jobs or --threads runs one job per CPU, capped at the runs left") {
+  const fs::path dir = temp_dir("default");
+  const std::string suite = write_suite(dir, tiny_suite(8, 1));  // 2 runs
+  const std::string r = (dir / "r.sqlite").string(), log = (dir / "log").string();
+  REQUIRE(run_binary({LB_BINARY, "run", suite, "--db", r}, log) == 0);
+  const int jobs = std::min(2, usable_cpus());
+  if (jobs > 1) {
+    CHECK(read_file(log).find("(2 jobs x " + std::to_string(default_threads_per_run(2)) +
+                              " threads)") != std::string::npos);
+  }
+  CHECK(count(r, "SELECT count(*) FROM runs WHERE status = 'done'") == 2);
+  // Nothing left: the serial runner in this process says so, and trains nothing.
+  REQUIRE(run_binary({LB_BINARY, "run", suite, "--db", r}, log) == 0);
+  CHECK(read_file(log).find("0 done, 2 already done") != std::string::npos);
   fs::remove_all(dir);
 }
 

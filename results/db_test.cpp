@@ -263,7 +263,8 @@ TEST_CASE("results: merge reports a finished run whose checkpoint-selection scor
   CHECK(merge_databases(out, {a}).conflicts.empty());  // the same copy again: no conflict
   const MergeReport rep = merge_databases(out, {b});   // only the selection loss differs
   REQUIRE(rep.conflicts.size() == 1);
-  CHECK(rep.conflicts[0].find("r: 1 selection-evaluation rows differ") == 0);
+  CHECK(rep.conflicts[0].find("r: 1 selection-evaluation rows differ (1 vs 1 rows)") == 0);
+  CHECK(rep.conflicts[0].find("; ") == std::string::npos);  // no other table differs
 }
 
 // results/testdata/*_v1.sqlite: the small16 and copy16 databases as committed at schema version 1

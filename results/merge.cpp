@@ -50,8 +50,9 @@ std::string difference(SQLite::Database& db, const std::string& key) {
     return "config hash " + h.getColumn(0).getString() + " vs " + h.getColumn(1).getString();
   }
   // Every row that holds results: evaluations, training curves (not their timings, which differ
-  // between machines), checkpoint-selection scores and attention statistics. Timing columns and paths are left out.
-  // The keys and counts named here, then every metric of the table (results/metrics.h).
+  // between machines), checkpoint-selection scores and attention statistics. Timing columns and
+  // paths are left out. The keys and counts named here, then every metric of the table
+  // (results/metrics.h). Every table that differs is named.
   struct Compared {
     const char* table;
     std::string columns;
@@ -64,6 +65,7 @@ std::string difference(SQLite::Database& db, const std::string& key) {
        "selection-evaluation"},
       {"attn_stats", "ckpt, split, length, layer, head, queries" + metric_columns(kInAttn),
        "attention-statistics"}};
+  std::string differs;  // every table that differs, "; "-separated
   for (const Compared& c : compared) {
     const std::string t = c.table, cols = c.columns;
     SQLite::Statement e(db, "SELECT count(*) FROM (SELECT " + cols + " FROM main." + t +
@@ -76,12 +78,12 @@ std::string difference(SQLite::Database& db, const std::string& key) {
     n.bind(1, key);
     n.executeStep();
     if (e.getColumn(0).getInt() > 0 || n.getColumn(0).getInt() != n.getColumn(1).getInt()) {
-      return std::to_string(e.getColumn(0).getInt()) + " " + c.what + " rows differ (" +
-             std::to_string(n.getColumn(0).getInt()) + " vs " +
-             std::to_string(n.getColumn(1).getInt()) + " rows)";
+      differs += (differs.empty() ? "" : "; ") + std::to_string(e.getColumn(0).getInt()) + " " +
+                 c.what + " rows differ (" + std::to_string(n.getColumn(0).getInt()) + " vs " +
+                 std::to_string(n.getColumn(1).getInt()) + " rows)";
     }
   }
-  return "";
+  return differs;
 }
 
 }  // namespace
