@@ -41,7 +41,8 @@ constexpr int64_t BlockedTileStats::*kTileFields[] = {&BlockedTileStats::units,
                                                       &BlockedTileStats::rows,
                                                       &BlockedTileStats::rows_buffered,
                                                       &BlockedTileStats::threshold_passes,
-                                                      &BlockedTileStats::tiles_recomputed};
+                                                      &BlockedTileStats::tiles_recomputed,
+                                                      &BlockedTileStats::tiles_far};
 constexpr size_t kTileFieldCount = sizeof(kTileFields) / sizeof(kTileFields[0]);
 static_assert(sizeof(BlockedTileStats) == kTileFieldCount * sizeof(int64_t), "a field is missing");
 std::atomic<int64_t> tile_totals[kTileFieldCount];
@@ -67,6 +68,9 @@ struct Scratch {
   std::vector<float> acc;                       // (nr, D) output accumulator
   std::vector<float> m, l;                      // (nr) row max, row sum
   std::vector<float> tmax;                      // (nr, tiles) entmax: max score of (row, tile)
+  std::vector<float> knorm;                     // (tiles) entmax: max ‖k_j‖ over a tile's keys
+  std::vector<float> qf, m0;                    // (nr) ‖q_r‖·|f_r|; max over the first row's tile
+  std::vector<char> far;                        // (tiles) no row of the unit can reach the tile
   std::vector<entmax_tau::TauSearch> search;    // (nr)
   std::vector<entmax_tau::SupportStats> stats;  // (nr)
   std::vector<char> active;                     // (nr)
@@ -378,6 +382,61 @@ __attribute__((target("avx512f"), always_inline)) inline void add_block_support(
   st.max_out = std::max(st.max_out, mx);
 }
 
+// (0) of entmax_unit: sets s.far[t] for the tiles t before the first row's own tile t0 that no
+// row of the unit can reach — for every row r, the bound on its scores over the tile,
+// ‖q_r‖·|f_r|·max_{j∈t}‖k_j‖ + max_{j∈t} slope·(j − i_r), lies at least 1/half below m0_r, the
+// row's max over tile t0 (which every row sees whole up to its own position, and which is at most
+// its final max). Such a tile holds no candidate: (z − m_r)·half ≤ −1. The bound takes a margin of
+// 1e-4 of its terms' magnitudes for the fp32 rounding of the computed scores. Returns the count.
+__attribute__((target("avx512f"))) int64_t mark_far_tiles(const BlockedAttention& a, Scratch& s,
+                                                          const Geometry& g, float half) {
+  const int64_t nr = a.nr, D = a.D, T = g.tiles, t0 = a.pos0 / kBk;
+  std::fill(s.far.begin(), s.far.begin() + T, 0);
+  if (t0 == 0) return 0;
+  for (int64_t t = 0; t < t0; ++t) {  // tiles before t0 are whole
+    float mx = 0.f;
+    for (int64_t j = t * kBk; j < (t + 1) * kBk; ++j) {
+      float ss = 0.f;
+      if (a.k32) {
+        const float* k = a.k32 + j * D;
+#pragma omp simd reduction(+ : ss)
+        for (int64_t d = 0; d < D; ++d) ss += k[d] * k[d];
+      } else {
+        const uint16_t* k = a.k16 + j * D;
+        for (int64_t d = 0; d < D; ++d) ss += widen(k[d]) * widen(k[d]);
+      }
+      mx = std::max(mx, ss);
+    }
+    s.knorm[t] = std::sqrt(mx);
+  }
+  for (int64_t r = 0; r < nr; ++r) {
+    const float* q = a.q + r * a.ldq;
+    float ss = 0.f;
+    for (int64_t d = 0; d < D; ++d) ss += q[d] * q[d];
+    s.qf[r] = std::sqrt(ss) * std::fabs(score_factor(a.scale[r * a.ld_scale], a.inv_sqrt_d));
+  }
+  tile_scores(a, s, t0, g);
+  for (int64_t r = 0; r < nr; ++r) {
+    s.m0[r] = tile_max(s.s.data() + r * kBk, g.visible(a.pos0 + r, t0 * kBk));
+  }
+  const float reach = 1.f / half;  // scores this far below the row max are never candidates
+  int64_t far = 0;
+  for (int64_t t = 0; t < t0; ++t) {
+    bool all = true;
+    for (int64_t r = 0; r < nr && all; ++r) {
+      const int64_t i = a.pos0 + r;
+      const float dot = s.qf[r] * s.knorm[t];
+      const float bias = std::max(position_bias(a.slope, i, t * kBk),
+                                  position_bias(a.slope, i, (t + 1) * kBk - 1));
+      const float margin = 1e-4f * (dot + std::fabs(bias) + std::fabs(s.m0[r])) + 1e-5f;
+      all = dot + bias + margin <= s.m0[r] - reach;
+    }
+    s.far[t] = all;
+    far += all;
+  }
+  return far;
+}
+
 __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, Scratch& s,
                                                     const Geometry& g, bool square) {
   using namespace entmax_tau;
@@ -389,9 +448,14 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
   // above the running max − 1/(α−1) (a superset of the final candidates) until the slice is full.
   const int64_t slice = candidate_cap.load(std::memory_order_relaxed) / nr;
   grow(s.cand, slice * nr);
+  count.tiles_far = mark_far_tiles(a, s, g, half);
   std::fill(s.m.begin(), s.m.begin() + nr, kNegInf);
   for (int64_t r = 0; r < nr; ++r) s.cand_n[r] = 0, s.cand_at[r] = r * slice;
   for (int64_t t = 0; t < T; ++t) {
+    if (s.far[t]) {  // no candidate of any row: every later pass skips it too
+      for (int64_t r = 0; r < nr; ++r) s.tmax[r * T + t] = kNegInf;
+      continue;
+    }
     tile_scores(a, s, t, g);
     for (int64_t r = 0; r < nr; ++r) {
       const float* z = s.s.data() + r * kBk;
@@ -546,6 +610,7 @@ bool prepare(const BlockedAttention& a, Scratch& s, Geometry& g) {
   g.tiles = (g.n_keys + kBk - 1) / kBk;
   grow(s.s, a.nr * kBk), grow(s.kt, a.D * kBk), grow(s.vt, kBk * a.D);
   grow(s.acc, a.nr * a.D), grow(s.m, a.nr), grow(s.l, a.nr), grow(s.tmax, a.nr * g.tiles);
+  grow(s.knorm, g.tiles), grow(s.far, g.tiles), grow(s.qf, a.nr), grow(s.m0, a.nr);
   grow(s.search, a.nr), grow(s.stats, a.nr), grow(s.active, a.nr);
   grow(s.cand_at, a.nr), grow(s.cand_n, a.nr);
   std::fill(s.acc.begin(), s.acc.begin() + a.nr * a.D, 0.f);

@@ -9,7 +9,11 @@
 //   softmax family (softmax, ssmax, any query length scaling): one pass, online normalisation —
 //     a running max m and sum l per row, the output rescaled when m grows.
 //   α-entmax with α = 1.5 or 2 (entmax, sparsemax, asentmax): the exact threshold τ of each row,
-//     then one output pass. (1) max pass: the scores of every key tile, the row max m and the
+//     then one output pass. (0) far tiles: a key whose score is at least 1/(α−1) below its row's
+//     max is never in the support (τ ≥ max − 1 in the scaled domain), so a tile whose score bound
+//     (Cauchy–Schwarz ‖q‖·|f|·max‖k‖ plus the tile's largest position bias) falls that far below
+//     each row's max over the first row's own tile is skipped by every pass: ALiBi heads read
+//     a window of keys, not the whole row. (1) max pass: the scores of every key tile, the row max m and the
 //     max of each (row, tile). (2) threshold passes: the exact search of entmax_tau.h in the
 //     shifted scaled domain v = (α−1)(z − m), bracket [−1, −n^(1−α)]; each pass recomputes only
 //     the tiles holding a candidate (v > −1) of a row still searching — or, for the rows whose
@@ -87,6 +91,7 @@ struct BlockedTileStats {
   int64_t rows_buffered = 0;      // ... whose τ was searched in the candidate buffer
   int64_t threshold_passes = 0;   // recomputing threshold passes (for the other rows)
   int64_t tiles_recomputed = 0;   // key tiles those passes scored again
+  int64_t tiles_far = 0;          // key tiles no pass scored: too far for any row (the bound)
 };
 BlockedTileStats blocked_tile_stats();
 void reset_blocked_tile_stats();

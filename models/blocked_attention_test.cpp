@@ -153,6 +153,51 @@ TEST_CASE("blocked attention: tile statistics of the entmax passes (known suppor
   }
 }
 
+// ALiBi-like unit: 16 rows at positions 1,280 .. 1,295 over 1,296 keys (11 tiles), D = 32, slope
+// 0.5. Random keys: a tile more than a few keys away scores far below the diagonal tile, so the
+// bound skips every tile but the last two in all passes. One far key made to match the (equal)
+// queries so strongly that it outscores the bias of its distance (about +1,100 against scores
+// of a few units nearby): its tile is not skipped, and every row's support is that key alone.
+// Both equal the plain twin.
+TEST_CASE("blocked attention: far tiles are skipped by the bound, never a tile holding support") {
+  constexpr int64_t D = 32, nr = 16, pos0 = 1280, n = pos0 + nr;
+  for (const char* name : {"sparsemax", "entmax", "asentmax"}) {
+    for (bool strong_far_key : {false, true}) {
+      CAPTURE(name);
+      CAPTURE(strong_far_key);
+      const NormalizerSpec spec = normalizer_from_name(name);
+      auto q = testing::random_vec(nr * D, 11);
+      auto k = testing::random_vec(n * D, 12);
+      auto v = testing::random_vec(n * D, 13);
+      std::vector<float> scale(nr, 1.f);
+      if (strong_far_key) {  // every query q_0, key 100 (tile 0) = 300 q_0: z ≈ 300|q_0|²/√D − 590
+        for (int64_t r = 1; r < nr; ++r) std::copy(q.begin(), q.begin() + D, q.begin() + r * D);
+        for (int64_t d = 0; d < D; ++d) k[100 * D + d] = 300.f * q[d];
+      }
+      BlockedAttention a;
+      a.spec = &spec, a.D = D, a.nr = nr, a.pos0 = pos0, a.q = q.data(), a.ldq = D;
+      a.scale = scale.data(), a.inv_sqrt_d = 1.f / std::sqrt(float(D)), a.slope = 0.5f;
+      a.k32 = k.data(), a.v32 = v.data();
+      std::vector<float> out(nr * D), ref(nr * D);
+      a.out = out.data(), a.ldo = D;
+      reset_blocked_tile_stats();
+      blocked_attention(a);
+      const BlockedTileStats st = blocked_tile_stats();
+      a.out = ref.data();
+      plain_attention(a);
+      testing::check_close(out, ref, 1e-4, 1e-4, "out");
+      CHECK(st.tiles == 11);
+      if (strong_far_key) {
+        CHECK(st.tiles_far == 8);  // tiles 1 .. 8: tile 0 holds the key, 9 and 10 are near
+        CHECK(st.tiles_visited == 1);  // every row's support: key 100 alone
+      } else {
+        CHECK(st.tiles_far == 9);  // all but the first row's tile (10) and the one before it
+        CHECK(st.tiles_visited <= 2);
+      }
+    }
+  }
+}
+
 TEST_CASE("blocked attention: tile statistics add up over threads; softmax is not counted") {
   const NormalizerSpec asentmax = normalizer_from_name("asentmax");
   const NormalizerSpec softmax = normalizer_from_name("softmax");
