@@ -60,17 +60,25 @@ ResultsDb::ClaimResult ResultsDb::claim_run(const RunRecord& r, const Provenance
                  "run " << r.key << " exists with config hash " << q.getColumn(1).getString()
                         << " but the suite now gives " << r.config_hash
                         << "; rename the suite or use a new database");
+      // A resumed run's provenance is that of its latest attempt, all of it: binary, libraries,
+      // CPU and host together (another machine may finish what one started).
       SQLite::Statement u(
           *db_,
           "UPDATE runs SET status = 'running', attempts = attempts + 1, error = NULL, "
-          "heartbeat_at = ?, git_commit = ?, git_dirty = ?, threads = ?, host = ? "
+          "heartbeat_at = ?, git_commit = ?, git_dirty = ?, lengthbench_version = ?, "
+          "compiler = ?, onednn_version = ?, onednn_isa = ?, threads = ?, host = ? "
           "WHERE key = ?");
-      u.bind(1, utc_now_iso());
-      u.bind(2, p.git_commit);
-      u.bind(3, p.git_dirty ? 1 : 0);
-      u.bind(4, p.threads);
-      u.bind(5, p.host);
-      u.bind(6, r.key);
+      int i = 0;
+      u.bind(++i, utc_now_iso());
+      u.bind(++i, p.git_commit);
+      u.bind(++i, p.git_dirty ? 1 : 0);
+      u.bind(++i, p.lengthbench_version);
+      u.bind(++i, p.compiler);
+      u.bind(++i, p.onednn_version);
+      u.bind(++i, p.onednn_isa);
+      u.bind(++i, p.threads);
+      u.bind(++i, p.host);
+      u.bind(++i, r.key);
       u.exec();
     } else {
       SQLite::Statement ins(

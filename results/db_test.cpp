@@ -128,6 +128,25 @@ TEST_CASE("results: transaction groups writes (all or none); claims and evals_of
   CHECK(db.claim_run(r, Provenance::current(1)).outcome == ResultsDb::Claim::kDone);
 }
 
+TEST_CASE("results: a resumed run's provenance is its latest attempt's, every field of it") {
+  const std::string path = temp_db("prov");
+  ResultsDb db(path, ResultsDb::Mode::kReadWrite);
+  const RunRecord r = make_run("a", "softmax", 0, 1e-3);
+  Provenance first = Provenance::current(1);
+  first.git_commit = "aaaa", first.lengthbench_version = "0.0", first.compiler = "cc 1";
+  first.onednn_version = "1.0", first.onednn_isa = "avx512_core_amx", first.host = "big (Xeon)";
+  REQUIRE(db.claim_run(r, first).outcome == ResultsDb::Claim::kClaimed);
+  db.release_run("a");  // interrupted: stays 'running', resumed elsewhere
+  Provenance second = Provenance::current(2);
+  second.git_commit = "bbbb", second.lengthbench_version = "0.1", second.compiler = "cc 2";
+  second.onednn_version = "2.0", second.onednn_isa = "avx512_core_bf16", second.host = "small";
+  REQUIRE(db.claim_run(r, second).outcome == ResultsDb::Claim::kClaimed);
+  CHECK(count(db, "SELECT count(*) FROM runs WHERE key = 'a' AND attempts = 2 AND "
+                  "git_commit = 'bbbb' AND lengthbench_version = '0.1' AND compiler = 'cc 2' AND "
+                  "onednn_version = '2.0' AND onednn_isa = 'avx512_core_bf16' AND "
+                  "host = 'small' AND threads = 2") == 1);
+}
+
 TEST_CASE("results: views give mean and sd over seeds, and best-of by validation") {
   const std::string path = temp_db("views");
   ResultsDb db(path, ResultsDb::Mode::kReadWrite);

@@ -9,7 +9,7 @@
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 
 -- One row per run: its canonical key, the promoted fields to group by, the whole config, and
--- the provenance of the binary and machine that produced it.
+-- the provenance of the binary and machine that produced it (a resumed run: its latest attempt).
 CREATE TABLE runs(
   key TEXT PRIMARY KEY,                -- canonical: suite/task.vN/normalizer/pe/model/lr/sSEED
   suite TEXT NOT NULL,
