@@ -123,11 +123,10 @@ int cmd_run(int argc, char** argv) {
   }
   LB_REQUIRE(!db_path.empty(), "run: --db RESULTS.sqlite is required (or use --dry-run)");
   LB_REQUIRE(jobs >= 1 && jobs <= 1024, "--jobs " << jobs << " must be in [1, 1024]");
-  if (vm.count("threads-per-run")) {
-    LB_REQUIRE(threads_per_run >= 1 && threads_per_run <= 1024,
-               "--threads-per-run " << threads_per_run << " must be in [1, 1024]");
-  }
-  if (!vm.count("jobs") && !vm.count("threads")) {
+  LB_REQUIRE(!vm.count("threads-per-run") || (threads_per_run >= 1 && threads_per_run <= 1024),
+             "--threads-per-run " << threads_per_run << " must be in [1, 1024]");
+  const bool default_jobs_chosen = !vm.count("jobs") && !vm.count("threads");
+  if (default_jobs_chosen) {
     // The default: every CPU busy with a run of its own (default_jobs, jobs.h).
     int64_t left = static_cast<int64_t>(runs.size());
     if (left > 1 && !vm.count("force") && fs::exists(db_path)) {
@@ -141,11 +140,12 @@ int cmd_run(int argc, char** argv) {
       }
     }
     jobs = default_jobs(left, threads_per_run);
-    threads = default_threads_per_run(jobs);
   }
+  // Threads of each run: --threads-per-run, else --threads, else the CPUs shared by the jobs
+  // (an explicit --jobs 1 alone keeps every core).
   if (vm.count("threads-per-run")) {
     threads = threads_per_run;
-  } else if (jobs > 1 && !vm.count("threads")) {
+  } else if (default_jobs_chosen || (jobs > 1 && !vm.count("threads"))) {
     threads = default_threads_per_run(jobs);
   }
   if (jobs > 1) {

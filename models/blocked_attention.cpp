@@ -1,21 +1,15 @@
 // Blocked causal attention (contract: blocked_attention.h).
 #include "models/blocked_attention.h"
 
-// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on internal temporaries (as in
-// models/kernels/entmax_kernel.cpp).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-#include <immintrin.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "core/check.h"
+#include "models/bf16.h"
+#include "models/blocked_tile_products.h"
 #include "models/kernels/attention_score.h"
 #include "models/kernels/entmax_tau.h"
 #include "models/kernels/simd.h"
@@ -30,7 +24,6 @@ constexpr int64_t kBk = kKeyTile;  // columns of a score tile (a multiple of 64)
 // searched in memory; the others recompute their candidate tiles on every threshold pass.
 constexpr int64_t kCandidateCap = int64_t(1) << 20;  // floats (4 MiB)
 std::atomic<int64_t> candidate_cap{kCandidateCap};
-static_assert(kBk % 64 == 0, "score micro-kernel works on 64 columns");
 
 // The totals behind blocked_tile_stats(): one atomic per field of BlockedTileStats, in this order.
 constexpr int64_t BlockedTileStats::*kTileFields[] = {&BlockedTileStats::units,
@@ -51,13 +44,6 @@ void add_tile_stats(const BlockedTileStats& unit) {
   for (size_t f = 0; f < kTileFieldCount; ++f) {
     tile_totals[f].fetch_add(unit.*kTileFields[f], std::memory_order_relaxed);
   }
-}
-
-inline float widen(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
 }
 
 // Per-thread scratch, grown to the largest unit seen: O(nr · kBk + kBk · D + nr · tiles).
@@ -91,176 +77,6 @@ void grow(V& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-// kt (D, kBk) = K rows j0 .. j0+bk−1 transposed; columns bk .. kBk−1 zero.
-void load_kt(const BlockedAttention& a, int64_t j0, int64_t bk, float* kt) {
-  const int64_t D = a.D;
-  if (bk < kBk) {
-    for (int64_t d = 0; d < D; ++d) std::fill(kt + d * kBk + bk, kt + (d + 1) * kBk, 0.f);
-  }
-  if (a.k32) {
-    const float* K = a.k32 + j0 * D;
-    for (int64_t j = 0; j < bk; ++j)
-      for (int64_t d = 0; d < D; ++d) kt[d * kBk + j] = K[j * D + d];
-  } else {
-    const uint16_t* K = a.k16 + j0 * D;
-    for (int64_t j = 0; j < bk; ++j)
-      for (int64_t d = 0; d < D; ++d) kt[d * kBk + j] = widen(K[j * D + d]);
-  }
-}
-
-// The value tile (bk, D): the cache itself for fp32, widened into vt for bf16.
-const float* load_v(const BlockedAttention& a, int64_t j0, int64_t bk, float* vt) {
-  const int64_t D = a.D;
-  if (a.v32) return a.v32 + j0 * D;
-  const uint16_t* V = a.v16 + j0 * D;
-  for (int64_t t = 0; t < bk * D; ++t) vt[t] = widen(V[t]);
-  return vt;
-}
-
-// S (R rows, ld kBk) columns c0 .. c0+63 = Q (R, D; ldq) · kt (D, kBk). R ≤ 4 rows × 4 vectors
-// of 16 columns in 16 accumulators.
-template <int R>
-__attribute__((target("avx512f"))) void scores_micro(const float* q, int64_t ldq, const float* kt,
-                                                     int64_t D, int64_t c0, float* s) {
-  __m512 acc[R][4];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t d = 0; d < D; ++d) {
-    const float* k = kt + d * kBk + c0;
-    const __m512 k0 = _mm512_loadu_ps(k), k1 = _mm512_loadu_ps(k + 16);
-    const __m512 k2 = _mm512_loadu_ps(k + 32), k3 = _mm512_loadu_ps(k + 48);
-    for (int r = 0; r < R; ++r) {
-      const __m512 qv = _mm512_set1_ps(q[r * ldq + d]);
-      acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
-      acc[r][2] = _mm512_fmadd_ps(qv, k2, acc[r][2]);
-      acc[r][3] = _mm512_fmadd_ps(qv, k3, acc[r][3]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(s + r * kBk + c0 + 16 * v, acc[r][v]);
-}
-
-// S (nr, kBk) = raw products of rows 0..nr−1 with the tile's first `cols` columns (rounded up to
-// 64; the padding columns are 0).
-void scores_tile(const float* q, int64_t ldq, int64_t nr, const float* kt, int64_t D, int64_t cols,
-                 float* s) {
-  for (int64_t c0 = 0; c0 < cols; c0 += 64) {
-    int64_t r = 0;
-    for (; r + 4 <= nr; r += 4) scores_micro<4>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
-    switch (nr - r) {
-      case 3:
-        scores_micro<3>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
-        break;
-      case 2:
-        scores_micro<2>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
-        break;
-      case 1:
-        scores_micro<1>(q + r * ldq, ldq, kt, D, c0, s + r * kBk);
-        break;
-      default:
-        break;
-    }
-  }
-}
-
-// acc (R rows, D) += P (R, ld kBk) columns 0..bk−1 · V (bk, D), D = 16·NV.
-template <int R, int NV>
-__attribute__((target("avx512f"))) void pv_micro(const float* p, const float* V, int64_t bk,
-                                                 float* acc) {
-  __m512 o[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) o[r][v] = _mm512_loadu_ps(acc + r * 16 * NV + 16 * v);
-  for (int64_t j = 0; j < bk; ++j) {
-    __m512 vv[NV];
-    for (int v = 0; v < NV; ++v) vv[v] = _mm512_loadu_ps(V + j * 16 * NV + 16 * v);
-    for (int r = 0; r < R; ++r) {
-      const __m512 w = _mm512_set1_ps(p[r * kBk + j]);
-      for (int v = 0; v < NV; ++v) o[r][v] = _mm512_fmadd_ps(w, vv[v], o[r][v]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(acc + r * 16 * NV + 16 * v, o[r][v]);
-}
-
-template <int NV>
-void pv_rows(const float* p, int64_t nr, const float* V, int64_t bk, float* acc) {
-  constexpr int RB = NV == 4 ? 3 : 4;  // rows per step (accumulators: RB · NV <= 16)
-  int64_t r = 0;
-  for (; r + RB <= nr; r += RB) pv_micro<RB, NV>(p + r * kBk, V, bk, acc + r * 16 * NV);
-  for (; r < nr; ++r) pv_micro<1, NV>(p + r * kBk, V, bk, acc + r * 16 * NV);
-}
-
-// acc (nr, D) += P (nr, ld kBk) · V (bk, D).
-void pv_tile(const float* p, int64_t nr, const float* V, int64_t bk, int64_t D, float* acc) {
-  if (D == 16)
-    pv_rows<1>(p, nr, V, bk, acc);
-  else if (D == 32)
-    pv_rows<2>(p, nr, V, bk, acc);
-  else
-    pv_rows<4>(p, nr, V, bk, acc);
-}
-
-// ---- bf16 weight × value products (AVX512-BF16: vdpbf16ps, two bf16 products summed into each
-// fp32 lane). Scores stay fp32 (the keys widened), so thresholds and supports match the plain
-// path; only the weights are rounded to bf16 (relative 2^-9) before mixing the bf16 values. ----
-
-inline uint16_t round_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7FFFu + ((u >> 16) & 1u);  // round to nearest even (finite inputs)
-  return static_cast<uint16_t>(u >> 16);
-}
-
-bool cpu_has_bf16() {
-  static const bool yes = __builtin_cpu_supports("avx512bf16");
-  return yes;
-}
-
-// vt2 (ceil(bk/2), D): word (jp, d) = (V[2jp][d], V[2jp+1][d]); a missing odd key is 0.
-void load_vt2(const BlockedAttention& a, int64_t j0, int64_t bk, uint32_t* vt2) {
-  const int64_t D = a.D;
-  const uint16_t* V = a.v16 + j0 * D;
-  for (int64_t jp = 0; jp < (bk + 1) / 2; ++jp) {
-    const uint16_t* v0 = V + 2 * jp * D;
-    const bool odd = 2 * jp + 1 < bk;
-    for (int64_t d = 0; d < D; ++d) {
-      const uint32_t hi = odd ? v0[D + d] : 0u;
-      vt2[jp * D + d] = static_cast<uint32_t>(v0[d]) | (hi << 16);
-    }
-  }
-}
-
-// acc (R, D = 16·NV) += pb (R, ld kBk; bf16) · vt2 over key pairs 0 .. np−1.
-template <int R, int NV>
-__attribute__((target("avx512f,avx512bf16"))) void pv_micro_bf16(const uint16_t* pb,
-                                                                 const uint32_t* vt2, int64_t np,
-                                                                 float* acc) {
-  __m512 o[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) o[r][v] = _mm512_loadu_ps(acc + r * 16 * NV + 16 * v);
-  for (int64_t jp = 0; jp < np; ++jp) {
-    __m512bh vv[NV];
-    for (int v = 0; v < NV; ++v) vv[v] = (__m512bh)_mm512_loadu_si512(vt2 + jp * 16 * NV + 16 * v);
-    for (int r = 0; r < R; ++r) {
-      uint32_t w;
-      std::memcpy(&w, pb + r * kBk + 2 * jp, 4);
-      const __m512bh pw = (__m512bh)_mm512_set1_epi32(static_cast<int>(w));
-      for (int v = 0; v < NV; ++v) o[r][v] = _mm512_dpbf16_ps(o[r][v], pw, vv[v]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(acc + r * 16 * NV + 16 * v, o[r][v]);
-}
-
-template <int NV>
-void pv_rows_bf16(const uint16_t* pb, int64_t nr, const uint32_t* vt2, int64_t np, float* acc) {
-  constexpr int RB = NV == 4 ? 3 : 4;
-  int64_t r = 0;
-  for (; r + RB <= nr; r += RB) pv_micro_bf16<RB, NV>(pb + r * kBk, vt2, np, acc + r * 16 * NV);
-  for (; r < nr; ++r) pv_micro_bf16<1, NV>(pb + r * kBk, vt2, np, acc + r * 16 * NV);
-}
-
 // acc (nr, D) += weights s.s (nr, kBk) · the tile's values (bk, D).
 void mix_tile(const BlockedAttention& a, Scratch& s, int64_t j0, int64_t bk) {
   const int64_t nr = a.nr, D = a.D;
@@ -269,16 +85,10 @@ void mix_tile(const BlockedAttention& a, Scratch& s, int64_t j0, int64_t bk) {
   for (int64_t r = 0; r < nr; ++r) {
     const float* p = s.s.data() + r * kBk;
     uint16_t* b = s.pb.data() + r * kBk;
-    for (int64_t j = 0; j < bk2; ++j) b[j] = j < bk ? round_bf16(p[j]) : 0;
+    for (int64_t j = 0; j < bk2; ++j) b[j] = j < bk ? bf16_round(p[j]) : 0;
   }
   load_vt2(a, j0, bk, s.vt2.data());
-  const int64_t np = bk2 / 2;
-  if (D == 16)
-    pv_rows_bf16<1>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
-  else if (D == 32)
-    pv_rows_bf16<2>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
-  else
-    pv_rows_bf16<4>(s.pb.data(), nr, s.vt2.data(), np, s.acc.data());
+  pv_tile_bf16(s.pb.data(), nr, s.vt2.data(), bk2 / 2, D, s.acc.data());
 }
 
 // Row r's scores in place for the cnt visible columns of the tile at key j0 (attention_score.h).
@@ -403,7 +213,7 @@ __attribute__((target("avx512f"))) int64_t mark_far_tiles(const BlockedAttention
         for (int64_t d = 0; d < D; ++d) ss += k[d] * k[d];
       } else {
         const uint16_t* k = a.k16 + j * D;
-        for (int64_t d = 0; d < D; ++d) ss += widen(k[d]) * widen(k[d]);
+        for (int64_t d = 0; d < D; ++d) ss += bf16_widen(k[d]) * bf16_widen(k[d]);
       }
       mx = std::max(mx, ss);
     }
@@ -683,7 +493,7 @@ void plain_attention(const BlockedAttention& a) {
     for (int64_t j = 0; j < n; ++j) {
       float acc = 0.f;
       for (int64_t d = 0; d < D; ++d) {
-        const float k = a.k32 ? a.k32[j * D + d] : widen(a.k16[j * D + d]);
+        const float k = a.k32 ? a.k32[j * D + d] : bf16_widen(a.k16[j * D + d]);
         acc += a.q[r * a.ldq + d] * k;
       }
       z[j] = attention_score(acc, f, a.slope, static_cast<int32_t>(j - i));
@@ -693,7 +503,7 @@ void plain_attention(const BlockedAttention& a) {
     for (int64_t d = 0; d < D; ++d) {
       double acc = 0.0;
       for (int64_t j = 0; j < n; ++j) {
-        const float v = a.v32 ? a.v32[j * D + d] : widen(a.v16[j * D + d]);
+        const float v = a.v32 ? a.v32[j * D + d] : bf16_widen(a.v16[j * D + d]);
         acc += static_cast<double>(p[j]) * v;
       }
       o[d] = static_cast<float>(acc);

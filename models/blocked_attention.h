@@ -23,10 +23,11 @@
 //   Everything else (top-k, stick-breaking, adaptive temperature: they need the whole row or its
 //   order statistics; entmax with other α: Halley iterations over a stored row) stays on the
 //   plain path of inference.cpp, as do head_dim not in {16, 32, 64} and CPUs without AVX-512.
-// Products: fp32 AVX-512 FMA micro-kernels for the scores (bf16 keys widened on load), so scores,
-// thresholds and supports equal the plain path's up to the order of fp32 sums. With a bf16 cache
-// on a CPU with AVX512-BF16 the weight × value products can be bf16 (bf16_products, off by
-// default; vdpbf16ps: the weights rounded to bf16, relative 2^-9; fp32 sums). bf16 scores (the
+// Products (models/blocked_tile_products.h): fp32 AVX-512 FMA micro-kernels for the scores (bf16
+// keys widened on load), so scores, thresholds and supports equal the plain path's up to the
+// order of fp32 sums. With a bf16 cache on a CPU with AVX512-BF16 the weight × value products
+// can be bf16 (bf16_products, off by default; vdpbf16ps: the weights rounded to bf16, relative
+// 2^-9; fp32 sums). bf16 scores (the
 // query rounded too) moved SSMax logits of a random model by more than 3e-2: not offered.
 #pragma once
 #include <cstdint>

@@ -15,6 +15,7 @@
 #endif
 
 #include "core/check.h"
+#include "models/bf16.h"
 #include "models/profile.h"
 
 namespace lb {
@@ -113,12 +114,7 @@ std::mutex g_mutex;  // the caches are shared; products themselves run on oneDNN
 }  // namespace
 
 void fp32_to_bf16_ref(const float* x, int64_t n, uint16_t* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t u;
-    std::memcpy(&u, &x[i], 4);
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    out[i] = static_cast<uint16_t>(u >> 16);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_round(x[i]);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "core/check.h"
+#include "models/bf16.h"
 #include "models/blocked_attention.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/length_scale.h"
@@ -117,21 +118,6 @@ void linear(const float* x, const float* w, float* y, int64_t rows, int64_t in, 
   }
 }
 
-// ---- bf16 storage ---------------------------------------------------------------------------
-
-inline uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7FFFu + ((u >> 16) & 1u);  // round to nearest even (finite inputs)
-  return static_cast<uint16_t>(u >> 16);
-}
-inline float from_bf16(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 // ---- decode kernels (few query rows): scores and sparse/dense mixing straight from the cache --
 
 // s[j] = ⟨q, K_j⟩ for j < n. K (n, D).
@@ -150,7 +136,7 @@ LB_SIMD_CLONES void scores_bf16(const float* q, const uint16_t* K, int64_t n, in
     const uint16_t* k = K + j * D;
     float acc = 0.f;
 #pragma omp simd reduction(+ : acc)
-    for (int64_t d = 0; d < D; ++d) acc += q[d] * from_bf16(k[d]);
+    for (int64_t d = 0; d < D; ++d) acc += q[d] * bf16_widen(k[d]);
     s[j] = acc;
   }
 }
@@ -172,7 +158,7 @@ LB_SIMD_CLONES void mix_bf16(const float* p, const int32_t* idx, int64_t cnt, co
     const float w = p[idx[t]];
     const uint16_t* v = V + static_cast<int64_t>(idx[t]) * D;
 #pragma omp simd
-    for (int64_t d = 0; d < D; ++d) out[d] += w * from_bf16(v[d]);
+    for (int64_t d = 0; d < D; ++d) out[d] += w * bf16_widen(v[d]);
   }
 }
 // AVX-512 versions of the two decode kernels for D = 16·NB: a key's D values are NB vectors, q
@@ -259,7 +245,7 @@ LB_SIMD_CLONES void scale_and_bias(float* z, int64_t n, float f, float slope, in
 }
 LB_SIMD_CLONES void bf16_to_f32(const uint16_t* x, int64_t n, float* y) {
 #pragma omp simd
-  for (int64_t t = 0; t < n; ++t) y[t] = from_bf16(x[t]);
+  for (int64_t t = 0; t < n; ++t) y[t] = bf16_widen(x[t]);
 }
 
 // ops.h rmsnorm_row over R rows of C on the calling thread (rmsnorm_forward opens a parallel
@@ -432,8 +418,8 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
           const float* kr = m.k.data() + r * HD + h * D;
           const float* vr = m.v.data() + r * HD + h * D;
           if (opt.kv_bf16) {
-            for (int64_t d = 0; d < D; ++d) m.k16[at + d] = to_bf16(kr[d]);
-            for (int64_t d = 0; d < D; ++d) m.v16[at + d] = to_bf16(vr[d]);
+            for (int64_t d = 0; d < D; ++d) m.k16[at + d] = bf16_round(kr[d]);
+            for (int64_t d = 0; d < D; ++d) m.v16[at + d] = bf16_round(vr[d]);
           } else {
             std::copy(kr, kr + D, m.k32.get() + at);
             std::copy(vr, vr + D, m.v32.get() + at);
