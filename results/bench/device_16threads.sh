@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Issues 13 and 14 at 16 threads on the lent machine, one device call per step (each under the
+# 600 s limit of a call). Run from the repository root with out/ holding bundle.tgz (the Release
+# bundle: harness/bundle.sh build/harness/lengthbench out/bundle), perfb.tgz (Debian's perf with
+# its libraries and loader, packed the same way; optional: without it the runs are not profiled)
+# and ck/ (trained checkpoints: config.json, manifest.json, model.safetensors,
+# optimizer.safetensors of each). Everything lands in /tmp/dev/STEP and is packed into
+# $OUT/STEP.tgz:
+#
+#   results/bench/device_16threads.sh eval     # random MQMTAR preset, 16,384 and 65,536 tokens
+#   results/bench/device_16threads.sh ckpt     # trained checkpoints; training phase profile
+#   results/bench/device_16threads.sh jobs     # small16 suite as 1 job x 16 threads
+#
+# Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
+# 65,536-token evaluations and its report by symbol is written beside their JSON.
+set -u
+step=${1:?usage: device_16threads.sh eval|ckpt|jobs}
+out=${OUT:-$(pwd)/out/dev}
+dir=/tmp/dev/$step
+mkdir -p "$out" "$dir"
+[ -d out/bundle ] || tar xzf out/bundle.tgz -C out
+[ -f out/perfb.tgz ] && { [ -d out/perfb ] || tar xzf out/perfb.tgz -C out; }
+LB="$(pwd)/out/bundle/run lengthbench"
+perf_ok=0
+PERF="$(pwd)/out/perfb/ld-linux-x86-64.so.2 --library-path $(pwd)/out/perfb $(pwd)/out/perfb/perf"
+if [ -d out/perfb ] && $PERF record -q -o /tmp/dev/probe.data true 2> /tmp/dev/probe.err; then perf_ok=1; fi
+{
+  date -u; lscpu; nproc; free -g; echo "perf usable: $perf_ok"; cat /tmp/dev/probe.err
+  cat /proc/sys/kernel/perf_event_paranoid; $LB --version; uptime
+} > "$dir/machine.txt" 2>&1
+
+# bench NAME TIMEOUT ARGS...: one benchmark, JSON to NAME.json, stderr to NAME.err, profiled
+# when NAME ends in _perf and perf is usable.
+bench() {
+  local name=$1 cap=$2; shift 2
+  local t0 rc; t0=$(date +%s%N)
+  if [ $perf_ok = 1 ] && [[ $name == *_perf ]]; then
+    timeout -k 10 "$cap" $PERF record -q -F 199 -o "$dir/$name.data" $LB "$@" > "$dir/$name.json" 2> "$dir/$name.err"
+    rc=$?
+    $PERF report -i "$dir/$name.data" --no-children --stdio --sort sym 2>/dev/null \
+      | grep -E '^ +[0-9]' | head -40 > "$dir/$name.perf.txt"
+    rm -f "$dir/$name.data"
+  else
+    timeout -k 10 "$cap" $LB "$@" > "$dir/$name.json" 2> "$dir/$name.err"
+    rc=$?
+  fi
+  echo "$name rc=$rc wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$dir/steps.txt"
+}
+
+case $step in
+  eval)
+    bench eval_16384 90 bench eval --lengths 16384 --threads 16 --attention softmax,asentmax \
+      --prefill blocked,plain --json
+    for a in softmax asentmax; do for p in blocked plain; do
+      bench "eval_65536_${a}_${p}_perf" 130 bench eval --lengths 65536 --threads 16 \
+        --attention $a --prefill $p --json
+    done; done
+    ;;
+  ckpt)
+    ck=$(ls -d out/ck/*/ | sed 's:/$::' | paste -sd, -)
+    bench ckpt_16threads 240 bench eval --checkpoint "$ck" --lengths 4096,16384,65536 --threads 16 \
+      --prefill blocked,plain --json
+    for p in fp32 bf16; do
+      flag=""; [ $p = bf16 ] && flag=--bf16
+      LB_PROFILE=1 timeout -k 10 90 $LB train --task copy --preset copy --attention softmax \
+        --steps 20 --batch 128 --threads 16 --log-every 100 $flag > "$dir/train_profile_$p.txt" 2>&1
+      echo "train_profile_$p rc=$?" >> "$dir/steps.txt"
+    done
+    ;;
+  jobs)
+    OUT=$dir results/bench/jobs_throughput.sh 380 1x16
+    ;;
+esac
+(cd /tmp/dev && tar czf "$out/$step.tgz" "$step")
+cat "$dir/steps.txt" "$dir/machine.txt" 2>/dev/null | head -40
