@@ -144,6 +144,30 @@ TEST_CASE("inference: same numbers for any thread count, chunking, truncation") 
   CHECK(max_rel_diff(l1, l2) < 1e-5);
 }
 
+TEST_CASE("inference: decode steps give the same numbers on any thread count") {
+  // Wide enough (256 × 512 weights) that a one-row product is split over the threads.
+  ModelConfig c = tiny_config(normalizer_from_name("softmax"), PosEncoding::kNape);
+  c.hidden = 256, c.heads = 4, c.head_dim = 64, c.ffn = 512;
+  Transformer model(c);
+  model.init(5);
+  const auto ids = random_ids(20, 13, 3);
+  auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    InferenceEngine eng(model);
+    InferenceSession s(eng, 40);
+    std::vector<float> logits, all;
+    s.append(ids.data(), 10, logits);
+    for (int64_t t = 10; t < 20; ++t) {
+      s.append(ids.data() + t, 1, logits);
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+  };
+  const auto one = run(1), three = run(3);
+  omp_set_num_threads(2);
+  CHECK(one == three);
+}
+
 TEST_CASE("inference: bf16 KV cache stays close to fp32") {
   for (const char* name : {"softmax", "asentmax"}) {
     CAPTURE(name);

@@ -49,6 +49,14 @@ bench() {
 
 case $step in
   eval)
+    # decode A/B when the bundle also holds an older binary (lengthbench_base): same call, alternated
+    if [ -x out/bundle/lengthbench_base ]; then
+      for i in 1 2; do for b in lengthbench_base lengthbench; do
+        timeout -k 10 60 out/bundle/run $b bench eval --lengths 16384 --threads 16 --attention softmax,asentmax \
+          --prefill plain --new-tokens 32 --json > "$dir/decode_ab_${b}_$i.json" 2> "$dir/decode_ab_${b}_$i.err"
+        echo "decode_ab_${b}_$i rc=$?" >> "$dir/steps.txt"
+      done; done
+    fi
     bench eval_16384 90 bench eval --lengths 16384 --threads 16 --attention softmax,asentmax \
       --prefill blocked,plain --json
     for a in softmax asentmax; do for p in blocked plain; do
