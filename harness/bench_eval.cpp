@@ -185,13 +185,15 @@ nlohmann::json tile_json(const BlockedTileStats& t) {
               {"rows_buffered", t.rows_buffered},
               {"threshold_passes", t.threshold_passes},
               {"tiles_recomputed", t.tiles_recomputed},
-              {"tiles_far", t.tiles_far}};
+              {"tiles_far", t.tiles_far},
+              {"compactions", t.compactions}};
   }
   return {{"tiles_visited_fraction", ratio(t.tiles_visited, t.tiles)},
           {"row_tiles_support_fraction", ratio(t.row_tiles_support, t.row_tiles)},
           {"tiles_recomputed_per_tile", ratio(t.tiles_recomputed, t.tiles)},
           {"rows_buffered_fraction", ratio(t.rows_buffered, t.rows)},
           {"tiles_far_fraction", ratio(t.tiles_far, t.tiles)},
+          {"compactions_per_row", ratio(t.compactions, t.rows)},
           {"tile_stats", counts}};
 }
 

@@ -35,7 +35,8 @@ constexpr int64_t BlockedTileStats::*kTileFields[] = {&BlockedTileStats::units,
                                                       &BlockedTileStats::rows_buffered,
                                                       &BlockedTileStats::threshold_passes,
                                                       &BlockedTileStats::tiles_recomputed,
-                                                      &BlockedTileStats::tiles_far};
+                                                      &BlockedTileStats::tiles_far,
+                                                      &BlockedTileStats::compactions};
 constexpr size_t kTileFieldCount = sizeof(kTileFields) / sizeof(kTileFields[0]);
 static_assert(sizeof(BlockedTileStats) == kTileFieldCount * sizeof(int64_t), "a field is missing");
 std::atomic<int64_t> tile_totals[kTileFieldCount];
@@ -62,6 +63,9 @@ struct Scratch {
   std::vector<char> active;                     // (nr)
   std::vector<float> cand;                      // (kCandidateCap) candidates v > −1 of rows
   std::vector<int64_t> cand_at, cand_n;         // (nr) a row's slice of cand; cand_at −1: none
+  // (nr) a row's gate after its slice was compacted: raw z enters only when
+  // (z − gate_m)·half > gate_keep (gate_keep −inf: no gate).
+  std::vector<float> gate_m, gate_keep;
   std::vector<float> row_z, row_p;              // (n) an observed row
   // bf16 weight × value products: pairs of bf16 along the keys in one 32-bit word.
   std::vector<uint32_t> vt2;  // (kBk/2, D) value pairs along keys
@@ -247,6 +251,38 @@ __attribute__((target("avx512f"))) int64_t mark_far_tiles(const BlockedAttention
   return far;
 }
 
+// A full candidate slice z (n raw scores of one row) made room for more: the exact threshold
+// θ_S of the slice's own scores is a lower bound of the row's threshold θ (adding scores to a set
+// only raises its threshold: Σ_S [(z − θ)·half]_+^c <= Σ_all), so a score at or below θ_S is
+// outside the row's support and adds nothing to its threshold equation. The slice keeps the
+// scores above θ_S − 1e-5/half (the margin covers the fp32 rounding of the search) and sets the
+// row's gate to that cut for the scores still to come. Returns the new count.
+__attribute__((target("avx512f"))) int64_t compact_candidates(float* z, int64_t n, float half,
+                                                               bool square, float& gate_m,
+                                                               float& gate_keep) {
+  using namespace entmax_tau;
+  float ms = kNegInf;
+  for (int64_t j = 0; j < n; ++j) ms = std::max(ms, z[j]);
+  TauSearch sr = tau_search_start(n, square);  // the slice's own threshold, shifted by its max
+  bool done = false;
+  for (int pass = 0; pass < kMaxPasses && !done; ++pass) {
+    SupportStats st;
+    for (int64_t b0 = 0; b0 < n; b0 += kSumBlock) {
+      add_block_support(z + b0, std::min(n, b0 + kSumBlock) - b0, ms, half, sr.tau, st);
+    }
+    done = tau_search_step(st, square, sr);
+  }
+  const float lo = static_cast<float>(sr.lo);  // proven: below the slice's threshold
+  const float keep = done ? std::max(lo, sr.tau - 1e-5f) : lo;
+  int64_t c = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    z[c] = z[j];
+    c += (z[j] - ms) * half > keep;
+  }
+  gate_m = ms, gate_keep = keep;
+  return c;
+}
+
 __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, Scratch& s,
                                                     const Geometry& g, bool square) {
   using namespace entmax_tau;
@@ -255,12 +291,16 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
   BlockedTileStats count;  // this unit's tile statistics, added to the totals at its end
   count.units = 1, count.tiles = T, count.rows = nr;
   // (1) max pass; it also keeps, in each row's slice of the candidate buffer, the raw scores
-  // above the running max − 1/(α−1) (a superset of the final candidates) until the slice is full.
+  // above the running max − 1/(α−1) (a superset of the final candidates). A full slice is
+  // compacted to the scores above its own threshold (compact_candidates); a row whose
+  // candidates still do not fit goes to the recomputing threshold passes.
   const int64_t slice = candidate_cap.load(std::memory_order_relaxed) / nr;
   grow(s.cand, slice * nr);
   count.tiles_far = mark_far_tiles(a, s, g, half);
   std::fill(s.m.begin(), s.m.begin() + nr, kNegInf);
-  for (int64_t r = 0; r < nr; ++r) s.cand_n[r] = 0, s.cand_at[r] = r * slice;
+  for (int64_t r = 0; r < nr; ++r) {
+    s.cand_n[r] = 0, s.cand_at[r] = r * slice, s.gate_m[r] = 0.f, s.gate_keep[r] = kNegInf;
+  }
   for (int64_t t = 0; t < T; ++t) {
     if (s.far[t]) {  // no candidate of any row: every later pass skips it too
       for (int64_t r = 0; r < nr; ++r) s.tmax[r * T + t] = kNegInf;
@@ -274,16 +314,23 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
       s.tmax[r * T + t] = mt;
       s.m[r] = std::max(s.m[r], mt);
       if (s.cand_at[r] < 0 || !((mt - s.m[r]) * half > -1.f)) continue;
-      if (s.cand_n[r] + cnt > slice) {  // overflow: this row recomputes its tiles instead
-        s.cand_at[r] = -1;
-        continue;
+      if (s.cand_n[r] + cnt > slice) {  // full: compact it, or recompute this row's tiles later
+        if (s.cand_n[r] > 0) {
+          ++count.compactions;
+          s.cand_n[r] = compact_candidates(s.cand.data() + s.cand_at[r], s.cand_n[r], half,
+                                           square, s.gate_m[r], s.gate_keep[r]);
+        }
+        if (s.cand_n[r] + cnt > slice) {
+          s.cand_at[r] = -1;
+          continue;
+        }
       }
       float* out = s.cand.data() + s.cand_at[r] + s.cand_n[r];
-      const float lim = s.m[r];
+      const float lim = s.m[r], gm = s.gate_m[r], gk = s.gate_keep[r];
       int64_t c = 0;
       for (int64_t j = 0; j < cnt; ++j) {
         out[c] = z[j];
-        c += (z[j] - lim) * half > -1.f;
+        c += ((z[j] - lim) * half > -1.f) & ((z[j] - gm) * half > gk);
       }
       s.cand_n[r] += c;
     }
@@ -294,6 +341,15 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
   for (int64_t r = 0; r < nr; ++r) {
     s.search[r] = tau_search_start(a.pos0 + r + 1, square);
     s.active[r] = 1;
+    if (s.gate_keep[r] > kNegInf) {  // a compacted row: its cut lies below τ*, and the scores it
+      // dropped have v <= fl (+1e-6 for the fp32 rounding; the cut's margin is 1e-5): the search
+      // starts there, buffered or not
+      const float fl = (s.gate_m[r] - s.m[r]) * half + s.gate_keep[r] + 1e-6f;
+      if (fl > s.search[r].floor) {
+        s.search[r].floor = fl;
+        s.search[r].lo = fl, s.search[r].tau = fl;
+      }
+    }
     if (s.cand_at[r] < 0) continue;
     ++count.rows_buffered;
     float* v = s.cand.data() + s.cand_at[r];
@@ -422,7 +478,7 @@ bool prepare(const BlockedAttention& a, Scratch& s, Geometry& g) {
   grow(s.acc, a.nr * a.D), grow(s.m, a.nr), grow(s.l, a.nr), grow(s.tmax, a.nr * g.tiles);
   grow(s.knorm, g.tiles), grow(s.far, g.tiles), grow(s.qf, a.nr), grow(s.m0, a.nr);
   grow(s.search, a.nr), grow(s.stats, a.nr), grow(s.active, a.nr);
-  grow(s.cand_at, a.nr), grow(s.cand_n, a.nr);
+  grow(s.cand_at, a.nr), grow(s.cand_n, a.nr), grow(s.gate_m, a.nr), grow(s.gate_keep, a.nr);
   std::fill(s.acc.begin(), s.acc.begin() + a.nr * a.D, 0.f);
   s.bf16 = a.k16 != nullptr && a.bf16_products && cpu_has_bf16();
   if (s.bf16) grow(s.vt2, kBk / 2 * a.D), grow(s.pb, a.nr * kBk);

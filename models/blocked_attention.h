@@ -93,6 +93,7 @@ struct BlockedTileStats {
   int64_t threshold_passes = 0;   // recomputing threshold passes (for the other rows)
   int64_t tiles_recomputed = 0;   // key tiles those passes scored again
   int64_t tiles_far = 0;          // key tiles no pass scored: too far for any row (the bound)
+  int64_t compactions = 0;        // full candidate slices cut to the scores above their threshold
 };
 BlockedTileStats blocked_tile_stats();
 void reset_blocked_tile_stats();

@@ -153,6 +153,46 @@ TEST_CASE("blocked attention: tile statistics of the entmax passes (known suppor
   }
 }
 
+TEST_CASE("blocked attention: a full candidate slice is compacted to the scores above its threshold") {
+  // Long rows (4,000 keys) whose candidates overflow a slice of 600 scores: each
+  // overflow cuts the slice at its own threshold (a lower bound of the row's), so every row still
+  // finds its threshold in memory, with no recomputed tile, and equals the plain twin.
+  for (const char* name : {"sparsemax", "entmax", "asentmax"}) {
+    const NormalizerSpec spec = normalizer_from_name(name);
+    for (bool bf : {false, true}) {
+      CAPTURE(name);
+      CAPTURE(bf);
+      const int64_t D = 32, nr = 4, pos0 = 4000, n = pos0 + nr;
+      auto q = testing::random_vec(nr * D, 21, 0.6);
+      auto k = testing::random_vec(n * D, 22, 0.6);
+      auto v = testing::random_vec(n * D, 23);
+      std::vector<float> sc(nr, 1.f);
+      std::vector<uint16_t> k16(n * D), v16(n * D);
+      for (int64_t t = 0; t < n * D; ++t) k16[t] = to_bf16(k[t]), v16[t] = to_bf16(v[t]);
+      BlockedAttention a;
+      a.spec = &spec, a.D = D, a.nr = nr, a.pos0 = pos0, a.q = q.data(), a.ldq = D;
+      a.scale = sc.data(), a.ld_scale = 1, a.inv_sqrt_d = 1.f / std::sqrt(float(D));
+      if (bf)
+        a.k16 = k16.data(), a.v16 = v16.data();
+      else
+        a.k32 = k.data(), a.v32 = v.data();
+      std::vector<float> blocked(nr * D), plain(nr * D);
+      a.out = blocked.data(), a.ldo = D;
+      set_blocked_candidate_cap(nr * 600);
+      reset_blocked_tile_stats();
+      blocked_attention(a);
+      const BlockedTileStats st = blocked_tile_stats();
+      set_blocked_candidate_cap(-1);
+      a.out = plain.data();
+      plain_attention(a);
+      testing::check_close(blocked, plain, 1e-4, 1e-4, "out");
+      CHECK(st.compactions >= nr);  // every row's slice overflowed at least once
+      CHECK(st.rows_buffered == nr);
+      CHECK(st.tiles_recomputed == 0);
+    }
+  }
+}
+
 // ALiBi-like unit: 16 rows at positions 1,280 .. 1,295 over 1,296 keys (11 tiles), D = 32, slope
 // 0.5. Random keys: a tile more than a few keys away scores far below the diagonal tile, so the
 // bound skips every tile but the last two in all passes. One far key made to match the (equal)

@@ -63,6 +63,11 @@ case $step in
       bench "eval_65536_${a}_${p}_perf" 130 bench eval --lengths 65536 --threads 16 \
         --attention $a --prefill $p --json
     done; done
+    if [ -x out/bundle/lengthbench_base ]; then  # the older binary's ASEntmax blocked prefill
+      timeout -k 10 130 out/bundle/run lengthbench_base bench eval --lengths 65536 --threads 16 \
+        --attention asentmax --prefill blocked --json > "$dir/eval_65536_asentmax_blocked_base.json" 2>&1
+      echo "eval_65536_asentmax_blocked_base rc=$?" >> "$dir/steps.txt"
+    fi
     ;;
   ckpt)
     ck=$(ls -d out/ck/*/ | sed 's:/$::' | paste -sd, -)
