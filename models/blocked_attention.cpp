@@ -207,7 +207,6 @@ __attribute__((target("avx512f"))) int64_t tile_scores(const BlockedAttention& a
   return bk;
 }
 
-
 // Softmax family: online normalisation over the key tiles. Each row of a tile takes one fused
 // pass (softmax_row_avx512) from the raw products to the weights.
 __attribute__((target("avx512f"))) void softmax_unit(const BlockedAttention& a, Scratch& s,
