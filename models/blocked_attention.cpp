@@ -1,6 +1,8 @@
 // Blocked causal attention (contract: blocked_attention.h).
 #include "models/blocked_attention.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -100,6 +102,86 @@ LB_INLINE void finish_scores(float* z, int64_t cnt, int64_t j0, float f, float s
   attention_score_row(z, z, cnt, f, slope, i, j0);
 }
 
+LB_SIMD_CLONES float tile_max(const float* z, int64_t cnt) {
+  float m = kNegInf;
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < cnt; ++j) m = std::max(m, z[j]);
+  return m;
+}
+
+}  // namespace
+
+// The plain twin: finish_scores, tile_max and the exp loop, the three passes softmax_unit took
+// before the fused one.
+__attribute__((target("avx512f"))) SoftmaxRowTile softmax_row_plain(float* z, int64_t cnt,
+                                                                    int64_t bk, int64_t j0,
+                                                                    int64_t i, float f,
+                                                                    float slope, float m_prev) {
+  finish_scores(z, cnt, j0, f, slope, i);
+  const float m_new = std::max(m_prev, tile_max(z, cnt));
+  float sum = 0.f;
+  if (cnt > 0) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < cnt; ++j) {
+      const float e = fast_exp(z[j] - m_new);
+      z[j] = e;
+      sum += e;
+    }
+  }
+  std::fill(z + cnt, z + bk, 0.f);
+  return {m_new, sum};
+}
+
+// The fused pass: the row's kBk columns as 8 vectors of 16 lanes, held in registers from the
+// products to the weights; lanes at or past cnt are cut (out of the max, weight 0), and the
+// stores are masked to the first bk columns. Every score is attention_score's expression with its
+// add fused, fma(dot, f, slope · float(j − i)), as GCC compiles the twin's 16-lane loop under
+// AVX-512F; the twin's remainder columns (ymm and scalar epilogues) may round the unfused
+// dot · f + bias instead, an ulp of the score apart. The exp is fast_exp_avx512 (the bits of
+// fast_exp under AVX-512F). The sum adds 16 lanes per vector, then across the lanes.
+__attribute__((target("avx512f"))) SoftmaxRowTile softmax_row_avx512(float* z, int64_t cnt,
+                                                                     int64_t bk, int64_t j0,
+                                                                     int64_t i, float f,
+                                                                     float slope, float m_prev) {
+  constexpr int kChunks = kBk / 16;
+  auto lanes_below = [](int64_t n, int c) -> __mmask16 {  // lanes of chunk c with column < n
+    const int64_t k = std::clamp<int64_t>(n - 16 * c, 0, 16);
+    return static_cast<__mmask16>((1u << k) - 1u);
+  };
+  if (cnt <= 0) {
+    for (int c = 0; c < kChunks; ++c) {
+      _mm512_mask_storeu_ps(z + 16 * c, lanes_below(bk, c), _mm512_setzero_ps());
+    }
+    return {m_prev, 0.f};
+  }
+  const __m512 fv = _mm512_set1_ps(f), slope_v = _mm512_set1_ps(slope);
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const int32_t base = static_cast<int32_t>(j0 - i);  // rel of column 0 (positions fit in int32)
+  __m512 zv[kChunks];
+  __m512 mx = _mm512_set1_ps(kNegInf);
+#pragma GCC unroll 8
+  for (int c = 0; c < kChunks; ++c) {
+    const __mmask16 vis = lanes_below(cnt, c);
+    const __m512i rel = _mm512_add_epi32(_mm512_set1_epi32(base + 16 * c), iota);
+    const __m512 bias = _mm512_mul_ps(slope_v, _mm512_cvtepi32_ps(rel));
+    zv[c] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(vis, z + 16 * c), fv, bias);
+    mx = _mm512_mask_max_ps(mx, vis, mx, zv[c]);
+  }
+  const float m_new = std::max(m_prev, _mm512_reduce_max_ps(mx));
+  const __m512 mv = _mm512_set1_ps(m_new);
+  __m512 sum = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int c = 0; c < kChunks; ++c) {
+    const __m512 e =
+        _mm512_maskz_mov_ps(lanes_below(cnt, c), fast_exp_avx512(_mm512_sub_ps(zv[c], mv)));
+    sum = _mm512_add_ps(sum, e);
+    _mm512_mask_storeu_ps(z + 16 * c, lanes_below(bk, c), e);
+  }
+  return {m_new, _mm512_reduce_add_ps(sum)};
+}
+
+namespace {
+
 struct Geometry {
   int64_t n_keys, tiles;
   int64_t visible(int64_t i, int64_t j0) const {  // visible columns of row at position i
@@ -107,13 +189,20 @@ struct Geometry {
   }
 };
 
+// Raw products q_r · k_j of tile t for all rows into s.s (nr, kBk). Returns the tile's key count.
+__attribute__((target("avx512f"))) int64_t tile_products(const BlockedAttention& a, Scratch& s,
+                                                         int64_t t, const Geometry& g) {
+  const int64_t j0 = t * kBk, bk = std::min(kBk, g.n_keys - j0);
+  load_kt(a, j0, bk, s.kt.data());
+  scores_tile(a.q, a.ldq, a.nr, s.kt.data(), a.D, (bk + 63) / 64 * 64, s.s.data());
+  return bk;
+}
+
 // Scores of tile t for all rows: raw products, then each row's scaling, bias and causal cut.
 // Returns the tile's key count.
 __attribute__((target("avx512f"))) int64_t tile_scores(const BlockedAttention& a, Scratch& s,
                                                        int64_t t, const Geometry& g) {
-  const int64_t j0 = t * kBk, bk = std::min(kBk, g.n_keys - j0);
-  load_kt(a, j0, bk, s.kt.data());
-  scores_tile(a.q, a.ldq, a.nr, s.kt.data(), a.D, (bk + 63) / 64 * 64, s.s.data());
+  const int64_t j0 = t * kBk, bk = tile_products(a, s, t, g);
   for (int64_t r = 0; r < a.nr; ++r) {
     const int64_t i = a.pos0 + r, cnt = g.visible(i, j0);
     const float f = score_factor(a.scale[r * a.ld_scale], a.inv_sqrt_d);
@@ -122,14 +211,8 @@ __attribute__((target("avx512f"))) int64_t tile_scores(const BlockedAttention& a
   return bk;
 }
 
-LB_SIMD_CLONES float tile_max(const float* z, int64_t cnt) {
-  float m = kNegInf;
-#pragma omp simd reduction(max : m)
-  for (int64_t j = 0; j < cnt; ++j) m = std::max(m, z[j]);
-  return m;
-}
-
-// Softmax family: online normalisation over the key tiles.
+// Softmax family: online normalisation over the key tiles. Each row of a tile takes one fused
+// pass (softmax_row_avx512) from the raw products to the weights.
 __attribute__((target("avx512f"))) void softmax_unit(const BlockedAttention& a, Scratch& s,
                                                      const Geometry& g) {
   const int64_t nr = a.nr, D = a.D;
@@ -137,30 +220,20 @@ __attribute__((target("avx512f"))) void softmax_unit(const BlockedAttention& a, 
   std::fill(s.l.begin(), s.l.begin() + nr, 0.f);
   for (int64_t t = 0; t < g.tiles; ++t) {
     const int64_t j0 = t * kBk;
-    const int64_t bk = tile_scores(a, s, t, g);
+    const int64_t bk = tile_products(a, s, t, g);
     for (int64_t r = 0; r < nr; ++r) {
-      float* z = s.s.data() + r * kBk;
-      const int64_t cnt = g.visible(a.pos0 + r, j0);
-      const float mt = tile_max(z, cnt);
-      const float m_new = std::max(s.m[r], mt);
-      float sum = 0.f;
-      if (cnt > 0) {
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < cnt; ++j) {
-          const float e = fast_exp(z[j] - m_new);
-          z[j] = e;
-          sum += e;
-        }
-      }
-      std::fill(z + cnt, z + bk, 0.f);
-      if (m_new > s.m[r]) {
-        const float corr = s.m[r] == kNegInf ? 0.f : fast_exp(s.m[r] - m_new);
+      const int64_t i = a.pos0 + r;
+      const float f = score_factor(a.scale[r * a.ld_scale], a.inv_sqrt_d);
+      const SoftmaxRowTile row = softmax_row_avx512(s.s.data() + r * kBk, g.visible(i, j0), bk,
+                                                    j0, i, f, a.slope, s.m[r]);
+      if (row.m > s.m[r]) {
+        const float corr = s.m[r] == kNegInf ? 0.f : fast_exp(s.m[r] - row.m);
         s.l[r] *= corr;
         float* acc = s.acc.data() + r * D;
         for (int64_t d = 0; d < D; ++d) acc[d] *= corr;
-        s.m[r] = m_new;
+        s.m[r] = row.m;
       }
-      s.l[r] += sum;
+      s.l[r] += row.sum;
     }
     mix_tile(a, s, j0, bk);
   }

@@ -101,4 +101,26 @@ void reset_blocked_tile_stats();
 // The plain twin (test reference): every row scored in full, normalize_forward, weights × V.
 void plain_attention(const BlockedAttention& a);
 
+// One row of a softmax-family score tile, from the raw products to the weights (the kernel's
+// per-row step; exposed for its test). Query position i, the tile's keys j0 .. j0 + bk − 1, of
+// which the first cnt are visible (0 <= cnt <= bk <= kKeyTile); f = score_factor, slope = m_h.
+// z (kKeyTile) holds q · k_j in [0, bk) on entry and on exit the weights exp(z_j − m) for j < cnt,
+// 0 in [cnt, bk) (past bk untouched), z_j the score of attention_score.h and
+// m = max(m_prev, max_{j<cnt} z_j) the new running max (m_prev, which may be −inf, when cnt = 0).
+struct SoftmaxRowTile {
+  float m;    // the new running max
+  float sum;  // Σ_{j<cnt} exp(z_j − m) (0 when cnt = 0)
+};
+// The fused pass (AVX-512F; call only where blocked_attention_supports holds): one trip through
+// registers; every score is fma(dot, f, slope · (j − i)). The same m and weights as the twin bit
+// for bit where the twin's compiled loop fuses that add too (always without bias, and in its
+// 16-lane main loop: whole tiles); elsewhere an ulp of the score apart. The sum differs by the
+// order of its adds.
+SoftmaxRowTile softmax_row_avx512(float* z, int64_t cnt, int64_t bk, int64_t j0, int64_t i,
+                                  float f, float slope, float m_prev);
+// Its plain twin: scores in place (attention_score_row), the tile max, then the exp and sum loop.
+// Also compiled for AVX-512F.
+SoftmaxRowTile softmax_row_plain(float* z, int64_t cnt, int64_t bk, int64_t j0, int64_t i,
+                                 float f, float slope, float m_prev);
+
 }  // namespace lb

@@ -11,10 +11,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "core/rng.h"
 #include "models/inference.h"
+#include "models/kernels/attention_score.h"
+#include "models/kernels/simd.h"
 #include "models/testing.h"
 
 namespace lb {
@@ -91,6 +94,141 @@ TEST_CASE("blocked attention: which normalizers are tiled") {
   CHECK_FALSE(blocked_attention_supports(normalizer_from_name("stickbreaking"), 32));
   CHECK_FALSE(blocked_attention_supports(normalizer_from_name("adaptive_temperature"), 32));
   CHECK_FALSE(blocked_attention_supports(normalizer_from_name("softmax"), 8));
+}
+
+// fast_exp_avx512 on x (16 floats) into y, for the bitwise check against fast_exp.
+__attribute__((target("avx512f"))) void fast_exp_16(const float* x, float* y) {
+  _mm512_storeu_ps(y, fast_exp_avx512(_mm512_loadu_ps(x)));
+}
+
+// fast_exp of x (n) into y, compiled for AVX-512F as the kernels that call it are (under it GCC
+// contracts fast_exp's mul + add pairs into FMAs, so its bits depend on the instruction set).
+__attribute__((target("avx512f"))) void fast_exp_row(const float* x, float* y, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = fast_exp(x[j]);
+}
+
+// One softmax row written out key by key, compiled for AVX-512F like the kernel: the score of
+// attention_score.h with its add fused, z_j = fma(dot_j, f, position_bias(slope, j0 + j − i)), and
+// w (cnt) = fast_exp(z_j − m); returns m = max(m_prev, max z_j). err (optional) gets the bound
+// on how far an unfused score may round from z: 2^−22 · max_j (|dot_j · f| + |bias_j|).
+__attribute__((target("avx512f"))) float softmax_row_written_out(const float* dot, int64_t cnt,
+                                                                 int64_t j0, int64_t i, float f,
+                                                                 float slope, float m_prev,
+                                                                 float* w, double* err) {
+  float m = m_prev;
+  double mag = 0.0;
+  for (int64_t j = 0; j < cnt; ++j) {
+    const float bias = position_bias(slope, static_cast<int32_t>(j0 + j - i));
+    w[j] = std::fma(dot[j], f, bias);
+    m = std::max(m, w[j]);
+    mag = std::max(mag, std::fabs(double(dot[j]) * f) + std::fabs(bias));
+  }
+  if (err) *err = std::ldexp(mag, -22);
+  for (int64_t j = 0; j < cnt; ++j) w[j] = fast_exp(w[j] - m);
+  return m;
+}
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+TEST_CASE("blocked attention: fast_exp_avx512 gives fast_exp's bits") {
+  if (!__builtin_cpu_supports("avx512f")) return;
+  std::vector<float> x;
+  for (float v = -100.f; v <= 100.f; v += 0.0137f) x.push_back(v);  // both clamps, the cut at -87
+  for (float v : {-87.f, std::nextafter(-87.f, -100.f), std::nextafter(-87.f, 0.f), 88.f,
+                  std::nextafter(88.f, 100.f), 0.f, -0.f, 1e-30f, -1e-30f,
+                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                  std::numeric_limits<float>::quiet_NaN()}) {
+    x.push_back(v);
+  }
+  x.resize((x.size() + 15) / 16 * 16, 0.5f);
+  std::vector<float> y(x.size()), want(x.size());
+  for (size_t c = 0; c < x.size(); c += 16) fast_exp_16(x.data() + c, y.data() + c);
+  fast_exp_row(x.data(), want.data(), static_cast<int64_t>(x.size()));
+  int64_t differ = 0;
+  double rel = 0.0;  // against the baseline build of fast_exp here: an ulp or so
+  for (size_t j = 0; j < x.size(); ++j) {
+    differ += std::isnan(want[j]) ? !std::isnan(y[j]) : bits_of(want[j]) != bits_of(y[j]);
+    const float base = fast_exp(x[j]);
+    if (base > 0.f && std::isfinite(base)) rel = std::max(rel, std::fabs(y[j] / base - 1.0));
+  }
+  CHECK(differ == 0);
+  CHECK(rel <= 4e-7);
+  MESSAGE("fast_exp_avx512 vs a baseline x86-64 fast_exp: max relative difference " << rel);
+}
+
+// The fused softmax row pass against the row written out above and against its plain twin (the
+// three passes it replaced): every visible count 0 .. kKeyTile, whole and partial tiles
+// (bk < kKeyTile), ALiBi slope 0 and not, score factors != 1/√D, a running max of −inf, below the
+// tile's scores and above them. The fused max and weights are the written-out row's bits. The twin's
+// are too without bias; with bias its unfused remainder columns may be an ulp of the score apart
+// (err), which moves a weight by at most 4·err relative. Sums: float sums of the same cnt positive
+// terms in different orders, each within (cnt − 1)·2^−24·Σ of the exact sum.
+TEST_CASE("blocked attention: the fused softmax row pass equals its three-pass twin") {
+  if (!__builtin_cpu_supports("avx512f")) return;
+  constexpr float kSentinel = 12345.f;  // past bk: must stay untouched
+  const float inf = std::numeric_limits<float>::infinity();
+  const auto dots = testing::random_vec(kKeyTile, 11, 6.0);  // raw products q · k_j
+  int64_t rows = 0, rows_apart = 0;
+  for (int64_t cnt = 0; cnt <= kKeyTile; ++cnt) {
+    for (int64_t bk : {std::max<int64_t>(cnt, 1), (cnt + kKeyTile + 1) / 2, kKeyTile}) {
+      // A row that sees cnt < kKeyTile keys of the tile sits at i = j0 + cnt − 1 (the causal
+      // edge); a row that sees all of it may sit far past the tile.
+      for (int64_t j0 : {int64_t(0), int64_t(4096), int64_t(65408)}) {
+        for (int64_t past : {int64_t(0), int64_t(3000)}) {
+          if (past > 0 && cnt < kKeyTile) continue;
+          const int64_t i = j0 + cnt - 1 + past;
+          for (float slope : {0.f, 0.0625f, -0.37f}) {
+            for (float f : {1.f / std::sqrt(32.f), 1.7f / std::sqrt(32.f), 0.42f}) {
+              for (float m_prev : {-inf, -40.f, 3.f, 500.f}) {
+                CAPTURE(cnt);
+                CAPTURE(bk);
+                CAPTURE(i);
+                CAPTURE(j0);
+                CAPTURE(slope);
+                CAPTURE(f);
+                CAPTURE(m_prev);
+                std::vector<float> zp(kKeyTile, kSentinel), zf(kKeyTile, kSentinel);
+                std::copy(dots.begin(), dots.begin() + bk, zp.begin());
+                std::copy(dots.begin(), dots.begin() + bk, zf.begin());
+                const SoftmaxRowTile plain =
+                    softmax_row_plain(zp.data(), cnt, bk, j0, i, f, slope, m_prev);
+                const SoftmaxRowTile fused =
+                    softmax_row_avx512(zf.data(), cnt, bk, j0, i, f, slope, m_prev);
+                std::vector<float> w(kKeyTile);
+                double err = 0.0;
+                const float m = softmax_row_written_out(dots.data(), cnt, j0, i, f, slope, m_prev,
+                                                        w.data(), &err);
+                if (slope == 0.f) err = 0.0;
+                double exact = 0.0;
+                int64_t differ = 0, plain_differ = 0, plain_far = 0;
+                for (int64_t j = 0; j < kKeyTile; ++j) {
+                  const float want = j < cnt ? w[j] : j < bk ? 0.f : kSentinel;
+                  if (j < cnt) exact += want;
+                  differ += bits_of(zf[j]) != bits_of(want);
+                  plain_differ += bits_of(zp[j]) != bits_of(want);
+                  plain_far += std::fabs(double(zp[j]) - want) > 4.0 * err * want;
+                }
+                CHECK(differ == 0);
+                CHECK(bits_of(fused.m) == bits_of(m));
+                CHECK(plain_far == 0);
+                CHECK((plain.m == m || std::fabs(double(plain.m) - m) <= err));
+                const double bound = std::max<int64_t>(cnt - 1, 0) * std::ldexp(1.0, -24) * exact;
+                CHECK(std::fabs(fused.sum - exact) <= bound);
+                CHECK(std::fabs(plain.sum - exact) <= bound + 4.0 * err * exact);
+                rows_apart += plain_differ > 0 || plain.m != m;
+                ++rows;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  MESSAGE(rows << " rows compared; the twin an ulp of the score apart on " << rows_apart);
 }
 
 // One unit of 8 rows at positions 632 .. 639 over 640 keys (5 tiles, all visible to every row),

@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LB_NO_CLONES)
 #define LB_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -48,6 +52,36 @@ LB_INLINE float fast_exp(float x) {
   std::memcpy(&scale, &bits, sizeof(scale));
   return x < -87.0f ? 0.0f : poly * scale;
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// fast_exp on 16 lanes with AVX-512F intrinsics, with fast_exp's mul + add pairs fused into FMAs
+// as GCC fuses them when it compiles fast_exp for AVX-512F (its default -ffp-contract=fast; the
+// target brings FMA): kf = (xc·log2e + 2^23·1.5) − 2^23·1.5 with the first add fused, r and the
+// Horner steps fused. So these are the bits of fast_exp in the AVX-512 kernels, NaN included
+// (blocked_attention_test pins it), and within an ulp or so (3.6e-7 relative) of a baseline x86-64
+// build of fast_exp, which has no FMA. Call only from a function compiled for AVX-512F.
+__attribute__((target("avx512f"), always_inline)) inline __m512 fast_exp_avx512(__m512 x) {
+  const __mmask16 lo = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
+  const __mmask16 hi = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.0f), _CMP_GT_OQ);
+  __m512 xc = _mm512_mask_mov_ps(x, lo, _mm512_set1_ps(-87.0f));
+  xc = _mm512_mask_mov_ps(xc, hi, _mm512_set1_ps(88.0f));
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  const __m512 kf =
+      _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic), magic);
+  __m512 r = _mm512_fnmadd_ps(kf, _mm512_set1_ps(0.693145751953125f), xc);
+  r = _mm512_fnmadd_ps(kf, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 poly = _mm512_set1_ps(1.0f / 720.0f);
+  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f / 120.0f));
+  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f / 24.0f));
+  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f / 6.0f));
+  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(0.5f));
+  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f));
+  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f));
+  const __m512i bits =
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(kf), _mm512_set1_epi32(127)), 23);
+  return _mm512_maskz_mul_ps(static_cast<__mmask16>(~lo), poly, _mm512_castsi512_ps(bits));
+}
+#endif
 
 // Whether the hand-written AVX-512 intrinsic kernels may run: the CPU has AVX-512F (checked
 // once) and force_portable_kernels (row_kernels.h, a test hook) is off. softmax_kernel.cpp.
