@@ -290,6 +290,7 @@ __attribute__((target("avx512f"))) int64_t mark_far_tiles(const BlockedAttention
         for (int64_t d = 0; d < D; ++d) ss += k[d] * k[d];
       } else {
         const uint16_t* k = a.k16 + j * D;
+#pragma omp simd reduction(+ : ss)
         for (int64_t d = 0; d < D; ++d) ss += bf16_widen(k[d]) * bf16_widen(k[d]);
       }
       mx = std::max(mx, ss);
@@ -324,6 +325,67 @@ __attribute__((target("avx512f"))) int64_t mark_far_tiles(const BlockedAttention
   return far;
 }
 
+}  // namespace
+
+// Candidates of one row of a score tile (contract: blocked_attention.h).
+int64_t gather_candidates_plain(const float* z, int64_t cnt, float lim, float half, float gm,
+                                float gk, float* out) {
+  int64_t c = 0;
+  for (int64_t j = 0; j < cnt; ++j) {
+    out[c] = z[j];
+    c += ((z[j] - lim) * half > -1.f) & ((z[j] - gm) * half > gk);
+  }
+  return c;
+}
+__attribute__((target("avx512f"))) int64_t gather_candidates_avx512(const float* z, int64_t cnt,
+                                                                    float lim, float half,
+                                                                    float gm, float gk,
+                                                                    float* out) {
+  const __m512 vlim = _mm512_set1_ps(lim), vh = _mm512_set1_ps(half), vgm = _mm512_set1_ps(gm);
+  const __m512 vgk = _mm512_set1_ps(gk), vm1 = _mm512_set1_ps(-1.f);
+  int64_t c = 0;
+  for (int64_t j = 0; j < cnt; j += 16) {
+    const __mmask16 in = cnt - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cnt - j)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(in, z + j);
+    __mmask16 keep = _mm512_mask_cmp_ps_mask(in, _mm512_mul_ps(_mm512_sub_ps(v, vlim), vh), vm1,
+                                             _CMP_GT_OQ);
+    keep = _mm512_mask_cmp_ps_mask(keep, _mm512_mul_ps(_mm512_sub_ps(v, vgm), vh), vgk,
+                                   _CMP_GT_OQ);
+    _mm512_mask_compressstoreu_ps(out + c, keep, v);
+    c += __builtin_popcount(keep);
+  }
+  return c;
+}
+
+namespace {
+
+// The largest of z (n >= 0; −inf when n = 0).
+__attribute__((target("avx512f"))) float max_avx512(const float* z, int64_t n) {
+  __m512 m = _mm512_set1_ps(kNegInf);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 in = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1u);
+    m = _mm512_mask_max_ps(m, in, m, _mm512_maskz_loadu_ps(in, z + j));
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
+// Keeps, in place and in order, the z_j (n) with (z_j − m)·half > keep; returns their count.
+// Compress stores: the write position never passes the read position.
+__attribute__((target("avx512f"))) int64_t compact_above(float* z, int64_t n, float m, float half,
+                                                        float keep) {
+  const __m512 vm = _mm512_set1_ps(m), vh = _mm512_set1_ps(half), vk = _mm512_set1_ps(keep);
+  int64_t c = 0;
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 in = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(in, z + j);
+    const __mmask16 k =
+        _mm512_mask_cmp_ps_mask(in, _mm512_mul_ps(_mm512_sub_ps(v, vm), vh), vk, _CMP_GT_OQ);
+    _mm512_mask_compressstoreu_ps(z + c, k, v);
+    c += __builtin_popcount(k);
+  }
+  return c;
+}
+
 // A full candidate slice z (n raw scores of one row) made room for more: the exact threshold
 // θ_S of the slice's own scores is a lower bound of the row's threshold θ (adding scores to a set
 // only raises its threshold: Σ_S [(z − θ)·half]_+^c <= Σ_all), so a score at or below θ_S is
@@ -334,8 +396,7 @@ __attribute__((target("avx512f"))) int64_t compact_candidates(float* z, int64_t 
                                                                bool square, float& gate_m,
                                                                float& gate_keep) {
   using namespace entmax_tau;
-  float ms = kNegInf;
-  for (int64_t j = 0; j < n; ++j) ms = std::max(ms, z[j]);
+  const float ms = max_avx512(z, n);
   TauSearch sr = tau_search_start(n, square);  // the slice's own threshold, shifted by its max
   bool done = false;
   for (int pass = 0; pass < kMaxPasses && !done; ++pass) {
@@ -347,13 +408,8 @@ __attribute__((target("avx512f"))) int64_t compact_candidates(float* z, int64_t 
   }
   const float lo = static_cast<float>(sr.lo);  // proven: below the slice's threshold
   const float keep = done ? std::max(lo, sr.tau - 1e-5f) : lo;
-  int64_t c = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    z[c] = z[j];
-    c += (z[j] - ms) * half > keep;
-  }
   gate_m = ms, gate_keep = keep;
-  return c;
+  return compact_above(z, n, ms, half, keep);
 }
 
 __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, Scratch& s,
@@ -398,14 +454,8 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
           continue;
         }
       }
-      float* out = s.cand.data() + s.cand_at[r] + s.cand_n[r];
-      const float lim = s.m[r], gm = s.gate_m[r], gk = s.gate_keep[r];
-      int64_t c = 0;
-      for (int64_t j = 0; j < cnt; ++j) {
-        out[c] = z[j];
-        c += ((z[j] - lim) * half > -1.f) & ((z[j] - gm) * half > gk);
-      }
-      s.cand_n[r] += c;
+      s.cand_n[r] += gather_candidates_avx512(z, cnt, s.m[r], half, s.gate_m[r], s.gate_keep[r],
+                                              s.cand.data() + s.cand_at[r] + s.cand_n[r]);
     }
   }
   // (2) the threshold: rows with their candidates in the buffer search in memory; the others
@@ -443,12 +493,7 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
         // (flat rows shrink pass by pass), and let the search know through its floor.
         const float keep = std::nextafter(static_cast<float>(s.search[r].lo), -kInf);
         if (keep > s.search[r].floor) {
-          int64_t c = 0;
-          for (int64_t j = 0; j < n; ++j) {
-            v[c] = v[j];
-            c += v[j] > keep;
-          }
-          n = c;
+          n = compact_above(v, n, 0.f, 1.f, keep);
           s.search[r].floor = keep;
         }
         const float tau = s.search[r].tau;

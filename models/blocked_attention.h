@@ -123,4 +123,14 @@ SoftmaxRowTile softmax_row_avx512(float* z, int64_t cnt, int64_t bk, int64_t j0,
 SoftmaxRowTile softmax_row_plain(float* z, int64_t cnt, int64_t bk, int64_t j0, int64_t i,
                                  float f, float slope, float m_prev);
 
+// The candidates of one row of an α-entmax score tile (the max pass's gathering; exposed for its
+// test): the scores z_j, j < cnt, with (z_j − lim)·half > −1 (not below the running max lim by
+// 1/(α−1) or more) and (z_j − gm)·half > gk (above the row's compaction cut; gk = −inf: none),
+// written to out in order. Returns their count. The AVX-512F version (compress stores) and its
+// plain twin give the same bits.
+int64_t gather_candidates_avx512(const float* z, int64_t cnt, float lim, float half, float gm,
+                                 float gk, float* out);
+int64_t gather_candidates_plain(const float* z, int64_t cnt, float lim, float half, float gm,
+                                float gk, float* out);
+
 }  // namespace lb

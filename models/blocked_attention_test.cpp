@@ -291,6 +291,28 @@ TEST_CASE("blocked attention: tile statistics of the entmax passes (known suppor
   }
 }
 
+TEST_CASE("blocked attention: candidate gathering (compress stores) equals its plain twin") {
+  // Every count 0..128 (partial vectors), α = 1.5 and 2, with and without a compaction cut, and
+  // scores exactly on either limit.
+  auto z = testing::random_vec(kKeyTile, 31, 2.0);
+  z[5] = 1.f, z[6] = -1.f, z[40] = 0.25f;  // on the limits below (lim 2, half 0.5; gm 1, gk −0.375)
+  for (float half : {0.5f, 1.f}) {
+    for (float gk : {-std::numeric_limits<float>::infinity(), -0.375f}) {
+      for (int64_t cnt = 0; cnt <= kKeyTile; ++cnt) {
+        CAPTURE(half);
+        CAPTURE(gk);
+        CAPTURE(cnt);
+        std::vector<float> fast(kKeyTile + 16, 7.f), plain(kKeyTile + 16, 7.f);
+        const int64_t a = gather_candidates_avx512(z.data(), cnt, 2.f, half, 1.f, gk, fast.data());
+        const int64_t b = gather_candidates_plain(z.data(), cnt, 2.f, half, 1.f, gk, plain.data());
+        REQUIRE(a == b);
+        CHECK(std::memcmp(fast.data(), plain.data(), a * sizeof(float)) == 0);
+        CHECK(std::all_of(fast.begin() + a, fast.end(), [](float x) { return x == 7.f; }));
+      }
+    }
+  }
+}
+
 TEST_CASE("blocked attention: a full candidate slice is compacted to the scores above its threshold") {
   // Long rows (4,000 keys) whose candidates overflow a slice of 600 scores: each
   // overflow cuts the slice at its own threshold (a lower bound of the row's), so every row still
