@@ -10,11 +10,13 @@
 #   results/bench/device_16threads.sh eval     # random MQMTAR preset, 16,384 and 65,536 tokens
 #   results/bench/device_16threads.sh ckpt     # trained checkpoints; training phase profile
 #   results/bench/device_16threads.sh jobs     # small16 suite as 1 job x 16 threads
+#   results/bench/device_16threads.sh ab       # blocked prefill: the bundle's lengthbench_base
+#                                              # against its lengthbench, alternated
 #
 # Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
 # 65,536-token evaluations and its report by symbol is written beside their JSON.
 set -u
-step=${1:?usage: device_16threads.sh eval|ckpt|jobs}
+step=${1:?usage: device_16threads.sh eval|ckpt|jobs|ab}
 out=${OUT:-$(pwd)/out/dev}
 dir=/tmp/dev/$step
 mkdir -p "$out" "$dir"
@@ -82,6 +84,14 @@ case $step in
     ;;
   jobs)
     OUT=$dir results/bench/jobs_throughput.sh 380 1x16
+    ;;
+  ab)
+    for L in 16384 65536; do for b in lengthbench_base lengthbench; do
+      t0=$(date +%s%N)
+      timeout -k 10 150 out/bundle/run $b bench eval --lengths $L --threads 16 --attention softmax,asentmax \
+        --prefill blocked --new-tokens 4 --json > "$dir/ab_${L}_$b.json" 2> "$dir/ab_${L}_$b.err"
+      echo "ab_${L}_$b rc=$? wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$dir/steps.txt"
+    done; done
     ;;
 esac
 (cd /tmp/dev && tar czf "$out/$step.tgz" "$step")
