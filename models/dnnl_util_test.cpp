@@ -48,3 +48,50 @@ TEST_CASE("bf16 copies made once give the products' own numbers") {
 
 }  // namespace
 }  // namespace lb
+
+namespace lb {
+namespace {
+
+TEST_CASE("products give the same numbers on 1, 8 and 16 threads") {
+  // The linear layers' products at the model sizes of the suites (weight gradients with 64 to 512
+  // rows of C over 1,600 to 4,000 rows of the batch, forward and ∂x products), the attention's
+  // batched products and the bf16 row blocks. Without the one-thread rule for weight gradients
+  // with few rows of C, oneDNN split their sums at 8 and 16 threads (matmul in dnnl_util.cpp).
+  struct Case {
+    bool ta, tb, bf16;
+    int64_t batch, M, N, K;
+  };
+  std::vector<Case> cases;
+  for (int64_t M : {64, 128, 192, 256, 512})
+    for (int64_t N : {64, 256}) cases.push_back({true, false, false, 1, M, N, M < 256 ? 1600 : 4000});
+  cases.push_back({false, true, false, 1, 1600, 192, 64});    // forward
+  cases.push_back({false, false, false, 1, 1600, 64, 192});   // ∂x
+  cases.push_back({false, true, false, 64, 50, 50, 16});      // attention scores
+  cases.push_back({false, false, false, 64, 50, 16, 50});     // attention mixing
+  cases.push_back({true, false, true, 1, 64, 192, 2100});     // bf16 row blocks (weight gradient)
+  cases.push_back({true, false, true, 1, 64, 192, 700});      // bf16 runtime shape
+  for (const Case& c : cases) {
+    CAPTURE(c.ta);
+    CAPTURE(c.bf16);
+    CAPTURE(c.batch);
+    CAPTURE(c.M);
+    CAPTURE(c.N);
+    CAPTURE(c.K);
+    const auto A = random_vec(c.batch * c.M * c.K, 7), B = random_vec(c.batch * c.K * c.N, 8);
+    set_matmul_bf16(c.bf16);
+    std::vector<float> ref;
+    for (int t : {1, 8, 16}) {
+      set_num_threads(t);
+      std::vector<float> C(c.batch * c.M * c.N, 0.25f);
+      matmul(c.ta, c.tb, c.batch, c.M, c.N, c.K, A.data(), B.data(), C.data(), true);
+      if (t == 1) ref = C;
+      CAPTURE(t);
+      CHECK(C == ref);
+    }
+  }
+  set_matmul_bf16(false);
+  set_num_threads(2);
+}
+
+}  // namespace
+}  // namespace lb
