@@ -7,7 +7,8 @@
 //
 // Normalizers (blocked_attention_supports):
 //   softmax family (softmax, ssmax, any query length scaling): one pass, online normalisation —
-//     a running max m and sum l per row, the output rescaled when m grows.
+//     a running max m and sum l per row, the output rescaled when m grows; each row of a score
+//     tile goes through registers once (softmax_row_avx512).
 //   α-entmax with α = 1.5 or 2 (entmax, sparsemax, asentmax): the exact threshold τ of each row,
 //     then one output pass. (0) far tiles: a key whose score is at least 1/(α−1) below its row's
 //     max is never in the support (τ ≥ max − 1 in the scaled domain), so a tile whose score bound
@@ -17,9 +18,12 @@
 //     max of each (row, tile). (2) threshold passes: the exact search of entmax_tau.h in the
 //     shifted scaled domain v = (α−1)(z − m), bracket [−1, −n^(1−α)]; each pass recomputes only
 //     the tiles holding a candidate (v > −1) of a row still searching — or, for the rows whose
-//     candidates fit in a per-thread buffer of 2^20 floats, gathers them once and searches in
-//     memory. (3) output pass over the
-//     tiles holding a support member (tile max above τ): sparse rows skip most of the row.
+//     candidates fit their slice of a per-thread buffer of 2^20 floats, gathers them once (in
+//     the max pass) and searches in memory. A full slice is cut to the scores above the slice's
+//     own threshold, a lower bound of the row's (adding scores only raises a threshold), and the
+//     row gathers above that cut from then on; only rows whose support outgrows a slice recompute
+//     tiles. (3) output pass over the tiles holding a support member (tile max above τ): sparse
+//     rows skip most of the row.
 //   Everything else (top-k, stick-breaking, adaptive temperature: they need the whole row or its
 //   order statistics; entmax with other α: Halley iterations over a stored row) stays on the
 //   plain path of inference.cpp, as do head_dim not in {16, 32, 64} and CPUs without AVX-512.

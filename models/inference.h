@@ -37,9 +37,10 @@ struct InferenceOptions {
   int64_t q_block = 64;     // query rows per attention unit (scores are O(q_block·T) per thread)
   bool kv_bf16 = false;     // bf16 KV storage (half the memory and bandwidth; not bit-equal)
   // Prefill units through models/blocked_attention.h where supported (O(tile) scratch); false:
-  // the plain path (its twin) everywhere. Off unless LB_BLOCKED_PREFILL=1: it is not yet faster
-  // than the plain path where measured (results/bench/README.md), and the committed results were
-  // evaluated on the plain path (logits agree within 1e-4, not bit for bit).
+  // the plain path (its twin) everywhere. Off unless LB_BLOCKED_PREFILL=1: the committed results
+  // were evaluated on the plain path (logits agree within 1e-4, not bit for bit), and it is not
+  // faster everywhere (results/bench/README.md: faster on the MQMTAR preset at 16 threads, slower
+  // for the trained MQMTAR ASEntmax checkpoint, whose uniform rows overflow the candidate buffer).
   bool blocked = blocked_prefill_default();
 };
 
