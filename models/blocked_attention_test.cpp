@@ -30,6 +30,33 @@ uint16_t to_bf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// A unit of random queries (nr, D), keys and values (pos0 + nr, D) with bf16 copies of the
+// cache, and unit query scales, for the twin tests; unit() points a BlockedAttention at it.
+struct RandomUnit {
+  int64_t D, nr, pos0;
+  std::vector<float> q, k, v, sc;
+  std::vector<uint16_t> k16, v16;
+  RandomUnit(int64_t D_, int64_t nr_, int64_t pos0_, uint64_t seed, double qk_scale)
+      : D(D_), nr(nr_), pos0(pos0_),
+        q(testing::random_vec(nr_ * D_, seed, qk_scale)),
+        k(testing::random_vec((pos0_ + nr_) * D_, seed + 1, qk_scale)),
+        v(testing::random_vec((pos0_ + nr_) * D_, seed + 2)),
+        sc(nr_, 1.f), k16(k.size()), v16(v.size()) {
+    for (size_t t = 0; t < k.size(); ++t) k16[t] = to_bf16(k[t]), v16[t] = to_bf16(v[t]);
+  }
+  BlockedAttention unit(const NormalizerSpec& spec, bool bf, float slope, float* out) const {
+    BlockedAttention a;
+    a.spec = &spec, a.D = D, a.nr = nr, a.pos0 = pos0, a.q = q.data(), a.ldq = D;
+    a.scale = sc.data(), a.ld_scale = 1, a.inv_sqrt_d = 1.f / std::sqrt(float(D)), a.slope = slope;
+    if (bf)
+      a.k16 = k16.data(), a.v16 = v16.data();
+    else
+      a.k32 = k.data(), a.v32 = v.data();
+    a.out = out, a.ldo = D;
+    return a;
+  }
+};
+
 TEST_CASE("blocked attention: equals the plain twin (every supported normalizer, ragged tiles)") {
   // Entmax thresholds: candidates gathered in memory (default), or recomputed tile by tile on
   // every pass (no buffer), or a mix (room for a few rows).
@@ -51,26 +78,13 @@ TEST_CASE("blocked attention: equals the plain twin (every supported normalizer,
             CAPTURE(pos0);
             CAPTURE(nr);
             CAPTURE(mode);
-            const int64_t n = pos0 + nr;
             // Scores of a few units: sparse normalizers keep a small support.
-            auto q = testing::random_vec(nr * D, 1 + D, 1.5);
-            auto k = testing::random_vec(n * D, 2 + D, 1.5);
-            auto v = testing::random_vec(n * D, 3 + D);
-            auto sc = testing::random_vec(nr, 4);
-            for (auto& x : sc) x = 1.f + 0.3f * std::fabs(x);
-            std::vector<uint16_t> k16(n * D), v16(n * D);
-            for (int64_t t = 0; t < n * D; ++t) k16[t] = to_bf16(k[t]), v16[t] = to_bf16(v[t]);
-            BlockedAttention a;
-            a.spec = &spec, a.D = D, a.nr = nr, a.pos0 = pos0, a.q = q.data(), a.ldq = D;
-            a.scale = sc.data(), a.ld_scale = 1;
-            a.inv_sqrt_d = 1.f / std::sqrt(float(D)), a.slope = -0.01f;
-            a.bf16_products = mode == 2;
-            if (bf)
-              a.k16 = k16.data(), a.v16 = v16.data();
-            else
-              a.k32 = k.data(), a.v32 = v.data();
+            RandomUnit u(D, nr, pos0, 1 + D, 1.5);
+            const auto r = testing::random_vec(nr, 4);
+            for (int64_t i = 0; i < nr; ++i) u.sc[i] = 1.f + 0.3f * std::fabs(r[i]);
             std::vector<float> blocked(nr * D), plain(nr * D);
-            a.out = blocked.data(), a.ldo = D;
+            BlockedAttention a = u.unit(spec, bf, -0.01f, blocked.data());
+            a.bf16_products = mode == 2;
             blocked_attention(a);
             a.out = plain.data();
             plain_attention(a);
@@ -322,22 +336,10 @@ TEST_CASE("blocked attention: a full candidate slice is compacted to the scores 
     for (bool bf : {false, true}) {
       CAPTURE(name);
       CAPTURE(bf);
-      const int64_t D = 32, nr = 4, pos0 = 4000, n = pos0 + nr;
-      auto q = testing::random_vec(nr * D, 21, 0.6);
-      auto k = testing::random_vec(n * D, 22, 0.6);
-      auto v = testing::random_vec(n * D, 23);
-      std::vector<float> sc(nr, 1.f);
-      std::vector<uint16_t> k16(n * D), v16(n * D);
-      for (int64_t t = 0; t < n * D; ++t) k16[t] = to_bf16(k[t]), v16[t] = to_bf16(v[t]);
-      BlockedAttention a;
-      a.spec = &spec, a.D = D, a.nr = nr, a.pos0 = pos0, a.q = q.data(), a.ldq = D;
-      a.scale = sc.data(), a.ld_scale = 1, a.inv_sqrt_d = 1.f / std::sqrt(float(D));
-      if (bf)
-        a.k16 = k16.data(), a.v16 = v16.data();
-      else
-        a.k32 = k.data(), a.v32 = v.data();
+      const int64_t D = 32, nr = 4;
+      const RandomUnit u(D, nr, 4000, 21, 0.6);
       std::vector<float> blocked(nr * D), plain(nr * D);
-      a.out = blocked.data(), a.ldo = D;
+      BlockedAttention a = u.unit(spec, bf, 0.f, blocked.data());
       set_blocked_candidate_cap(nr * 600);
       reset_blocked_tile_stats();
       blocked_attention(a);

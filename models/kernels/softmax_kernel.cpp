@@ -36,8 +36,10 @@ bool use_avx512_kernels() { return false; }
 namespace {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(LB_NO_CLONES)
-// fast_exp (simd.h) on 16 lanes: the same reduction and polynomial; 2^k applied by scalef.
-__attribute__((target("avx512f"))) inline __m512 fast_exp_avx512(__m512 x) {
+// fast_exp (simd.h) on 16 lanes: the same reduction and polynomial, k rounded by roundscale and
+// 2^k applied by scalef — not fast_exp's bits (simd.h's fast_exp_avx512 gives those); the softmax
+// kernels' own, kept as it is because every committed training result went through it.
+__attribute__((target("avx512f"))) inline __m512 exp_scalef_avx512(__m512 x) {
   const __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
   const __m512 kf = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -106,7 +108,7 @@ __attribute__((target("avx512f"))) int64_t softmax_forward_avx512(const float* z
   const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(vmax)), vs = _mm512_set1_ps(scale);
   __m512 total = _mm512_setzero_ps();
   for (int c = 0; c < chunks; ++c) {
-    v[c] = fast_exp_avx512(_mm512_mul_ps(vs, _mm512_sub_ps(v[c], vm)));
+    v[c] = exp_scalef_avx512(_mm512_mul_ps(vs, _mm512_sub_ps(v[c], vm)));
     total = _mm512_add_ps(total, v[c]);
   }
   const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(total));
@@ -132,7 +134,7 @@ __attribute__((target("avx512f"))) int64_t softmax_forward_long_avx512(const flo
       const __mmask16 k = b1 - i >= 16 ? static_cast<__mmask16>(0xFFFF)
                                        : static_cast<__mmask16>((1u << (b1 - i)) - 1u);
       const __m512 x = _mm512_maskz_loadu_ps(k, z + i);
-      const __m512 e = _mm512_maskz_mov_ps(k, fast_exp_avx512(_mm512_mul_ps(vs, _mm512_sub_ps(x, vm))));
+      const __m512 e = _mm512_maskz_mov_ps(k, exp_scalef_avx512(_mm512_mul_ps(vs, _mm512_sub_ps(x, vm))));
       _mm512_mask_storeu_ps(p + i, k, e);
       acc = _mm512_add_ps(acc, e);
     }
