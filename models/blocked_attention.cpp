@@ -115,8 +115,8 @@ LB_SIMD_CLONES float tile_max(const float* z, int64_t cnt) {
 // before the fused one.
 __attribute__((target("avx512f"))) SoftmaxRowTile softmax_row_plain(float* z, int64_t cnt,
                                                                     int64_t bk, int64_t j0,
-                                                                    int64_t i, float f,
-                                                                    float slope, float m_prev) {
+                                                                    int64_t i, float f, float slope,
+                                                                    float m_prev) {
   finish_scores(z, cnt, j0, f, slope, i);
   const float m_new = std::max(m_prev, tile_max(z, cnt));
   float sum = 0.f;
@@ -224,8 +224,8 @@ __attribute__((target("avx512f"))) void softmax_unit(const BlockedAttention& a, 
     for (int64_t r = 0; r < nr; ++r) {
       const int64_t i = a.pos0 + r;
       const float f = score_factor(a.scale[r * a.ld_scale], a.inv_sqrt_d);
-      const SoftmaxRowTile row = softmax_row_avx512(s.s.data() + r * kBk, g.visible(i, j0), bk,
-                                                    j0, i, f, a.slope, s.m[r]);
+      const SoftmaxRowTile row =
+          softmax_row_avx512(s.s.data() + r * kBk, g.visible(i, j0), bk, j0, i, f, a.slope, s.m[r]);
       if (row.m > s.m[r]) {
         const float corr = s.m[r] == kNegInf ? 0.f : fast_exp(s.m[r] - row.m);
         s.l[r] *= corr;
@@ -338,19 +338,17 @@ int64_t gather_candidates_plain(const float* z, int64_t cnt, float lim, float ha
   return c;
 }
 __attribute__((target("avx512f"))) int64_t gather_candidates_avx512(const float* z, int64_t cnt,
-                                                                    float lim, float half,
-                                                                    float gm, float gk,
-                                                                    float* out) {
+                                                                    float lim, float half, float gm,
+                                                                    float gk, float* out) {
   const __m512 vlim = _mm512_set1_ps(lim), vh = _mm512_set1_ps(half), vgm = _mm512_set1_ps(gm);
   const __m512 vgk = _mm512_set1_ps(gk), vm1 = _mm512_set1_ps(-1.f);
   int64_t c = 0;
   for (int64_t j = 0; j < cnt; j += 16) {
     const __mmask16 in = cnt - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cnt - j)) - 1u);
     const __m512 v = _mm512_maskz_loadu_ps(in, z + j);
-    __mmask16 keep = _mm512_mask_cmp_ps_mask(in, _mm512_mul_ps(_mm512_sub_ps(v, vlim), vh), vm1,
-                                             _CMP_GT_OQ);
-    keep = _mm512_mask_cmp_ps_mask(keep, _mm512_mul_ps(_mm512_sub_ps(v, vgm), vh), vgk,
-                                   _CMP_GT_OQ);
+    __mmask16 keep =
+        _mm512_mask_cmp_ps_mask(in, _mm512_mul_ps(_mm512_sub_ps(v, vlim), vh), vm1, _CMP_GT_OQ);
+    keep = _mm512_mask_cmp_ps_mask(keep, _mm512_mul_ps(_mm512_sub_ps(v, vgm), vh), vgk, _CMP_GT_OQ);
     _mm512_mask_compressstoreu_ps(out + c, keep, v);
     c += __builtin_popcount(keep);
   }
@@ -372,7 +370,7 @@ __attribute__((target("avx512f"))) float max_avx512(const float* z, int64_t n) {
 // Keeps, in place and in order, the z_j (n) with (z_j − m)·half > keep; returns their count.
 // Compress stores: the write position never passes the read position.
 __attribute__((target("avx512f"))) int64_t compact_above(float* z, int64_t n, float m, float half,
-                                                        float keep) {
+                                                         float keep) {
   const __m512 vm = _mm512_set1_ps(m), vh = _mm512_set1_ps(half), vk = _mm512_set1_ps(keep);
   int64_t c = 0;
   for (int64_t j = 0; j < n; j += 16) {
@@ -393,8 +391,8 @@ __attribute__((target("avx512f"))) int64_t compact_above(float* z, int64_t n, fl
 // scores above θ_S − 1e-5/half (the margin covers the fp32 rounding of the search) and sets the
 // row's gate to that cut for the scores still to come. Returns the new count.
 __attribute__((target("avx512f"))) int64_t compact_candidates(float* z, int64_t n, float half,
-                                                               bool square, float& gate_m,
-                                                               float& gate_keep) {
+                                                              bool square, float& gate_m,
+                                                              float& gate_keep) {
   using namespace entmax_tau;
   const float ms = max_avx512(z, n);
   TauSearch sr = tau_search_start(n, square);  // the slice's own threshold, shifted by its max
@@ -446,8 +444,8 @@ __attribute__((target("avx512f"))) void entmax_unit(const BlockedAttention& a, S
       if (s.cand_n[r] + cnt > slice) {  // full: compact it, or recompute this row's tiles later
         if (s.cand_n[r] > 0) {
           ++count.compactions;
-          s.cand_n[r] = compact_candidates(s.cand.data() + s.cand_at[r], s.cand_n[r], half,
-                                           square, s.gate_m[r], s.gate_keep[r]);
+          s.cand_n[r] = compact_candidates(s.cand.data() + s.cand_at[r], s.cand_n[r], half, square,
+                                           s.gate_m[r], s.gate_keep[r]);
         }
         if (s.cand_n[r] + cnt > slice) {
           s.cand_at[r] = -1;

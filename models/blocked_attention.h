@@ -14,9 +14,9 @@
 //     max is never in the support (τ ≥ max − 1 in the scaled domain), so a tile whose score bound
 //     (Cauchy–Schwarz ‖q‖·|f|·max‖k‖ plus the tile's largest position bias) falls that far below
 //     each row's max over the first row's own tile is skipped by every pass: ALiBi heads read
-//     a window of keys, not the whole row. (1) max pass: the scores of every key tile, the row max m and the
-//     max of each (row, tile). (2) threshold passes: the exact search of entmax_tau.h in the
-//     shifted scaled domain v = (α−1)(z − m), bracket [−1, −n^(1−α)]; each pass recomputes only
+//     a window of keys, not the whole row. (1) max pass: the scores of every key tile, the row max
+//     m and the max of each (row, tile). (2) threshold passes: the exact search of entmax_tau.h in
+//     the shifted scaled domain v = (α−1)(z − m), bracket [−1, −n^(1−α)]; each pass recomputes only
 //     the tiles holding a candidate (v > −1) of a row still searching — or, for the rows whose
 //     candidates fit their slice of a per-thread buffer of 2^20 floats, gathers them once (in
 //     the max pass) and searches in memory. A full slice is cut to the scores above the slice's
@@ -120,12 +120,12 @@ struct SoftmaxRowTile {
 // for bit where the twin's compiled loop fuses that add too (always without bias, and in its
 // 16-lane main loop: whole tiles); elsewhere an ulp of the score apart. The sum differs by the
 // order of its adds.
-SoftmaxRowTile softmax_row_avx512(float* z, int64_t cnt, int64_t bk, int64_t j0, int64_t i,
-                                  float f, float slope, float m_prev);
+SoftmaxRowTile softmax_row_avx512(float* z, int64_t cnt, int64_t bk, int64_t j0, int64_t i, float f,
+                                  float slope, float m_prev);
 // Its plain twin: scores in place (attention_score_row), the tile max, then the exp and sum loop.
 // Also compiled for AVX-512F.
-SoftmaxRowTile softmax_row_plain(float* z, int64_t cnt, int64_t bk, int64_t j0, int64_t i,
-                                 float f, float slope, float m_prev);
+SoftmaxRowTile softmax_row_plain(float* z, int64_t cnt, int64_t bk, int64_t j0, int64_t i, float f,
+                                 float slope, float m_prev);
 
 // The candidates of one row of an α-entmax score tile (the max pass's gathering; exposed for its
 // test): the scores z_j, j < cnt, with (z_j − lim)·half > −1 (not below the running max lim by

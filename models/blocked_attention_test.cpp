@@ -37,11 +37,15 @@ struct RandomUnit {
   std::vector<float> q, k, v, sc;
   std::vector<uint16_t> k16, v16;
   RandomUnit(int64_t D_, int64_t nr_, int64_t pos0_, uint64_t seed, double qk_scale)
-      : D(D_), nr(nr_), pos0(pos0_),
+      : D(D_),
+        nr(nr_),
+        pos0(pos0_),
         q(testing::random_vec(nr_ * D_, seed, qk_scale)),
         k(testing::random_vec((pos0_ + nr_) * D_, seed + 1, qk_scale)),
         v(testing::random_vec((pos0_ + nr_) * D_, seed + 2)),
-        sc(nr_, 1.f), k16(k.size()), v16(v.size()) {
+        sc(nr_, 1.f),
+        k16(k.size()),
+        v16(v.size()) {
     for (size_t t = 0; t < k.size(); ++t) k16[t] = to_bf16(k[t]), v16[t] = to_bf16(v[t]);
   }
   BlockedAttention unit(const NormalizerSpec& spec, bool bf, float slope, float* out) const {
@@ -177,10 +181,10 @@ TEST_CASE("blocked attention: fast_exp_avx512 gives fast_exp's bits") {
 // The fused softmax row pass against the row written out above and against its plain twin (the
 // three passes it replaced): every visible count 0 .. kKeyTile, whole and partial tiles
 // (bk < kKeyTile), ALiBi slope 0 and not, score factors != 1/√D, a running max of −inf, below the
-// tile's scores and above them. The fused max and weights are the written-out row's bits. The twin's
-// are too without bias; with bias its unfused remainder columns may be an ulp of the score apart
-// (err), which moves a weight by at most 4·err relative. Sums: float sums of the same cnt positive
-// terms in different orders, each within (cnt − 1)·2^−24·Σ of the exact sum.
+// tile's scores and above them. The fused max and weights are the written-out row's bits. The
+// twin's are too without bias; with bias its unfused remainder columns may be an ulp of the score
+// apart (err), which moves a weight by at most 4·err relative. Sums: float sums of the same cnt
+// positive terms in different orders, each within (cnt − 1)·2^−24·Σ of the exact sum.
 TEST_CASE("blocked attention: the fused softmax row pass equals its three-pass twin") {
   if (!__builtin_cpu_supports("avx512f")) return;
   constexpr float kSentinel = 12345.f;  // past bk: must stay untouched
@@ -327,7 +331,8 @@ TEST_CASE("blocked attention: candidate gathering (compress stores) equals its p
   }
 }
 
-TEST_CASE("blocked attention: a full candidate slice is compacted to the scores above its threshold") {
+TEST_CASE(
+    "blocked attention: a full candidate slice is compacted to the scores above its threshold") {
   // Long rows (4,000 keys) whose candidates overflow a slice of 600 scores: each
   // overflow cuts the slice at its own threshold (a lower bound of the row's), so every row still
   // finds its threshold in memory, with no recomputed tile, and equals the plain twin.

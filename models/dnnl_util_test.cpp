@@ -63,13 +63,14 @@ TEST_CASE("products give the same numbers on 1, 8 and 16 threads") {
   };
   std::vector<Case> cases;
   for (int64_t M : {64, 128, 192, 256, 512})
-    for (int64_t N : {64, 256}) cases.push_back({true, false, false, 1, M, N, M < 256 ? 1600 : 4000});
-  cases.push_back({false, true, false, 1, 1600, 192, 64});    // forward
-  cases.push_back({false, false, false, 1, 1600, 64, 192});   // ∂x
-  cases.push_back({false, true, false, 64, 50, 50, 16});      // attention scores
-  cases.push_back({false, false, false, 64, 50, 16, 50});     // attention mixing
-  cases.push_back({true, false, true, 1, 64, 192, 2100});     // bf16 row blocks (weight gradient)
-  cases.push_back({true, false, true, 1, 64, 192, 700});      // bf16 runtime shape
+    for (int64_t N : {64, 256})
+      cases.push_back({true, false, false, 1, M, N, M < 256 ? 1600 : 4000});
+  cases.push_back({false, true, false, 1, 1600, 192, 64});   // forward
+  cases.push_back({false, false, false, 1, 1600, 64, 192});  // ∂x
+  cases.push_back({false, true, false, 64, 50, 50, 16});     // attention scores
+  cases.push_back({false, false, false, 64, 50, 16, 50});    // attention mixing
+  cases.push_back({true, false, true, 1, 64, 192, 2100});    // bf16 row blocks (weight gradient)
+  cases.push_back({true, false, true, 1, 64, 192, 700});     // bf16 runtime shape
   for (const Case& c : cases) {
     CAPTURE(c.ta);
     CAPTURE(c.bf16);

@@ -134,7 +134,8 @@ __attribute__((target("avx512f"))) int64_t softmax_forward_long_avx512(const flo
       const __mmask16 k = b1 - i >= 16 ? static_cast<__mmask16>(0xFFFF)
                                        : static_cast<__mmask16>((1u << (b1 - i)) - 1u);
       const __m512 x = _mm512_maskz_loadu_ps(k, z + i);
-      const __m512 e = _mm512_maskz_mov_ps(k, exp_scalef_avx512(_mm512_mul_ps(vs, _mm512_sub_ps(x, vm))));
+      const __m512 e =
+          _mm512_maskz_mov_ps(k, exp_scalef_avx512(_mm512_mul_ps(vs, _mm512_sub_ps(x, vm))));
       _mm512_mask_storeu_ps(p + i, k, e);
       acc = _mm512_add_ps(acc, e);
     }
