@@ -301,8 +301,11 @@ void linear_backward(const float* x, const float* w, const float* dy, float* dx,
   matmul(true, false, 1, out, in, rows, dy, x, dw, true, &dy16, x16);
 }
 
-// Rows of C below which a single weight-gradient product runs on one thread (see matmul).
+// Rows of C below which a single weight-gradient product runs on one thread when more than
+// kSerialWeightGradThreads threads are set (see matmul; up to 4 threads oneDNN did not split the
+// sums of these products, so they keep their threads there).
 constexpr int64_t kSerialWeightGradRows = 256;
+constexpr int kSerialWeightGradThreads = 4;
 
 void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
             const float* A, const float* B, float* C, bool accumulate, const Bf16Rows* a_copy,
@@ -336,12 +339,12 @@ void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int
     b_ptr = b;
   }
   // A weight-gradient product (op(A) = Aᵀ: the sum runs over the batch's rows) with few rows of C
-  // runs on the calling thread alone: oneDNN's gemm splits the sum of such a product across
-  // threads from 8 threads on (C of 64 or 128 rows; 192 and more were split by rows only, up to
-  // 32 threads), which changes its order and so the numbers of a run with its thread count. On
-  // one thread it gives a 1-thread run's numbers at any count.
+  // runs on the calling thread alone above 4 threads: oneDNN's gemm splits the sum of such a
+  // product across threads from 8 threads on (C of 64 or 128 rows; 192 and more were split by
+  // rows only, up to 32 threads), which changes its order and so the numbers of a run with its
+  // thread count. On one thread it gives a 1-thread run's numbers at any count.
   const bool one_thread = runtime && trans_a && M < kSerialWeightGradRows &&
-                          omp_get_max_threads() > 1 && !omp_in_parallel();
+                          omp_get_max_threads() > kSerialWeightGradThreads && !omp_in_parallel();
   const int threads = omp_get_max_threads();
   if (one_thread) omp_set_num_threads(1);
   const MatmulKey key = runtime ? MatmulKey{trans_a, trans_b, accumulate, bf16, 0, 0, 0, 0}

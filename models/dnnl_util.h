@@ -15,8 +15,8 @@ dnnl::engine& dnnl_engine();
 dnnl::stream& dnnl_stream();
 
 // Sets the thread count used by oneDNN and by our OpenMP loops. Any count, the same numbers: the
-// products whose sums oneDNN would split across threads run on one (matmul), tested on 1, 8 and
-// 16 threads (dnnl_util_test.cpp, harness/trainer_test.cpp).
+// products whose sums oneDNN would split across threads run on one (matmul), tested on 1 to 5, 8
+// and 16 threads (dnnl_util_test.cpp, harness/trainer_test.cpp).
 void set_num_threads(int n);
 int num_threads();
 
