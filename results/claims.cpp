@@ -30,6 +30,23 @@ bool claim_is_live(const std::string& owner, double age_s, double stale_after_s)
   return pid > 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
 }
 
+// The provenance columns of runs in the order kProvenanceColumns names them, bound from
+// parameter i + 1 on; returns the last index bound.
+constexpr const char* kProvenanceColumns =
+    "git_commit, git_dirty, lengthbench_version, compiler, onednn_version, onednn_isa, threads, "
+    "host";
+int bind_provenance(SQLite::Statement& st, int i, const Provenance& p) {
+  st.bind(++i, p.git_commit);
+  st.bind(++i, p.git_dirty ? 1 : 0);
+  st.bind(++i, p.lengthbench_version);
+  st.bind(++i, p.compiler);
+  st.bind(++i, p.onednn_version);
+  st.bind(++i, p.onednn_isa);
+  st.bind(++i, p.threads);
+  st.bind(++i, p.host);
+  return i;
+}
+
 }  // namespace
 
 ResultsDb::ClaimResult ResultsDb::claim_run(const RunRecord& r, const Provenance& p,
@@ -63,32 +80,23 @@ ResultsDb::ClaimResult ResultsDb::claim_run(const RunRecord& r, const Provenance
       // A resumed run's provenance is that of its latest attempt, all of it: binary, libraries,
       // CPU and host together (another machine may finish what one started).
       SQLite::Statement u(
-          *db_,
-          "UPDATE runs SET status = 'running', attempts = attempts + 1, error = NULL, "
-          "heartbeat_at = ?, git_commit = ?, git_dirty = ?, lengthbench_version = ?, "
-          "compiler = ?, onednn_version = ?, onednn_isa = ?, threads = ?, host = ? "
-          "WHERE key = ?");
+          *db_, std::string("UPDATE runs SET status = 'running', attempts = attempts + 1, "
+                            "error = NULL, heartbeat_at = ?, (") +
+                    kProvenanceColumns + ") = (?, ?, ?, ?, ?, ?, ?, ?) WHERE key = ?");
       int i = 0;
       u.bind(++i, utc_now_iso());
-      u.bind(++i, p.git_commit);
-      u.bind(++i, p.git_dirty ? 1 : 0);
-      u.bind(++i, p.lengthbench_version);
-      u.bind(++i, p.compiler);
-      u.bind(++i, p.onednn_version);
-      u.bind(++i, p.onednn_isa);
-      u.bind(++i, p.threads);
-      u.bind(++i, p.host);
+      i = bind_provenance(u, i, p);
       u.bind(++i, r.key);
       u.exec();
     } else {
       SQLite::Statement ins(
           *db_,
-          "INSERT INTO runs(key, suite, task, task_version, normalizer, pos_encoding, "
-          "seed, lr, train_max_length, select_split, select_length, config_json, "
-          "config_hash, git_commit, git_dirty, lengthbench_version, compiler, "
-          "onednn_version, onednn_isa, threads, host, started_at, heartbeat_at, "
-          "variant, status) "
-          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'running')");
+          std::string("INSERT INTO runs(key, suite, task, task_version, normalizer, "
+                      "pos_encoding, seed, lr, train_max_length, select_split, select_length, "
+                      "config_json, config_hash, ") +
+              kProvenanceColumns +
+              ", started_at, heartbeat_at, variant, status) "
+              "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'running')");
       int i = 0;
       const std::string now = utc_now_iso();
       ins.bind(++i, r.key);
@@ -104,14 +112,7 @@ ResultsDb::ClaimResult ResultsDb::claim_run(const RunRecord& r, const Provenance
       ins.bind(++i, static_cast<int64_t>(r.select_length));
       ins.bind(++i, r.config_json);
       ins.bind(++i, r.config_hash);
-      ins.bind(++i, p.git_commit);
-      ins.bind(++i, p.git_dirty ? 1 : 0);
-      ins.bind(++i, p.lengthbench_version);
-      ins.bind(++i, p.compiler);
-      ins.bind(++i, p.onednn_version);
-      ins.bind(++i, p.onednn_isa);
-      ins.bind(++i, p.threads);
-      ins.bind(++i, p.host);
+      i = bind_provenance(ins, i, p);
       ins.bind(++i, now);
       ins.bind(++i, now);
       ins.bind(++i, r.variant);
