@@ -8,7 +8,7 @@
 // Normalizers (blocked_attention_supports):
 //   softmax family (softmax, ssmax, any query length scaling): one pass, online normalisation —
 //     a running max m and sum l per row, the output rescaled when m grows; each row of a score
-//     tile goes through registers once (softmax_row_avx512).
+//     tile goes through registers once (softmax_row_avx512, models/blocked_rows.h).
 //   α-entmax with α = 1.5 or 2 (entmax, sparsemax, asentmax): the exact threshold τ of each row,
 //     then one output pass. (0) far tiles: a key whose score is at least 1/(α−1) below its row's
 //     max is never in the support (τ ≥ max − 1 in the scaled domain), so a tile whose score bound
@@ -21,9 +21,9 @@
 //     candidates fit their slice of a per-thread buffer of 2^20 floats, gathers them once (in
 //     the max pass) and searches in memory. A full slice is cut to the scores above the slice's
 //     own threshold, a lower bound of the row's (adding scores only raises a threshold), and the
-//     row gathers above that cut from then on; only rows whose support outgrows a slice recompute
-//     tiles. (3) output pass over the tiles holding a support member (tile max above τ): sparse
-//     rows skip most of the row.
+//     row gathers above that cut from then on (compact_candidates, models/blocked_rows.h); only
+//     rows whose support outgrows a slice recompute tiles. (3) output pass over the tiles holding
+//     a support member (tile max above τ): sparse rows skip most of the row.
 //   Everything else (top-k, stick-breaking, adaptive temperature: they need the whole row or its
 //   order statistics; entmax with other α: Halley iterations over a stored row) stays on the
 //   plain path of inference.cpp, as do head_dim not in {16, 32, 64} and CPUs without AVX-512.
@@ -104,37 +104,5 @@ void reset_blocked_tile_stats();
 
 // The plain twin (test reference): every row scored in full, normalize_forward, weights × V.
 void plain_attention(const BlockedAttention& a);
-
-// One row of a softmax-family score tile, from the raw products to the weights (the kernel's
-// per-row step; exposed for its test). Query position i, the tile's keys j0 .. j0 + bk − 1, of
-// which the first cnt are visible (0 <= cnt <= bk <= kKeyTile); f = score_factor, slope = m_h.
-// z (kKeyTile) holds q · k_j in [0, bk) on entry and on exit the weights exp(z_j − m) for j < cnt,
-// 0 in [cnt, bk) (past bk untouched), z_j the score of attention_score.h and
-// m = max(m_prev, max_{j<cnt} z_j) the new running max (m_prev, which may be −inf, when cnt = 0).
-struct SoftmaxRowTile {
-  float m;    // the new running max
-  float sum;  // Σ_{j<cnt} exp(z_j − m) (0 when cnt = 0)
-};
-// The fused pass (AVX-512F; call only where blocked_attention_supports holds): one trip through
-// registers; every score is fma(dot, f, slope · (j − i)). The same m and weights as the twin bit
-// for bit where the twin's compiled loop fuses that add too (always without bias, and in its
-// 16-lane main loop: whole tiles); elsewhere an ulp of the score apart. The sum differs by the
-// order of its adds.
-SoftmaxRowTile softmax_row_avx512(float* z, int64_t cnt, int64_t bk, int64_t j0, int64_t i, float f,
-                                  float slope, float m_prev);
-// Its plain twin: scores in place (attention_score_row), the tile max, then the exp and sum loop.
-// Also compiled for AVX-512F.
-SoftmaxRowTile softmax_row_plain(float* z, int64_t cnt, int64_t bk, int64_t j0, int64_t i, float f,
-                                 float slope, float m_prev);
-
-// The candidates of one row of an α-entmax score tile (the max pass's gathering; exposed for its
-// test): the scores z_j, j < cnt, with (z_j − lim)·half > −1 (not below the running max lim by
-// 1/(α−1) or more) and (z_j − gm)·half > gk (above the row's compaction cut; gk = −inf: none),
-// written to out in order. Returns their count. The AVX-512F version (compress stores) and its
-// plain twin give the same bits.
-int64_t gather_candidates_avx512(const float* z, int64_t cnt, float lim, float half, float gm,
-                                 float gk, float* out);
-int64_t gather_candidates_plain(const float* z, int64_t cnt, float lim, float half, float gm,
-                                float gk, float* out);
 
 }  // namespace lb

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "core/rng.h"
+#include "models/blocked_rows.h"
 #include "models/inference.h"
 #include "models/kernels/attention_score.h"
 #include "models/kernels/simd.h"
