@@ -16,7 +16,11 @@
 # Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
 # 65,536-token evaluations and its report by symbol is written beside their JSON.
 set -u
-step=${1:?usage: device_16threads.sh eval|ckpt|jobs|ab}
+step=${1:-}
+case $step in
+  eval | ckpt | jobs | ab) ;;
+  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab)" >&2; exit 2 ;;
+esac
 out=${OUT:-$(pwd)/out/dev}
 dir=/tmp/dev/$step
 mkdir -p "$out" "$dir"
