@@ -14,7 +14,9 @@ namespace lb {
 // reaching 0 at `total`.
 double lr_at(const TrainConfig& c, int64_t step);
 
-// √(Σ grad²) over every parameter, accumulated in double in parameter order.
+// √(Σ grad²) over every parameter, accumulated in double: each tensor's elements in ascending
+// order, the tensors' sums in parameter order. The same bits on any thread count (tensors run in
+// parallel, never a split tensor).
 double global_grad_norm(const std::vector<Param>& params);
 // Scales every grad by max_norm / (norm + 1e-6) when norm > max_norm (torch's clip_grad_norm_).
 void clip_grads(std::vector<Param>& params, double norm, double max_norm);
@@ -39,5 +41,8 @@ class AdamW {
   int64_t step_ = 0;
   std::vector<std::vector<float>> m_, v_;
 };
+
+// Tests: true runs AdamW::update's plain loop instead of its AVX-512 twin (the same bits).
+void set_adamw_plain(bool on);
 
 }  // namespace lb
