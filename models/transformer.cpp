@@ -236,14 +236,14 @@ double Transformer::forward(const Batch& batch) {
     max_t = std::max(max_t, batch_.offsets[b + 1] - batch_.offsets[b]);
   }
   positions_.reserve(max_t);
-  std::vector<float> h(N * C), h_next(N * C);
-  embedding_forward(batch_.ids.data(), P(index_.model[kEmbed]), h.data(), N, C,
+  // The residual stream alternates between two reused buffers; it ends in h_final_.
+  ensure(h_final_, N * C), ensure(h_next_, N * C);
+  embedding_forward(batch_.ids.data(), P(index_.model[kEmbed]), h_final_.data(), N, C,
                     static_cast<float>(std::sqrt(static_cast<double>(C))));
   for (int64_t l = 0; l < cfg_.layers; ++l) {
-    layer_forward(l, h.data(), h_next.data());
-    std::swap(h, h_next);
+    layer_forward(l, h_final_.data(), h_next_.data());
+    std::swap(h_final_, h_next_);
   }
-  h_final_ = std::move(h);
   ensure(xnf_, N * C), ensure(rstdf_, N), ensure(logits_, N * Vo), ensure(dlogits_, N * Vo);
   rmsnorm_forward(h_final_.data(), P(index_.model[kFinalNorm]), xnf_.data(), rstdf_.data(), N, C);
   bf16_rows(xnf_.data(), N, C, xnf_16_);
@@ -259,13 +259,14 @@ double Transformer::forward(const Batch& batch) {
 void Transformer::backward() {
   const int64_t N = batch_.rows(), C = cfg_.hidden, Vo = cfg_.num_labels;
   LB_CHECK(N > 0 && static_cast<int64_t>(dlogits_.size()) == N * Vo, "backward without forward");
-  std::vector<float> dxn(N * C), dh(N * C);
-  linear_backward(xnf_.data(), P(index_.model[kHead]), dlogits_.data(), dxn.data(),
-                  G(index_.model[kHead]), N, C, Vo, false, &xnf_16_);
-  rmsnorm_backward(h_final_.data(), P(index_.model[kFinalNorm]), rstdf_.data(), dxn.data(),
-                   dh.data(), G(index_.model[kFinalNorm]), N, C);
-  for (int64_t l = cfg_.layers - 1; l >= 0; --l) layer_backward(l, dh.data());
-  embedding_backward(batch_.ids.data(), dh.data(), G(index_.model[kEmbed]), N, C,
+  ensure(ws_dxn_, N * C), ensure(ws_dh_, N * C);
+  float *dxn = ws_dxn_.data(), *dh = ws_dh_.data();
+  linear_backward(xnf_.data(), P(index_.model[kHead]), dlogits_.data(), dxn, G(index_.model[kHead]),
+                  N, C, Vo, false, &xnf_16_);
+  rmsnorm_backward(h_final_.data(), P(index_.model[kFinalNorm]), rstdf_.data(), dxn, dh,
+                   G(index_.model[kFinalNorm]), N, C);
+  for (int64_t l = cfg_.layers - 1; l >= 0; --l) layer_backward(l, dh);
+  embedding_backward(batch_.ids.data(), dh, G(index_.model[kEmbed]), N, C,
                      static_cast<float>(std::sqrt(static_cast<double>(C))),
                      static_cast<int32_t>(cfg_.embedding_padding_idx));
 }

@@ -14,6 +14,7 @@
 #include "models/attention.h"
 #include "models/batch.h"
 #include "models/bf16_rows.h"
+#include "models/buffer.h"
 #include "models/config.h"
 #include "models/kernels/attention_score.h"
 #include "models/layer_params.h"
@@ -23,17 +24,17 @@ namespace lb {
 
 // What one layer keeps from the forward for its backward.
 struct LayerActs {
-  std::vector<float> x;                   // (N, C) layer input (residual stream)
-  std::vector<float> xn1, rstd1;          // (N, C), (N) input_layernorm
-  std::vector<float> q, k, v;             // (N, H·D) after RoPE
-  std::vector<float> sa, sb, scale;       // (N, Hs) scale arguments a, b; (N, H) query scale
-  std::vector<float> probs;               // Σ_b H·T_b² attention weights
-  std::vector<float> att;                 // (N, H·D) mixed values
-  std::vector<float> o, rstd2;            // (N, C) o_proj output, (N) post_attention_layernorm
-  std::vector<float> h1;                  // (N, C) residual after attention
-  std::vector<float> xn3, rstd3;          // (N, C), (N) pre_feedforward_layernorm
-  std::vector<float> g, u, ge, m;         // (N, F) gate, up, gelu(gate), gelu(gate)·up
-  std::vector<float> d, rstd4;            // (N, C) down_proj output, (N) post_feedforward_layernorm
+  FloatBuffer x;                          // (N, C) layer input (residual stream)
+  FloatBuffer xn1, rstd1;                 // (N, C), (N) input_layernorm
+  FloatBuffer q, k, v;                    // (N, H·D) after RoPE
+  FloatBuffer sa, sb, scale;              // (N, Hs) scale arguments a, b; (N, H) query scale
+  FloatBuffer probs;                      // Σ_b H·T_b² attention weights
+  FloatBuffer att;                        // (N, H·D) mixed values
+  FloatBuffer o, rstd2;                   // (N, C) o_proj output, (N) post_attention_layernorm
+  FloatBuffer h1;                         // (N, C) residual after attention
+  FloatBuffer xn3, rstd3;                 // (N, C), (N) pre_feedforward_layernorm
+  FloatBuffer g, u, ge, m;                // (N, F) gate, up, gelu(gate), gelu(gate)·up
+  FloatBuffer d, rstd4;                   // (N, C) down_proj output, (N) post_feedforward_layernorm
   Bf16Rows xn1_16, att_16, xn3_16, m_16;  // bf16 copies of xn1, att, xn3, m (bf16 products only)
 };
 
@@ -78,11 +79,14 @@ class Transformer {
   // Last forward.
   Batch batch_;
   std::vector<LayerActs> acts_;
-  std::vector<float> h_final_, xnf_, rstdf_, logits_, dlogits_;
+  FloatBuffer h_final_, xnf_, rstdf_, dlogits_;
+  std::vector<float> logits_;
+  FloatBuffer h_next_;  // forward's second residual buffer, swapped with h_final_ per layer
   Bf16Rows xnf_16_;  // bf16 copy of xnf_ (bf16 products only)
-  // Backward workspace, reused across steps: (N, C) ×2, (N, F) ×3, (N, H·D) ×4, (N, H).
-  std::vector<float> ws_c1_, ws_c2_, ws_f1_, ws_f2_, ws_f3_, ws_datt_, ws_dq_, ws_dk_, ws_dv_;
-  std::vector<float> ws_dscale_;
+  // Backward workspace, reused across steps: (N, C) ×4, (N, F) ×3, (N, H·D) ×4, (N, H).
+  FloatBuffer ws_c1_, ws_c2_, ws_dxn_, ws_dh_, ws_f1_, ws_f2_, ws_f3_, ws_datt_, ws_dq_, ws_dk_,
+      ws_dv_;
+  FloatBuffer ws_dscale_;
   double loss_ = 0.0;
 };
 
