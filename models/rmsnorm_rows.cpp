@@ -2,6 +2,8 @@
 // here is a multiply, then an add, as in a portable x86-64 build (which has no FMA).
 #include "models/rmsnorm_rows.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -162,19 +164,55 @@ __attribute__((target("avx512f"))) void mean_block(const float* x, const float* 
   _mm512_storeu_ps(mean, _mm512_div_ps(dot, _mm512_set1_ps(static_cast<float>(C))));
 }
 
-// One row of the backward after its mean: dx = s·(dy·(1 + w) − x̂·mean), pw += dy·x̂.
-__attribute__((target("avx512f"))) void apply_row(const float* xr, const float* w, float s,
-                                                  const float* dyr, float mean, float* dxr,
-                                                  float* pw, int64_t C) {
-  const __m512 one = _mm512_set1_ps(1.f), sv = _mm512_set1_ps(s), mv = _mm512_set1_ps(mean);
-  for (int64_t c0 = 0; c0 < C; c0 += 16) {
-    const __mmask16 in = lanes_below(C, c0);
-    const __m512 xh = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, xr + c0), sv);
-    const __m512 dyv = _mm512_maskz_loadu_ps(in, dyr + c0);
-    const __m512 g = _mm512_mul_ps(dyv, _mm512_add_ps(one, _mm512_maskz_loadu_ps(in, w + c0)));
-    _mm512_mask_storeu_ps(dxr + c0, in, _mm512_mul_ps(sv, _mm512_sub_ps(g, _mm512_mul_ps(xh, mv))));
-    const __m512 p = _mm512_add_ps(_mm512_maskz_loadu_ps(in, pw + c0), _mm512_mul_ps(dyv, xh));
-    _mm512_mask_storeu_ps(pw + c0, in, p);
+// One tile (the lanes `in`) of one row after its mean: dx = s·(dy·(1 + w) − x̂·mean), and
+// p + dy·x̂ returned (p: the row's chunk partial of dw over the tile).
+__attribute__((target("avx512f"), always_inline)) inline __m512 apply_tile(
+    const float* xr, const float* w, const float* dyr, float* dxr, __m512 sv, __m512 mv, __m512 p,
+    __mmask16 in) {
+  const __m512 w1 = _mm512_add_ps(_mm512_set1_ps(1.f), _mm512_maskz_loadu_ps(in, w));
+  const __m512 xh = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, xr), sv);
+  const __m512 dyv = _mm512_maskz_loadu_ps(in, dyr);
+  const __m512 g = _mm512_sub_ps(_mm512_mul_ps(dyv, w1), _mm512_mul_ps(xh, mv));
+  _mm512_mask_storeu_ps(dxr, in, _mm512_mul_ps(sv, g));
+  return _mm512_add_ps(p, _mm512_mul_ps(dyv, xh));
+}
+
+// n <= 16 rows r0 .. r0 + n − 1 after their means (mean (n)): dx, and each row's dy·x̂ added to
+// the dw partial of its chunk (chunk k: rows [k·per, (k + 1)·per); partial (64, C)), rows in
+// order. Short rows go a column tile at a time, its partial in a register while its chunk lasts;
+// longer rows go a row at a time (16 rows' tiles at a stride of C floats thrash L1 when C is a
+// large power of two).
+__attribute__((target("avx512f"))) void apply_block(const float* x, const float* w,
+                                                    const float* rstd, const float* dy,
+                                                    const float* mean, float* dx, float* partial,
+                                                    int64_t r0, int64_t n, int64_t per, int64_t C) {
+  if (C <= 64) {
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+      const __mmask16 in = lanes_below(C, c0);
+      int64_t chunk = r0 / per;
+      __m512 p = _mm512_maskz_loadu_ps(in, partial + chunk * C + c0);
+      for (int64_t i = 0; i < n; ++i) {
+        if (r0 + i >= (chunk + 1) * per) {
+          _mm512_mask_storeu_ps(partial + chunk * C + c0, in, p);
+          chunk = (r0 + i) / per;
+          p = _mm512_maskz_loadu_ps(in, partial + chunk * C + c0);
+        }
+        p = apply_tile(x + i * C + c0, w + c0, dy + i * C + c0, dx + i * C + c0,
+                       _mm512_set1_ps(rstd[i]), _mm512_set1_ps(mean[i]), p, in);
+      }
+      _mm512_mask_storeu_ps(partial + chunk * C + c0, in, p);
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    float* pw = partial + (r0 + i) / per * C;
+    const __m512 sv = _mm512_set1_ps(rstd[i]), mv = _mm512_set1_ps(mean[i]);
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+      const __mmask16 in = c0 + 16 <= C ? static_cast<__mmask16>(0xFFFF) : lanes_below(C, c0);
+      const __m512 p = apply_tile(x + i * C + c0, w + c0, dy + i * C + c0, dx + i * C + c0, sv, mv,
+                                  _mm512_maskz_loadu_ps(in, pw + c0), in);
+      _mm512_mask_storeu_ps(pw + c0, in, p);
+    }
   }
 }
 
@@ -213,31 +251,27 @@ void rmsnorm_rows_forward(const float* x, const float* w, float* y, float* rstd,
 void rmsnorm_backward_lanes(const float* x, const float* w, const float* rstd, const float* dy,
                             float* dx, float* dw, int64_t R, int64_t C) {
 #if LB_RMS_LANES
-  float* partial = thread_scratch(kChunks * C + R);
-  float* mean = partial + kChunks * C;
+  float* partial = thread_scratch(kChunks * C);
+  std::fill(partial, partial + kChunks * C, 0.f);
   const int64_t per = (R + kChunks - 1) / kChunks;
-  const int64_t blocks = R / kRmsLanes;
 #pragma omp parallel
   {
-    // The rows' means in blocks of 16 (the last item: the rows past the blocks, one by one).
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b <= blocks; ++b) {
-      const int64_t r0 = b * kRmsLanes;
-      if (b < blocks) {
-        mean_block(x + r0 * C, w, rstd + r0, dy + r0 * C, mean + r0, C);
+    // A run of whole chunks per thread, its rows in blocks of 16 (the last one may be short and
+    // takes the plain row_mean): each block's means, then its dx and dw partials.
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t r_begin = std::min(R, kChunks * t / threads * per);
+    const int64_t r_end = std::min(R, kChunks * (t + 1) / threads * per);
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += kRmsLanes) {
+      const int64_t n = std::min(kRmsLanes, r_end - r0);
+      alignas(64) float mean[kRmsLanes];
+      if (n == kRmsLanes) {
+        mean_block(x + r0 * C, w, rstd + r0, dy + r0 * C, mean, C);
       } else {
-        for (int64_t r = r0; r < R; ++r) mean[r] = row_mean(x + r * C, w, rstd[r], dy + r * C, C);
+        for (int64_t i = 0; i < n; ++i) {
+          mean[i] = row_mean(x + (r0 + i) * C, w, rstd[r0 + i], dy + (r0 + i) * C, C);
+        }
       }
-    }
-    // dx and the chunks' dw partials, rows in order.
-#pragma omp for schedule(static)
-    for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
-      float* pw = partial + chunk * C;
-      std::fill(pw, pw + C, 0.f);
-      const int64_t r_end = std::min(R, (chunk + 1) * per);
-      for (int64_t r = chunk * per; r < r_end; ++r) {
-        apply_row(x + r * C, w, rstd[r], dy + r * C, mean[r], dx + r * C, pw, C);
-      }
+      apply_block(x + r0 * C, w, rstd + r0, dy + r0 * C, mean, dx + r0 * C, partial, r0, n, per, C);
     }
   }
   for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
