@@ -33,9 +33,9 @@ void rmsnorm_rows_forward_plain(const float* x, const float* w, float* y, float*
 // ops.h's rmsnorm_backward (OpenMP threads inside): dx (R, C) =, dw (C) +=, from x, dy (R, C),
 // w (C) and the forward's rstd (R). dw's sum runs over a fixed partition of the rows into 64
 // chunks (rows in order within a chunk, then the chunks in order), so neither version depends on
-// the thread count. The lane version (call only where rmsnorm_lanes_enabled()) takes the rows'
-// dot products in blocks of kRmsLanes rows apart from the chunks, then dx and dw row by row.
-// Scratch: a buffer of the calling thread, reused between calls.
+// the thread count. The lane version (call only where rmsnorm_lanes_enabled()) gives each thread
+// a run of whole chunks and goes through its rows in blocks of kRmsLanes: a block's dot products
+// as lanes, then its dx and dw partials. Scratch: a buffer of the calling thread, reused.
 void rmsnorm_backward_lanes(const float* x, const float* w, const float* rstd, const float* dy,
                             float* dx, float* dw, int64_t R, int64_t C);
 void rmsnorm_backward_plain(const float* x, const float* w, const float* rstd, const float* dy,
