@@ -19,6 +19,7 @@
 #include "models/kernels/length_scale.h"
 #include "models/kernels/simd.h"
 #include "models/ops.h"
+#include "models/rmsnorm_rows.h"
 
 namespace lb {
 
@@ -256,12 +257,6 @@ LB_SIMD_CLONES void bf16_to_f32(const uint16_t* x, int64_t n, float* y) {
   for (int64_t t = 0; t < n; ++t) y[t] = bf16_widen(x[t]);
 }
 
-// ops.h rmsnorm_row over R rows of C on the calling thread (rmsnorm_forward opens a parallel
-// region per call).
-void rmsnorm_rows(const float* x, const float* w, float* y, int64_t R, int64_t C) {
-  for (int64_t r = 0; r < R; ++r) rmsnorm_row(x + r * C, w, y + r * C, C);
-}
-
 float gelu_tanh(float x) {
   return 0.5f * x * (1.f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
@@ -402,7 +397,7 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
       const LayerWeights& L = eng_.layers_[l];
       const int64_t lo = (l == c.layers - 1) ? need : 0;  // rows lo .. R−1 go on
       const int64_t Rq = R - lo;
-      rmsnorm_rows(m.x.data(), L[kInputNorm], m.xn.data(), R, C);
+      rmsnorm_rows_forward(m.x.data(), L[kInputNorm], m.xn.data(), nullptr, R, C);
       linear(m.xn.data(), L[kKProj], m.k.data(), R, C, HD);
       linear(m.xn.data(), L[kVProj], m.v.data(), R, C, HD);
       linear(m.xn.data() + lo * C, L[kQProj], m.q.data() + lo * HD, Rq, C, HD);
@@ -534,20 +529,20 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
       float* h1 = m.h1.data() + lo * C;
       float* xn = m.xn.data() + lo * C;
       linear(m.att.data() + lo * HD, L[kOProj], m.o.data(), Rq, HD, C);
-      rmsnorm_rows(m.o.data(), L[kPostAttnNorm], h1, Rq, C);
+      rmsnorm_rows_forward(m.o.data(), L[kPostAttnNorm], h1, nullptr, Rq, C);
       for (int64_t t = 0; t < Rq * C; ++t) h1[t] += xl[t];
-      rmsnorm_rows(h1, L[kPreFfnNorm], xn, Rq, C);
+      rmsnorm_rows_forward(h1, L[kPreFfnNorm], xn, nullptr, Rq, C);
       linear(xn, L[kGateProj], m.g.data(), Rq, C, F);
       linear(xn, L[kUpProj], m.u.data(), Rq, C, F);
       for (int64_t t = 0; t < Rq * F; ++t) m.g[t] = gelu_tanh(m.g[t]) * m.u[t];
       linear(m.g.data(), L[kDownProj], m.o.data(), Rq, F, C);
-      rmsnorm_rows(m.o.data(), L[kPostFfnNorm], xl, Rq, C);
+      rmsnorm_rows_forward(m.o.data(), L[kPostFfnNorm], xl, nullptr, Rq, C);
       for (int64_t t = 0; t < Rq * C; ++t) xl[t] += h1[t];
     }
     // Final norm and head for the rows whose logits are asked for.
     const int64_t f0 = std::clamp<int64_t>(logits_from - p0, 0, R);
     if (f0 < R) {
-      rmsnorm_rows(m.x.data() + f0 * C, eng_.final_norm_, m.xn.data(), R - f0, C);
+      rmsnorm_rows_forward(m.x.data() + f0 * C, eng_.final_norm_, m.xn.data(), nullptr, R - f0, C);
       linear(m.xn.data(), eng_.head_, logits.data() + (p0 + f0 - logits_from) * Vo, R - f0, C,
              Vo);
     }

@@ -1,55 +1,31 @@
 #include "models/ops.h"
-#include "models/profile.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "models/profile.h"
+#include "models/rmsnorm_rows.h"
+
 namespace lb {
-
-namespace {
-
-// Row chunks for parameter-gradient reductions: a fixed partition summed in a fixed order, so
-// the result does not depend on the thread count.
-constexpr int64_t kChunks = 64;
-
-}  // namespace
 
 void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int64_t R, int64_t C) {
   ProfileScope prof("rmsnorm");
+  const int64_t blocks = (R + kRmsLanes - 1) / kRmsLanes;
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < R; ++r) rstd[r] = rmsnorm_row(x + r * C, w, y + r * C, C);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * kRmsLanes;
+    rmsnorm_rows_forward(x + r0 * C, w, y + r0 * C, rstd + r0, std::min(kRmsLanes, R - r0), C);
+  }
 }
 
 void rmsnorm_backward(const float* x, const float* w, const float* rstd, const float* dy,
                       float* dx, float* dw, int64_t R, int64_t C) {
   ProfileScope prof("rmsnorm");
-  std::vector<float> partial(kChunks * C, 0.f);
-  const int64_t per = (R + kChunks - 1) / kChunks;
-#pragma omp parallel for schedule(static)
-  for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
-    float* pw = partial.data() + chunk * C;
-    const int64_t r_end = std::min(R, (chunk + 1) * per);
-    for (int64_t r = chunk * per; r < r_end; ++r) {
-      const float* xr = x + r * C;
-      const float* dyr = dy + r * C;
-      float* dxr = dx + r * C;
-      const float s = rstd[r];
-      float dot = 0.f;  // Σ_c dy·(1+w)·x̂
-      for (int64_t c = 0; c < C; ++c) {
-        const float xh = xr[c] * s;
-        dot += dyr[c] * (1.f + w[c]) * xh;
-        pw[c] += dyr[c] * xh;
-      }
-      const float mean = dot / static_cast<float>(C);
-      for (int64_t c = 0; c < C; ++c) {
-        dxr[c] = s * (dyr[c] * (1.f + w[c]) - xr[c] * s * mean);
-      }
-    }
-  }
-  for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
-    const float* pw = partial.data() + chunk * C;
-    for (int64_t c = 0; c < C; ++c) dw[c] += pw[c];
+  if (rmsnorm_lanes_enabled()) {
+    rmsnorm_backward_lanes(x, w, rstd, dy, dx, dw, R, C);
+  } else {
+    rmsnorm_backward_plain(x, w, rstd, dy, dx, dw, R, C);
   }
 }
 

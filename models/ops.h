@@ -4,7 +4,6 @@
 // Dimensions: R rows (packed tokens), C hidden, V classes, F FFN width. Row-major throughout.
 // Gradient contract (models/README.md): parameter grads +=, activation grads =.
 #pragma once
-#include <cmath>
 #include <cstdint>
 
 namespace lb {
@@ -12,14 +11,9 @@ namespace lb {
 constexpr float kRmsEps = 1e-6f;
 
 // One row: y = x / sqrt(mean(x²) + eps) · (1 + w); returns 1 / sqrt(mean(x²) + eps).
-// x, y, w (C). Shared by the training forward and inference, so both compute the same bits.
-inline float rmsnorm_row(const float* x, const float* w, float* y, int64_t C) {
-  float ss = 0.f;
-  for (int64_t c = 0; c < C; ++c) ss += x[c] * x[c];
-  const float s = 1.f / std::sqrt(ss / static_cast<float>(C) + kRmsEps);
-  for (int64_t c = 0; c < C; ++c) y[c] = x[c] * s * (1.f + w[c]);
-  return s;
-}
+// x, y, w (C). The bits of the training forward and of inference (both run it or the row-lane
+// kernels of models/rmsnorm_rows.h, which give its bits; it is defined there).
+float rmsnorm_row(const float* x, const float* w, float* y, int64_t C);
 
 // y = x / sqrt(mean(x²) + eps) · (1 + w).  x, y (R, C); w (C); rstd (R) saved for backward.
 void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int64_t R, int64_t C);

@@ -34,9 +34,10 @@ RowStats sparsemax_forward(const float* z, int64_t n, float* p);
 // v > −1, to double resolution (fp32 accuracy and beyond); then p is normalised exactly (divided
 // by its sum). Large α is ill-conditioned: weights d^(1/(α−1)) need d near double resolution.
 RowStats entmax_root_forward(const float* z, int64_t n, float alpha, float* p);
-// Test hook: true makes the softmax, entmax and topk kernels skip their AVX-512 intrinsic paths
-// (the compiler's multiversioned loops still pick AVX-512), so tests cover the portable paths on
-// any CPU. Process-wide; not for use while other threads run kernels.
+// Test hook: true makes the softmax, entmax and topk kernels and RMSNorm's row lanes
+// (models/rmsnorm_rows.h) skip their AVX-512 intrinsic paths (the compiler's multiversioned loops
+// still pick AVX-512), so tests cover the portable paths on any CPU. Process-wide; not for use
+// while other threads run kernels.
 void force_portable_kernels(bool on);
 // Backward of every α-entmax: u = p^(2−α) on the support, dz = u⊙g − u·(uᵀg)/Σu.
 void entmax_backward(const float* p, const float* g, int64_t n, float alpha, float* dz);
