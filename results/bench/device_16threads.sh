@@ -2,8 +2,9 @@
 # Issues 13 and 14 at 16 threads on the lent machine, one device call per step (each under the
 # 600 s limit of a call). Run from the repository root with out/ holding bundle.tgz (the Release
 # bundle: harness/bundle.sh build/harness/lengthbench out/bundle), perfb.tgz (Debian's perf with
-# its libraries and loader, packed the same way; optional: without it the runs are not profiled)
-# and ck/ (trained checkpoints: config.json, manifest.json, model.safetensors,
+# its libraries and loader, packed the same way; optional: without it the runs are not profiled),
+# torch_gemma.py (a copy of ../shared/peers/torch_gemma.py, for the train step) and ck/ (trained
+# checkpoints: config.json, manifest.json, model.safetensors,
 # optimizer.safetensors of each). Everything lands in /tmp/dev/STEP and is packed into
 # $OUT/STEP.tgz:
 #
@@ -12,14 +13,19 @@
 #   results/bench/device_16threads.sh jobs     # small16 suite as 1 job x 16 threads
 #   results/bench/device_16threads.sh ab       # blocked prefill: the bundle's lengthbench_base
 #                                              # against its lengthbench, alternated
+#   results/bench/device_16threads.sh train    # issue 13 at 16 threads: the copy, sort and MQMTAR
+#                                              # presets, lengthbench_base and lengthbench
+#                                              # alternated, then the PyTorch peer (copy preset)
+#   results/bench/device_16threads.sh small    # issue 13's small-model regime on one thread
+#                                              # (base and new alternated) and thread scaling
 #
 # Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
 # 65,536-token evaluations and its report by symbol is written beside their JSON.
 set -u
 step=${1:-}
 case $step in
-  eval | ckpt | jobs | ab) ;;
-  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab)" >&2; exit 2 ;;
+  eval | ckpt | jobs | ab | train | small) ;;
+  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small)" >&2; exit 2 ;;
 esac
 out=${OUT:-$(pwd)/out/dev}
 dir=/tmp/dev/$step
@@ -96,6 +102,31 @@ case $step in
         --prefill blocked --new-tokens 4 --json > "$dir/ab_${L}_$b.json" 2> "$dir/ab_${L}_$b.err"
       echo "ab_${L}_$b rc=$? wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$dir/steps.txt"
     done; done
+    ;;
+  train)
+    # Two rounds of base then new per preset; every configuration of a preset in one command
+    # (its rounds alternate configurations; ratios within a command).
+    for t in copy sort mqmtar; do for b in lengthbench_base lengthbench; do
+      t0=$(date +%s%N)
+      timeout -k 10 100 out/bundle/run $b bench train --task $t --threads 16 --precision fp32,bf16 \
+        --attention softmax,asentmax --kernel plain --rounds 2 --steps 3 --warmup-steps 1 --json \
+        > "$dir/train16_${t}_$b.json" 2> "$dir/train16_${t}_$b.err"
+      echo "train16_${t}_$b rc=$? wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$dir/steps.txt"
+    done; done
+    bench train16_peer 150 bench train --peer "$(pwd)/out/torch_gemma.py" --python python3 \
+      --threads 16 --precision fp32,bf16 --attention softmax --kernel plain --rounds 2 --steps 3 \
+      --warmup-steps 1 --json
+    ;;
+  small)
+    for i in 1 2; do for b in lengthbench_base lengthbench; do
+      t0=$(date +%s%N)
+      timeout -k 10 100 out/bundle/run $b bench train --models small,small128 --threads 1 \
+        --kernel fused,plain --attention softmax,asentmax --rounds 2 --steps 10 --json \
+        > "$dir/small_1thread_${b}_$i.json" 2> "$dir/small_1thread_${b}_$i.err"
+      echo "small_1thread_${b}_$i rc=$? wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$dir/steps.txt"
+    done; done
+    bench scaling 200 bench train --models small,small128,copy --threads 1,2,4,8,16 --kernel fused \
+      --attention softmax --precision fp32 --rounds 2 --steps 3 --warmup-steps 1 --json
     ;;
 esac
 (cd /tmp/dev && tar czf "$out/$step.tgz" "$step")
