@@ -92,7 +92,8 @@ TEST_CASE("attention_score: the float-lane row backward matches the double one")
     auto dot = randn(np, 5), g = randn(np, 6);
     std::vector<float> dz(g.begin(), g.begin() + n), ds(np, 7.f);
     const float want = attention_score_row_backward(dot.data(), dz.data(), n, f, isd);
-    const float got = attention_score_row_backward_lanes(dot.data(), g.data(), n, f, isd, ds.data());
+    const float got =
+        attention_score_row_backward_lanes(dot.data(), g.data(), n, f, isd, ds.data());
     CHECK(got == doctest::Approx(want).epsilon(1e-5));
     for (int64_t c = 0; c < np; ++c) CHECK(ds[c] == (c < n ? dz[c] : 0.f));  // dz · f, bit for bit
   }

@@ -1,9 +1,12 @@
 // Fused short-row attention (contract: fused_attention.h). One head at a time: K (and, for the
 // backward, V) are packed transposed into a (D, Tp) tile, Tp = T rounded up to 16 with zero
-// columns, so a score row is D broadcast-FMAs over at most Tp/16 register accumulators; the
-// mixing and the ∂q, ∂k, ∂v updates are D/16-vector AXPYs over the row's nonzero weights, so
-// sparse rows (entmax, sparsemax, top-k) skip their zeros. Vectors are GCC vector extensions:
-// the same body is compiled for AVX-512 (target attribute) and for the baseline ISA.
+// columns (16 x 16 shuffle transposes). The causal score tile Q Kᵀ (and ∂att Vᵀ) is computed four
+// query rows at a time sharing the key loads; each row then goes through the score map and the
+// registry's normalizer. The products with the weights (P V, ∂s K, ∂sᵀ Q, Pᵀ ∂att) are
+// register-blocked over four rows or columns of the triangle and written straight to the outputs,
+// dense over the triangle (a sparse row's zeros are multiplied, not skipped). Vectors are GCC
+// vector extensions: the same body is compiled for AVX-512 (target attribute) and for the
+// baseline ISA.
 #include "models/kernels/fused_attention.h"
 
 #include <algorithm>
@@ -42,14 +45,14 @@ LB_FA_INLINE void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 
 typedef int32_t v16i __attribute__((vector_size(64)));
 
-// Per-thread tiles (grown, never shrunk): kt, vt (D, Tp); ds (T, Tp); row buffers (Tp).
+// Per-thread tiles (grown, never shrunk): kt, vt (D, Tp); s, ds (T, Tp); a row buffer z (Tp).
 struct Tiles {
-  std::vector<float> kt, vt, ds, s, z, dp;
+  std::vector<float> kt, vt, s, ds, z;
   void reserve(int64_t T, int64_t Tp, int64_t D) {
     const size_t t = static_cast<size_t>(Tp * D), tt = static_cast<size_t>(T * Tp);
     if (kt.size() < t) kt.resize(t), vt.resize(t);
-    if (ds.size() < tt) ds.resize(tt);
-    if (s.size() < static_cast<size_t>(Tp)) s.resize(Tp), z.resize(Tp), dp.resize(Tp);
+    if (s.size() < tt) s.resize(tt), ds.resize(tt);
+    if (z.size() < static_cast<size_t>(Tp)) z.resize(Tp);
   }
 };
 
@@ -102,43 +105,64 @@ LB_FA_INLINE void pack_transposed(const float* x, int64_t ld, int64_t T, int64_t
   }
 }
 
-// s[j] = Σ_d a[d] · bt[d, j] for j < n (written up to n rounded up to 16), bt (D, Tp).
-// Keys ascending in blocks of up to 64; within a key, S partial sums over d ≡ 0 .. S−1 (mod S),
-// added in that order, so short rows have S · NB independent chains: a fixed order.
-template <int NB>
-LB_FA_INLINE void dot_block(const float* a, const float* bt, int64_t Tp, int64_t D, int64_t j0,
-                            float* s) {
-  constexpr int S = NB >= 4 ? 1 : (NB >= 2 ? 2 : 4);
-  v16 acc[S][NB] = {};
-  for (int64_t d = 0; d < D; d += S) {
-    for (int u = 0; u < S; ++u) {
-      const float x = a[d + u];
-      const float* row = bt + (d + u) * Tp + j0;
-      for (int b = 0; b < NB; ++b) acc[u][b] += x * load16(row + 16 * b);
+// Rows i0 .. i0 + R − 1 of the score tile against keys j0 .. j0 + 16·NB − 1:
+// s[r, j] = Σ_d a_r[d] · bt[d, j], a_r = a + r·ld, bt (D, Tp), s_r = s + r·Tp; d ascending.
+template <int R, int NB>
+LB_FA_INLINE void tile_block(const float* a, int64_t ld, const float* bt, int64_t Tp, int64_t D,
+                             int64_t j0, float* s) {
+  v16 acc[R][NB] = {};
+  for (int64_t d = 0; d < D; ++d) {
+    v16 kv[NB];
+    for (int b = 0; b < NB; ++b) kv[b] = load16(bt + d * Tp + j0 + 16 * b);
+    for (int r = 0; r < R; ++r) {
+      const float x = a[r * ld + d];
+      for (int b = 0; b < NB; ++b) acc[r][b] += x * kv[b];
     }
   }
-  for (int u = 1; u < S; ++u) {
-    for (int b = 0; b < NB; ++b) acc[0][b] += acc[u][b];
+  for (int r = 0; r < R; ++r) {
+    for (int b = 0; b < NB; ++b) store16(s + r * Tp + j0 + 16 * b, acc[r][b]);
   }
-  for (int b = 0; b < NB; ++b) store16(s + j0 + 16 * b, acc[0][b]);
 }
 
-LB_FA_INLINE void dot_row(const float* a, const float* bt, int64_t Tp, int64_t D, int64_t n,
-                          float* s) {
+template <int R>
+LB_FA_INLINE void tile_rows(const float* a, int64_t ld, const float* bt, int64_t Tp, int64_t D,
+                            int64_t n, float* s) {
   int64_t j0 = 0;
-  for (; j0 + 64 <= n; j0 += 64) dot_block<4>(a, bt, Tp, D, j0, s);
+  for (; j0 + 64 <= n; j0 += 64) tile_block<R, 4>(a, ld, bt, Tp, D, j0, s);
   switch ((n - j0 + 15) / 16) {  // 0 .. 4 blocks left
     case 4:
-      dot_block<4>(a, bt, Tp, D, j0, s);
+      tile_block<R, 4>(a, ld, bt, Tp, D, j0, s);
       break;
     case 3:
-      dot_block<3>(a, bt, Tp, D, j0, s);
+      tile_block<R, 3>(a, ld, bt, Tp, D, j0, s);
       break;
     case 2:
-      dot_block<2>(a, bt, Tp, D, j0, s);
+      tile_block<R, 2>(a, ld, bt, Tp, D, j0, s);
       break;
     case 1:
-      dot_block<1>(a, bt, Tp, D, j0, s);
+      tile_block<R, 1>(a, ld, bt, Tp, D, j0, s);
+      break;
+    default:
+      break;
+  }
+}
+
+// The causal (T, Tp) tile s = A Btᵀ restricted to the visible keys: row i holds keys j <= i
+// (written up to i + 1 rounded up to 16, at least), four rows at a time sharing the key loads.
+// a_i = a + i·ld (D values), bt (D, Tp).
+LB_FA_INLINE void score_tile(const float* a, int64_t ld, const float* bt, int64_t Tp, int64_t D,
+                             int64_t T, float* s) {
+  int64_t i0 = 0;
+  for (; i0 + 4 <= T; i0 += 4) tile_rows<4>(a + i0 * ld, ld, bt, Tp, D, i0 + 4, s + i0 * Tp);
+  switch (T - i0) {
+    case 3:
+      tile_rows<3>(a + i0 * ld, ld, bt, Tp, D, i0 + 3, s + i0 * Tp);
+      break;
+    case 2:
+      tile_rows<2>(a + i0 * ld, ld, bt, Tp, D, i0 + 2, s + i0 * Tp);
+      break;
+    case 1:
+      tile_rows<1>(a + i0 * ld, ld, bt, Tp, D, i0 + 1, s + i0 * Tp);
       break;
     default:
       break;
@@ -236,14 +260,14 @@ LB_FA_INLINE void forward_head(const NormalizerSpec& spec, int64_t H, int64_t h,
   const float m = head_slope(spec, slopes, h);  // 0 for stickbreaking
   Tiles& tl = tiles();
   tl.reserve(T, Tp, D);
-  float *kt = tl.kt.data(), *s = tl.s.data(), *z = tl.z.data();
+  float *kt = tl.kt.data(), *S = tl.s.data();
   pack_transposed<ND>(k + h * D, ld, T, Tp, kt);
+  score_tile(q + h * D, ld, kt, Tp, D, T, S);  // S = Q Kᵀ (causal part)
   float* Ph = P + h * T * T;
   for (int64_t i = 0; i < T; ++i) {
     const int64_t n = i + 1;
-    dot_row(q + i * ld + h * D, kt, Tp, D, n, s);
-    const float f = score_factor(scale[i * H + h], inv_sqrt_d);
-    attention_score_row(s, z, n, f, m, i);
+    float* z = S + i * Tp;
+    attention_score_row(z, z, n, score_factor(scale[i * H + h], inv_sqrt_d), m, i);
     float* p = Ph + i * T;
     normalize_forward(spec, z, n, p, T);  // the call has T keys (topk's div-2 rule)
     std::fill(p + n, p + T, 0.f);
@@ -251,9 +275,9 @@ LB_FA_INLINE void forward_head(const NormalizerSpec& spec, int64_t H, int64_t h,
   mix_rows<ND>(Ph, T, T, v + h * D, ld, att + h * D);  // att = P V
 }
 
-// Per row: ∂p = ∂att · Vᵀ, the score row again (cheaper than keeping it), the normalizer's and
-// the score's backward into the (T, Tp) tile ∂s; then ∂q = ∂s K, ∂k = ∂sᵀ Q and ∂v = Pᵀ ∂att
-// as blocked products written straight to the outputs.
+// ∂P = ∂att Vᵀ and S = Q Kᵀ again (cheaper than keeping S) as tiles; per row the normalizer's
+// and the score's backward turn ∂p into ∂s in place; then ∂q = ∂s K, ∂k = ∂sᵀ Q and
+// ∂v = Pᵀ ∂att as blocked products written straight to the outputs.
 template <int ND>
 LB_FA_INLINE void backward_head(const NormalizerSpec& spec, int64_t H, int64_t h, int64_t T,
                                 const float* q, const float* k, const float* v, const float* scale,
@@ -265,26 +289,26 @@ LB_FA_INLINE void backward_head(const NormalizerSpec& spec, int64_t H, int64_t h
   const float m = head_slope(spec, slopes, h);  // 0 for stickbreaking
   Tiles& tl = tiles();
   tl.reserve(T, Tp, D);
-  float *kt = tl.kt.data(), *vt = tl.vt.data(), *ds = tl.ds.data();
-  float *s = tl.s.data(), *z = tl.z.data(), *dz = tl.dp.data();
+  float *kt = tl.kt.data(), *vt = tl.vt.data(), *S = tl.s.data(), *ds = tl.ds.data();
+  float* z = tl.z.data();
   pack_transposed<ND>(k + h * D, ld, T, Tp, kt);
   pack_transposed<ND>(v + h * D, ld, T, Tp, vt);
+  score_tile(datt + h * D, ld, vt, Tp, D, T, ds);  // ∂L/∂p_ij = ⟨∂att_i, v_j⟩
+  score_tile(q + h * D, ld, kt, Tp, D, T, S);
   const float* Ph = P + h * T * T;
   for (int64_t i = 0; i < T; ++i) {
     const int64_t n = i + 1;
-    const float* p = Ph + i * T;
-    dot_row(datt + i * ld + h * D, vt, Tp, D, n, dz);  // ∂L/∂p_j = ⟨∂att_i, v_j⟩
-    dot_row(q + i * ld + h * D, kt, Tp, D, n, s);
+    const float *p = Ph + i * T, *s = S + i * Tp;
+    float* dsi = ds + i * Tp;
     const float f = score_factor(scale[i * H + h], inv_sqrt_d);
     attention_score_row(s, z, n, f, m, i);
-    normalize_backward(spec, z, p, dz, n, dz);
-    float* dsi = ds + i * Tp;
-    dscale[i * H + h] = attention_score_row_backward_lanes(s, dz, n, f, inv_sqrt_d, dsi);
+    normalize_backward(spec, z, p, dsi, n, dsi);
+    dscale[i * H + h] = attention_score_row_backward_lanes(s, dsi, n, f, inv_sqrt_d, dsi);
     std::fill(dsi + (n + 15) / 16 * 16, dsi + Tp, 0.f);
   }
-  mix_rows<ND>(ds, Tp, T, k + h * D, ld, dq + h * D);     // ∂q_i = Σ_j ∂s_ij k_j
-  mix_cols<ND>(ds, Tp, T, q + h * D, ld, dk + h * D);     // ∂k_j = Σ_i ∂s_ij q_i
-  mix_cols<ND>(Ph, T, T, datt + h * D, ld, dv + h * D);   // ∂v_j = Σ_i p_ij ∂att_i
+  mix_rows<ND>(ds, Tp, T, k + h * D, ld, dq + h * D);    // ∂q_i = Σ_j ∂s_ij k_j
+  mix_cols<ND>(ds, Tp, T, q + h * D, ld, dk + h * D);    // ∂k_j = Σ_i ∂s_ij q_i
+  mix_cols<ND>(Ph, T, T, datt + h * D, ld, dv + h * D);  // ∂v_j = Σ_i p_ij ∂att_i
 }
 
 // The sample loops over heads, dispatched on D / 16; LB_FA_BODY is instantiated twice below.
