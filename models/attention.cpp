@@ -11,12 +11,21 @@
 
 namespace lb {
 
-std::vector<int64_t> attention_prob_offsets(const std::vector<int64_t>& offsets, int64_t H) {
-  std::vector<int64_t> out(offsets.size(), 0);
+namespace {
+
+void prob_offsets_into(const std::vector<int64_t>& offsets, int64_t H, std::vector<int64_t>& out) {
+  out.assign(offsets.size(), 0);
   for (size_t b = 0; b + 1 < offsets.size(); ++b) {
     const int64_t T = offsets[b + 1] - offsets[b];
     out[b + 1] = out[b] + H * T * T;
   }
+}
+
+}  // namespace
+
+std::vector<int64_t> attention_prob_offsets(const std::vector<int64_t>& offsets, int64_t H) {
+  std::vector<int64_t> out;
+  prob_offsets_into(offsets, H, out);
   return out;
 }
 
@@ -55,22 +64,27 @@ Scratch& scratch() {
   return s;
 }
 
-// Samples longest first, so the dynamic schedule ends with short ones (balance). Each sample is
-// computed by one thread from its inputs alone: results do not depend on the thread count.
-std::vector<int64_t> longest_first(const std::vector<int64_t>& offsets) {
-  std::vector<int64_t> order(offsets.size() - 1);
+// Samples longest first, so the dynamic schedule ends with short ones (balance); ties in index
+// order. Each sample is computed by one thread from its inputs alone: results do not depend on
+// the thread count.
+void longest_first(const std::vector<int64_t>& offsets, std::vector<int64_t>& order) {
+  order.resize(offsets.size() - 1);
   for (size_t b = 0; b < order.size(); ++b) order[b] = static_cast<int64_t>(b);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return offsets[a + 1] - offsets[a] > offsets[b + 1] - offsets[b];
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    const int64_t ta = offsets[a + 1] - offsets[a], tb = offsets[b + 1] - offsets[b];
+    return ta != tb ? ta > tb : a < b;
   });
-  return order;
 }
 
-// fn(r0, T, prob_offset) for every non-empty sample, in parallel over samples.
+// fn(r0, T, prob_offset) for every non-empty sample, in parallel over samples. The calling
+// thread's index buffers are reused across calls (no allocation per call once grown).
 template <typename Fn>
 void for_each_sample(const std::vector<int64_t>& offsets, int64_t H, Fn fn) {
-  const auto prob_off = attention_prob_offsets(offsets, H);
-  const auto order = longest_first(offsets);
+  thread_local std::vector<int64_t> prob_off_buf, order_buf;
+  std::vector<int64_t>& prob_off = prob_off_buf;  // the caller's buffers, also in the team
+  std::vector<int64_t>& order = order_buf;
+  prob_offsets_into(offsets, H, prob_off);
+  longest_first(offsets, order);
   const int64_t B = static_cast<int64_t>(order.size());
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t n = 0; n < B; ++n) {

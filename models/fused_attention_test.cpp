@@ -71,8 +71,9 @@ void check_outputs(const Outputs& a, const Outputs& b) {
 
 TEST_CASE("fused attention: matches the plain path, every normalizer x position x head dim") {
   set_num_threads(2);
-  // Lengths: 1, non-multiples of 16, an exact multiple, and the longest that fits.
-  const std::vector<int64_t> lengths = {1, 7, 16, 37, 100};
+  // Lengths: 1, non-multiples of 16, an exact multiple, and the longest that fits; together every
+  // remainder mod 4 (the kernel's row and column blocks) and the small-model regime's ~34.
+  const std::vector<int64_t> lengths = {1, 7, 16, 34, 37, 100};
   for (const auto& norm_name : all_normalizer_names()) {
     for (const auto& pos_name : all_position_encoding_names()) {
       const NormalizerSpec spec = normalizer_from_name(norm_name);

@@ -69,6 +69,28 @@ LB_INLINE float attention_score_row_backward(const float* dot, float* dz, int64_
   return static_cast<float>(dsc * inv_sqrt_d);
 }
 
+// The same backward in 16 float lanes (the fused kernel; another summation order than the one
+// above, equal within fp32 tolerance): lane l sums the keys c ≡ l (mod 16), then the lanes add
+// pairwise. dot and dz are read up to n rounded up to 16 (entries past n are ignored); ds is
+// written up to there: dz · f for c < n, 0 past n.
+LB_INLINE float attention_score_row_backward_lanes(const float* dot, const float* dz, int64_t n,
+                                                   float f, float inv_sqrt_d, float* ds) {
+  float acc[16] = {};
+  for (int64_t c0 = 0; c0 < n; c0 += 16) {
+#pragma omp simd
+    for (int l = 0; l < 16; ++l) {
+      const float g = c0 + l < n ? dz[c0 + l] : 0.f;
+      acc[l] += g * dot[c0 + l];
+      ds[c0 + l] = g * f;
+    }
+  }
+  for (int w = 8; w >= 1; w /= 2) {
+#pragma omp simd
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  }
+  return acc[0] * inv_sqrt_d;
+}
+
 // The double-precision twin (ref_ops.h): scale · dot / √D + slope · (j − i).
 inline double attention_score_ref(double dot, double scale, int64_t D, double slope, int64_t i,
                                   int64_t j) {

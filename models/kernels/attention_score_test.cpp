@@ -84,6 +84,21 @@ TEST_CASE("attention_score: ∂L/∂scale and ∂L/∂dot of a row match finite 
   }
 }
 
+TEST_CASE("attention_score: the float-lane row backward matches the double one") {
+  const float isd = inv_sqrt_head_dim(16), f = 1.3f * isd;
+  for (const int64_t n : {1, 7, 16, 17, 34, 100}) {
+    CAPTURE(n);
+    const int64_t np = (n + 15) / 16 * 16;  // read and written up to a multiple of 16
+    auto dot = randn(np, 5), g = randn(np, 6);
+    std::vector<float> dz(g.begin(), g.begin() + n), ds(np, 7.f);
+    const float want = attention_score_row_backward(dot.data(), dz.data(), n, f, isd);
+    const float got =
+        attention_score_row_backward_lanes(dot.data(), g.data(), n, f, isd, ds.data());
+    CHECK(got == doctest::Approx(want).epsilon(1e-5));
+    for (int64_t c = 0; c < np; ++c) CHECK(ds[c] == (c < n ? dz[c] : 0.f));  // dz · f, bit for bit
+  }
+}
+
 TEST_CASE("attention_score: AttentionPositions rotates packed heads exactly as rope_forward") {
   const int64_t H = 3, D = 8, rows = 5, pos0 = 4;
   for (const std::string& name : all_position_encoding_names()) {
