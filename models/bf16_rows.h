@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/buffer.h"
+
 namespace lb {
 
 struct Bf16Rows {
-  std::vector<uint16_t> data;  // (padded rows, cols)
+  Bf16Buffer data;             // (padded rows, cols)
   const float* src = nullptr;  // the fp32 array copied; nullptr: no copy (bf16 products off)
   int64_t rows = 0, cols = 0;
 };

@@ -1,8 +1,9 @@
-// A float buffer for activations and workspaces that are resized every batch (the packed row
-// count changes with each batch). std::vector<float> zero-fills every element it grows by; this
-// one leaves them uninitialised, so a buffer alternating between sizes costs no memset.
+// Buffers for activations, workspaces and their bf16 copies that are resized every batch (the
+// packed row count changes with each batch). std::vector<float> zero-fills every element it grows
+// by; this one leaves them uninitialised, so a buffer alternating between sizes costs no memset.
 // Contract: whoever resizes such a buffer writes every element before reading it.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <new>
 #include <vector>
@@ -31,5 +32,6 @@ struct UninitAllocator : std::allocator<T> {
 };
 
 using FloatBuffer = std::vector<float, UninitAllocator<float>>;
+using Bf16Buffer = std::vector<uint16_t, UninitAllocator<uint16_t>>;  // bf16 bit patterns
 
 }  // namespace lb

@@ -61,6 +61,8 @@ bool matmul_bf16();
 // AVX512-BF16 where the CPU has it and threaded outside parallel regions; the twin is one loop.
 // Both give the same bits.
 void fp32_to_bf16(const float* x, int64_t n, uint16_t* out);
+// The same, then zeros in out[n, total): one pass over the threads (total >= n).
+void fp32_to_bf16_padded(const float* x, int64_t n, int64_t total, uint16_t* out);
 void fp32_to_bf16_ref(const float* x, int64_t n, uint16_t* out);
 
 // tanh-approximated GELU through oneDNN eltwise: y = gelu(x); dx = gelu'(x) · dy. n elements;

@@ -156,6 +156,26 @@ TEST_CASE("fp32_to_bf16: the vectorised conversion gives the twin's bits, ties t
   CHECK(tie_odd == 0x3F82);   // 0x3F81'8000 -> rounds up to even
 }
 
+TEST_CASE("fp32_to_bf16_padded: the conversion, then zeros over stale values, on 1-3 threads") {
+  auto x = random_vec(70000, 5, 2.0);
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (auto [n, total] : {std::pair<int64_t, int64_t>{0, 5},
+                            {17, 17},
+                            {17, 40000},
+                            {16384, 16385},
+                            {40000, 65536},
+                            {70000, 70001}}) {
+      std::vector<uint16_t> got(total + 1, 0xABCD), want(total + 1, 0);
+      fp32_to_bf16_ref(x.data(), n, want.data());
+      want[total] = 0xABCD;  // past total: untouched
+      fp32_to_bf16_padded(x.data(), n, total, got.data());
+      CHECK_MESSAGE(got == want, "n = " << n << ", total = " << total << ", threads " << threads);
+    }
+  }
+  set_num_threads(1);
+}
+
 // bf16 linear products (row blocks with a padded last block at >= 1,024 rows, one runtime-shape
 // product below) against the exact product of the bf16-rounded inputs.
 TEST_CASE("linear in bf16: row blocks and the padded tail equal the exact bf16 product") {
