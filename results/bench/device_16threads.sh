@@ -18,14 +18,16 @@
 #                                              # alternated, then the PyTorch peer (copy preset)
 #   results/bench/device_16threads.sh small    # issue 13's small-model regime on one thread
 #                                              # (base and new alternated) and thread scaling
+#   results/bench/device_16threads.sh bf16     # bf16 steps of the copy and MQMTAR presets, base
+#                                              # and new alternated, with phase profiles
 #
 # Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
 # 65,536-token evaluations and its report by symbol is written beside their JSON.
 set -u
 step=${1:-}
 case $step in
-  eval | ckpt | jobs | ab | train | small) ;;
-  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small)" >&2; exit 2 ;;
+  eval | ckpt | jobs | ab | train | small | bf16) ;;
+  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16)" >&2; exit 2 ;;
 esac
 out=${OUT:-$(pwd)/out/dev}
 dir=/tmp/dev/$step
@@ -127,6 +129,19 @@ case $step in
     done; done
     bench scaling 200 bench train --models small,small128,copy --threads 1,2,4,8,16 --kernel fused \
       --attention softmax --precision fp32 --rounds 2 --steps 3 --warmup-steps 1 --json
+    ;;
+  bf16)
+    for i in 1 2 3; do for t in copy mqmtar; do for b in lengthbench_base lengthbench; do
+      timeout -k 10 60 out/bundle/run $b bench train --task $t --threads 16 --precision fp32,bf16 \
+        --attention softmax --kernel plain --rounds 2 --steps 3 --warmup-steps 1 --json \
+        > "$dir/bf16_${t}_${b}_$i.json" 2> "$dir/bf16_${t}_${b}_$i.err"
+      echo "bf16_${t}_${b}_$i rc=$?" >> "$dir/steps.txt"
+    done; done; done
+    for b in lengthbench_base lengthbench; do
+      LB_PROFILE=1 timeout -k 10 60 out/bundle/run $b train --task copy --preset copy --attention softmax \
+        --steps 10 --batch 128 --threads 16 --log-every 100 --bf16 > "$dir/profile_copy_bf16_$b.txt" 2>&1
+      echo "profile_copy_bf16_$b rc=$?" >> "$dir/steps.txt"
+    done
     ;;
 esac
 (cd /tmp/dev && tar czf "$out/$step.tgz" "$step")
