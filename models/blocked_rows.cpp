@@ -15,12 +15,6 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kBk = kKeyTile;
 
-// The lanes of the 16 floats at j that lie below n.
-__attribute__((target("avx512f"))) inline __mmask16 lanes_below(int64_t n, int64_t j) {
-  const int64_t k = std::clamp<int64_t>(n - j, 0, 16);
-  return static_cast<__mmask16>((1u << k) - 1u);
-}
-
 // The largest of z (n >= 0; −inf when n = 0).
 __attribute__((target("avx512f"))) float max_avx512(const float* z, int64_t n) {
   __m512 m = _mm512_set1_ps(kNegInf);

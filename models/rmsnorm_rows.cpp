@@ -57,12 +57,6 @@ float row_mean(const float* xr, const float* w, float s, const float* dyr, int64
   return dot / static_cast<float>(C);
 }
 
-// The lanes of the 16 floats at j that lie below n.
-__attribute__((target("avx512f"))) inline __mmask16 lanes_below(int64_t n, int64_t j) {
-  const int64_t k = std::clamp<int64_t>(n - j, 0, 16);
-  return static_cast<__mmask16>((1u << k) - 1u);
-}
-
 // Prefetches the line of p[i] for reading: the next block's tiles, which may lie past the array
 // (prefetches never fault; the address is formed as an integer).
 inline void prefetch_next(const float* p, int64_t i) {

@@ -4,6 +4,7 @@
 // CPU has it. Loops inside are plain `#pragma omp simd` loops (the library builds with
 // -fopenmp-simd: no OpenMP runtime, only the vectorisation pragmas).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -52,6 +53,14 @@ LB_INLINE float fast_exp(float x) {
   std::memcpy(&scale, &bits, sizeof(scale));
   return x < -87.0f ? 0.0f : poly * scale;
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// The lanes of the 16 floats at j that lie below n (a masked tail's load/store mask).
+__attribute__((target("avx512f"))) inline __mmask16 lanes_below(int64_t n, int64_t j) {
+  const int64_t k = std::clamp<int64_t>(n - j, 0, 16);
+  return static_cast<__mmask16>((1u << k) - 1u);
+}
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // fast_exp on 16 lanes with AVX-512F intrinsics, with fast_exp's mul + add pairs fused into FMAs
