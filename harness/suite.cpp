@@ -12,6 +12,8 @@
 #include "core/check.h"
 #include "core/rng.h"
 #include "harness/command.h"
+#include "models/inference.h"
+#include "models/kernels/fused_attention.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"
 
@@ -20,6 +22,18 @@ namespace lb {
 using nlohmann::json;
 
 namespace {
+
+// The opt-in kernels that are on in this process (models/kernels/fused_attention.h,
+// models/inference.h): they change a run's numbers in their last bits, so a run's config, and
+// with it its hash, records them — only when on, so a plain run's hash stays what it was. A run
+// resumed or merged under another setting then meets a config-hash mismatch instead of mixing
+// the two kernels' numbers.
+nlohmann::json opt_in_kernels() {
+  nlohmann::json k = nlohmann::json::object();
+  if (fused_attention_enabled()) k["fused_attention"] = true;
+  if (blocked_prefill_default()) k["blocked_prefill"] = true;
+  return k;
+}
 
 // More evaluation lengths than any ladder needs (the paper's have 6-12) is a mistake.
 constexpr size_t kMaxEvalLengths = 1000;
@@ -283,6 +297,7 @@ Suite expand_suite(const json& j) {
                           {"task_version", task.version},
                           {"eval", to_json(eval)},
                           {"select", to_json(select)}};
+              if (const nlohmann::json k = opt_in_kernels(); !k.empty()) r.config["kernels"] = k;
               r.config_hash = fnv1a64_hex(r.config.dump());
               r.key = suite.name + "/" + task.name + ".v" + std::to_string(task.version) + "/" +
                       attention_code(r.model.attention) + "/" +

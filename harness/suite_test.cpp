@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/check.h"
+#include "models/kernels/fused_attention.h"
 
 using namespace lb;
 using nlohmann::json;
@@ -73,6 +74,22 @@ TEST_CASE("suite: the grid expands to every combination with unique, readable ke
   // Expansion is deterministic: the same suite gives the same keys and hashes.
   const Suite again = expand_suite(grid());
   for (size_t i = 0; i < s.runs.size(); ++i) CHECK(again.runs[i].config_hash == s.runs[i].config_hash);
+}
+
+TEST_CASE(
+    "suite: an opt-in kernel is part of the run's config and hash; off leaves both as they were") {
+  REQUIRE_FALSE(fused_attention_enabled());
+  const Suite plain = expand_suite(grid());
+  set_fused_attention(true);
+  const Suite fused = expand_suite(grid());
+  set_fused_attention(false);
+  REQUIRE(plain.runs.size() == fused.runs.size());
+  for (size_t i = 0; i < plain.runs.size(); ++i) {
+    CHECK_FALSE(plain.runs[i].config.contains("kernels"));
+    CHECK(fused.runs[i].config["kernels"]["fused_attention"] == true);
+    CHECK(fused.runs[i].config_hash != plain.runs[i].config_hash);
+    CHECK(fused.runs[i].key == plain.runs[i].key);  // the same run, under another kernel
+  }
 }
 
 TEST_CASE("suite: filters and shards partition the runs") {
