@@ -25,13 +25,15 @@ double sum_squares(const float* g, int64_t n) {
   return s;
 }
 
-// The AdamW update of elements [begin, end) of one tensor, element by element in float, in the
-// order of operations of the plain loop below. Both are compiled without fused multiply-adds
-// (-ffp-contract=off for this file, models/CMakeLists.txt), so the AVX-512 loop gives the plain
-// loop's bits (IEEE ×, +, ÷ and √ round alike in both).
+// One step's scalars, rounded to float once.
 struct AdamWScalars {
   float b1, b2, step_size, inv_sqrt_bc2, eps, decay;
 };
+
+// The AdamW update of elements [begin, end) of one tensor, element by element in float. The
+// AVX-512 loop does the plain loop's operations in its order; both are compiled without fused
+// multiply-adds (-ffp-contract=off for this file, models/CMakeLists.txt), so it gives the plain
+// loop's bits (IEEE ×, +, ÷ and √ round alike in both).
 
 void update_plain(const AdamWScalars& a, float* w, const float* g, float* m, float* v,
                   int64_t begin, int64_t end) {

@@ -19,7 +19,8 @@
 #   results/bench/device_16threads.sh small    # issue 13's small-model regime on one thread
 #                                              # (base and new alternated) and thread scaling
 #   results/bench/device_16threads.sh bf16     # bf16 steps of the copy and MQMTAR presets, base
-#                                              # and new alternated, with phase profiles
+#                                              # and new alternated, with phase profiles (and
+#                                              # the copy preset's ASEntmax and softmax steps)
 #
 # Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
 # 65,536-token evaluations and its report by symbol is written beside their JSON.
@@ -141,6 +142,12 @@ case $step in
       LB_PROFILE=1 timeout -k 10 60 out/bundle/run $b train --task copy --preset copy --attention softmax \
         --steps 10 --batch 128 --threads 16 --log-every 100 --bf16 > "$dir/profile_copy_bf16_$b.txt" 2>&1
       echo "profile_copy_bf16_$b rc=$?" >> "$dir/steps.txt"
+    done
+    # ASEntmax against softmax on the copy preset, fp32: where ASEntmax's extra time goes
+    for a in softmax asentmax; do
+      LB_PROFILE=1 timeout -k 10 60 out/bundle/run lengthbench train --task copy --preset copy --attention $a \
+        --steps 10 --batch 128 --threads 16 --log-every 100 > "$dir/profile_copy_fp32_$a.txt" 2>&1
+      echo "profile_copy_fp32_$a rc=$?" >> "$dir/steps.txt"
     done
     ;;
 esac
