@@ -81,7 +81,9 @@ void longest_first(const std::vector<int64_t>& offsets, std::vector<int64_t>& or
 template <typename Fn>
 void for_each_sample(const std::vector<int64_t>& offsets, int64_t H, Fn fn) {
   thread_local std::vector<int64_t> prob_off_buf, order_buf;
-  std::vector<int64_t>& prob_off = prob_off_buf;  // the caller's buffers, also in the team
+  // References bind the calling thread's buffers: inside the parallel region the thread_local
+  // names would be each team thread's own (empty) ones.
+  std::vector<int64_t>& prob_off = prob_off_buf;
   std::vector<int64_t>& order = order_buf;
   prob_offsets_into(offsets, H, prob_off);
   longest_first(offsets, order);

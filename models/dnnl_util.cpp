@@ -139,7 +139,9 @@ bool has_avx512_bf16() {
   static const bool yes = __builtin_cpu_supports("avx512bf16") != 0;
   return yes;
 }
-#define LB_HAVE_BF16_KERNEL 1
+#else
+void fp32_to_bf16_avx512(const float* x, int64_t n, uint16_t* out) { fp32_to_bf16_ref(x, n, out); }
+bool has_avx512_bf16() { return false; }
 #endif
 
 }  // namespace
@@ -151,26 +153,12 @@ void fp32_to_bf16_padded(const float* x, int64_t n, int64_t total, uint16_t* out
   // past n write the padding's zeros (a serial fill was a tenth of a bf16 step at 16 threads).
   constexpr int64_t kChunk = 1 << 14;
   const int64_t chunks = (total + kChunk - 1) / kChunk;
-#ifdef LB_HAVE_BF16_KERNEL
   const bool fast = has_avx512_bf16();
-#else
-  [[maybe_unused]] const bool fast = false;
-#endif
 #pragma omp parallel for schedule(static) if (chunks > 1 && !omp_in_parallel())
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t lo = c * kChunk, hi = std::min(total, lo + kChunk);
     const int64_t len = std::max<int64_t>(0, std::min(hi, n) - lo);
-    if (len > 0) {
-#ifdef LB_HAVE_BF16_KERNEL
-      if (fast) {
-        fp32_to_bf16_avx512(x + lo, len, out + lo);
-      } else {
-        fp32_to_bf16_ref(x + lo, len, out + lo);
-      }
-#else
-      fp32_to_bf16_ref(x + lo, len, out + lo);
-#endif
-    }
+    if (len > 0) (fast ? fp32_to_bf16_avx512 : fp32_to_bf16_ref)(x + lo, len, out + lo);
     std::fill(out + lo + len, out + hi, uint16_t{0});
   }
 }

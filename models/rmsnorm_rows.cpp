@@ -38,11 +38,22 @@ namespace {
 // not depend on the thread count.
 constexpr int64_t kChunks = 64;
 
-// A buffer of n floats of the calling thread, reused between calls (grown, never shrunk).
-float* thread_scratch(int64_t n) {
+// dw's chunk partials (kChunks, C), zeroed: a buffer of the calling thread, reused between calls
+// (grown, never shrunk).
+float* zeroed_partials(int64_t C) {
   thread_local std::vector<float> buf;
+  const int64_t n = kChunks * C;
   if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
+  std::fill(buf.begin(), buf.begin() + n, 0.f);
   return buf.data();
+}
+
+// dw += the chunk partials, chunks in order.
+void add_partials(const float* partial, float* dw, int64_t C) {
+  for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
+    const float* pw = partial + chunk * C;
+    for (int64_t c = 0; c < C; ++c) dw[c] += pw[c];
+  }
 }
 
 #if LB_RMS_LANES
@@ -214,7 +225,7 @@ __attribute__((target("avx512f"))) void apply_block(const float* x, const float*
     float* pw = partial + (r0 + i) / per * C;
     const __m512 sv = _mm512_set1_ps(rstd[i]), mv = _mm512_set1_ps(mean[i]);
     for (int64_t c0 = 0; c0 < C; c0 += 16) {
-      const __mmask16 in = c0 + 16 <= C ? static_cast<__mmask16>(0xFFFF) : lanes_below(C, c0);
+      const __mmask16 in = lanes_below(C, c0);
       const __m512 p = apply_tile(x + i * C + c0, w + c0, dy + i * C + c0, dx + i * C + c0, sv, mv,
                                   _mm512_maskz_loadu_ps(in, pw + c0), in);
       _mm512_mask_storeu_ps(pw + c0, in, p);
@@ -257,8 +268,7 @@ void rmsnorm_rows_forward(const float* x, const float* w, float* y, float* rstd,
 void rmsnorm_backward_lanes(const float* x, const float* w, const float* rstd, const float* dy,
                             float* dx, float* dw, int64_t R, int64_t C) {
 #if LB_RMS_LANES
-  float* partial = thread_scratch(kChunks * C);
-  std::fill(partial, partial + kChunks * C, 0.f);
+  float* partial = zeroed_partials(C);
   const int64_t per = (R + kChunks - 1) / kChunks;
 #pragma omp parallel
   {
@@ -280,10 +290,7 @@ void rmsnorm_backward_lanes(const float* x, const float* w, const float* rstd, c
       apply_block(x + r0 * C, w, rstd + r0, dy + r0 * C, mean, dx + r0 * C, partial, r0, n, per, C);
     }
   }
-  for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
-    const float* pw = partial + chunk * C;
-    for (int64_t c = 0; c < C; ++c) dw[c] += pw[c];
-  }
+  add_partials(partial, dw, C);
 #else
   rmsnorm_backward_plain(x, w, rstd, dy, dx, dw, R, C);
 #endif
@@ -291,8 +298,7 @@ void rmsnorm_backward_lanes(const float* x, const float* w, const float* rstd, c
 
 void rmsnorm_backward_plain(const float* x, const float* w, const float* rstd, const float* dy,
                             float* dx, float* dw, int64_t R, int64_t C) {
-  float* partial = thread_scratch(kChunks * C);
-  std::fill(partial, partial + kChunks * C, 0.f);
+  float* partial = zeroed_partials(C);
   const int64_t per = (R + kChunks - 1) / kChunks;
 #pragma omp parallel for schedule(static)
   for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
@@ -315,10 +321,7 @@ void rmsnorm_backward_plain(const float* x, const float* w, const float* rstd, c
       }
     }
   }
-  for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
-    const float* pw = partial + chunk * C;
-    for (int64_t c = 0; c < C; ++c) dw[c] += pw[c];
-  }
+  add_partials(partial, dw, C);
 }
 
 }  // namespace lb
