@@ -21,14 +21,17 @@
 #   results/bench/device_16threads.sh bf16     # bf16 steps of the copy and MQMTAR presets, base
 #                                              # and new alternated, with phase profiles (and
 #                                              # the copy preset's ASEntmax and softmax steps)
+#   results/bench/device_16threads.sh asentmax # ASEntmax against softmax: every preset at 16
+#                                              # threads (base and new alternated), the copy
+#                                              # preset over 1-16 threads, phase profiles
 #
 # Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
 # 65,536-token evaluations and its report by symbol is written beside their JSON.
 set -u
 step=${1:-}
 case $step in
-  eval | ckpt | jobs | ab | train | small | bf16) ;;
-  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16)" >&2; exit 2 ;;
+  eval | ckpt | jobs | ab | train | small | bf16 | asentmax) ;;
+  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16, asentmax)" >&2; exit 2 ;;
 esac
 out=${OUT:-$(pwd)/out/dev}
 dir=/tmp/dev/$step
@@ -144,6 +147,22 @@ case $step in
       echo "profile_copy_bf16_$b rc=$?" >> "$dir/steps.txt"
     done
     # ASEntmax against softmax on the copy preset, fp32: where ASEntmax's extra time goes
+    for a in softmax asentmax; do
+      LB_PROFILE=1 timeout -k 10 60 out/bundle/run lengthbench train --task copy --preset copy --attention $a \
+        --steps 10 --batch 128 --threads 16 --log-every 100 > "$dir/profile_copy_fp32_$a.txt" 2>&1
+      echo "profile_copy_fp32_$a rc=$?" >> "$dir/steps.txt"
+    done
+    ;;
+  asentmax)
+    for i in 1 2; do for t in copy sort mqmtar; do for b in lengthbench_base lengthbench; do
+      t0=$(date +%s%N)
+      timeout -k 10 60 out/bundle/run $b bench train --task $t --threads 16 --precision fp32,bf16 \
+        --attention softmax,asentmax --kernel plain --rounds 3 --steps 3 --warmup-steps 1 --json \
+        > "$dir/as16_${t}_${b}_$i.json" 2> "$dir/as16_${t}_${b}_$i.err"
+      echo "as16_${t}_${b}_$i rc=$? wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$dir/steps.txt"
+    done; done; done
+    bench as_scaling 150 bench train --task copy --threads 1,2,4,8,16 --precision fp32 \
+      --attention softmax,asentmax --kernel plain --rounds 2 --steps 2 --warmup-steps 1 --json
     for a in softmax asentmax; do
       LB_PROFILE=1 timeout -k 10 60 out/bundle/run lengthbench train --task copy --preset copy --attention $a \
         --steps 10 --batch 128 --threads 16 --log-every 100 > "$dir/profile_copy_fp32_$a.txt" 2>&1
