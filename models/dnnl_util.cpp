@@ -351,38 +351,51 @@ void matmul(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int
 
 namespace {
 
-dnnl::primitive& gelu_primitive(bool backward, int64_t n) {
-  auto it = g_elts.find(EltKey{backward, n});
-  if (it != g_elts.end()) return it->second;
+dnnl::primitive make_gelu_primitive(bool backward, int64_t n) {
   dnnl::memory::desc md({n}, dt::f32, tag::a);
   dnnl::eltwise_forward::primitive_desc fwd_pd(
       dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
                                   dnnl::algorithm::eltwise_gelu_tanh, md, 0.f, 0.f),
       dnnl_engine());
-  dnnl::primitive p;
-  if (!backward) {
-    p = dnnl::eltwise_forward(fwd_pd);
-  } else {
-    dnnl::eltwise_backward::primitive_desc bwd_pd(
-        dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_gelu_tanh, md, md, 0.f, 0.f),
-        dnnl_engine(), fwd_pd);
-    p = dnnl::eltwise_backward(bwd_pd);
-  }
-  return g_elts.emplace(EltKey{backward, n}, p).first->second;
+  if (!backward) return dnnl::eltwise_forward(fwd_pd);
+  dnnl::eltwise_backward::primitive_desc bwd_pd(
+      dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_gelu_tanh, md, md, 0.f, 0.f),
+      dnnl_engine(), fwd_pd);
+  return dnnl::eltwise_backward(bwd_pd);
 }
 
-// Eltwise primitives are built for one chunk size; a last partial chunk is run as a full chunk
-// ending at n (it overlaps the previous one, which only recomputes the same values: the maps are
-// elementwise and outputs must not alias inputs). Counts below one chunk get their own primitive.
+dnnl::primitive& gelu_primitive(bool backward, int64_t n) {
+  auto it = g_elts.find(EltKey{backward, n});
+  if (it != g_elts.end()) return it->second;
+  return g_elts.emplace(EltKey{backward, n}, make_gelu_primitive(backward, n)).first->second;
+}
+
+// Eltwise primitives are built for a few sizes only. A batch's row count changes with every
+// batch, and a primitive per element count JIT-compiled a new kernel for most batches (220 in 300
+// steps of the small-model regime, 1.8% of the step; `ONEDNN_VERBOSE=2` lists them). Counts below
+// kEltGranule get a primitive of their own. Larger counts are covered by chunks of kEltGranule·2^k
+// elements, the binary digits of n / kEltGranule (at most kEltChunk each), and the remainder by
+// one kEltGranule chunk ending at n, which overlaps the chunk before it. The overlap recomputes
+// the same values: oneDNN's eltwise gives every element the same bits wherever it sits in a
+// chunk (the test against one primitive of n elements, dnnl_util_test), and outputs must not
+// alias inputs.
+constexpr int64_t kEltGranule = 1 << 12;
 constexpr int64_t kEltChunk = 1 << 20;
 
 template <typename Fn>
 void for_chunks(int64_t n, Fn fn) {
-  if (n <= kEltChunk) {
+  if (n <= kEltGranule) {
     fn(0, n);
     return;
   }
-  for (int64_t off = 0; off < n; off += kEltChunk) fn(std::min(off, n - kEltChunk), kEltChunk);
+  int64_t off = 0;
+  while (n - off >= kEltGranule) {
+    int64_t len = kEltChunk;
+    while (len > n - off) len /= 2;
+    fn(off, len);
+    off += len;
+  }
+  if (off < n) fn(n - kEltGranule, kEltGranule);
 }
 
 }  // namespace
@@ -397,6 +410,23 @@ void gelu_tanh_forward(const float* x, float* y, int64_t n) {
     dnnl::memory src(md, eng, const_cast<float*>(x + off)), dst(md, eng, y + off);
     gelu_primitive(false, len).execute(dnnl_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
   });
+  dnnl_stream().wait();
+}
+
+void gelu_tanh_one_primitive(bool backward, const float* x, const float* dy, float* out,
+                             int64_t n) {
+  LB_CHECK(out != x && out != dy, "gelu_tanh_one_primitive: out must not alias x or dy");
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto& eng = dnnl_engine();
+  dnnl::memory::desc md({n}, dt::f32, tag::a);
+  dnnl::memory src(md, eng, const_cast<float*>(x)), o(md, eng, out);
+  if (!backward) {
+    make_gelu_primitive(false, n).execute(dnnl_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, o}});
+  } else {
+    dnnl::memory ddst(md, eng, const_cast<float*>(dy));
+    make_gelu_primitive(true, n).execute(
+        dnnl_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, o}});
+  }
   dnnl_stream().wait();
 }
 

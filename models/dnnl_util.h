@@ -69,5 +69,9 @@ void fp32_to_bf16_ref(const float* x, int64_t n, uint16_t* out);
 // outputs must not alias inputs.
 void gelu_tanh_forward(const float* x, float* y, int64_t n);
 void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n);
+// The twin of both: one primitive built for exactly n elements (what the two above did before
+// they reused primitives of a few sizes), uncached; backward reads dy, forward ignores it. The
+// two above give its bits (test).
+void gelu_tanh_one_primitive(bool backward, const float* x, const float* dy, float* out, int64_t n);
 
 }  // namespace lb

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <vector>
 
 #include "models/testing.h"
@@ -92,6 +93,34 @@ TEST_CASE("products give the same numbers on 1 to 5, 8 and 16 threads") {
   }
   set_matmul_bf16(false);
   set_num_threads(2);
+}
+
+}  // namespace
+}  // namespace lb
+
+namespace lb {
+namespace {
+
+TEST_CASE("gelu_tanh: chunks of a few sizes give the bits of one primitive of n elements") {
+  // Counts below, at and above the granule (4,096), several binary digits, a remainder that
+  // overlaps, and one past the largest chunk (2^20).
+  for (int threads : {1, 3}) {
+    set_num_threads(threads);
+    for (int64_t n : {1, 17, 4095, 4096, 4097, 12345, 3 * 4096, 139008, (1 << 20) + 4097}) {
+      CAPTURE(threads);
+      CAPTURE(n);
+      auto x = testing::random_vec(n, 70 + n), dy = testing::random_vec(n, 71 + n);
+      for (float& v : x) v *= 4.f;  // both tails of the tanh
+      std::vector<float> y(n), y1(n), dx(n), dx1(n);
+      gelu_tanh_forward(x.data(), y.data(), n);
+      gelu_tanh_backward(x.data(), dy.data(), dx.data(), n);
+      gelu_tanh_one_primitive(false, x.data(), nullptr, y1.data(), n);
+      gelu_tanh_one_primitive(true, x.data(), dy.data(), dx1.data(), n);
+      CHECK(std::memcmp(y.data(), y1.data(), n * sizeof(float)) == 0);
+      CHECK(std::memcmp(dx.data(), dx1.data(), n * sizeof(float)) == 0);
+    }
+  }
+  set_num_threads(1);
 }
 
 }  // namespace
