@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+#include "models/parallel.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
@@ -100,8 +102,9 @@ double global_grad_norm(const std::vector<Param>& params) {
   std::vector<double> sums(P, 0.0);
   int64_t total_n = 0;
   for (const Param& p : params) total_n += p.size();
-#pragma omp parallel for schedule(dynamic, 1) if (total_n > kParallelMin)
-  for (int64_t k = 0; k < P; ++k) sums[k] = sum_squares(params[k].grad.data(), params[k].size());
+  parallel_for_dynamic(
+      P, [&](int64_t k) { sums[k] = sum_squares(params[k].grad.data(), params[k].size()); },
+      total_n > kParallelMin);
   double total = 0.0;
   for (int64_t k = 0; k < P; ++k) total += sums[k];
   return std::sqrt(total);
@@ -113,8 +116,8 @@ void clip_grads(std::vector<Param>& params, double norm, double max_norm) {
   for (Param& p : params) {
     float* g = p.grad.data();
     const int64_t n = p.size();
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) g[i] *= f;
+    parallel_for_static(
+        n, [&](int64_t i) { g[i] *= f; }, n > kParallelMin);
   }
 }
 
@@ -147,15 +150,17 @@ void AdamW::update(std::vector<Param>& params, double lr) {
     // Element-wise: any split of [0, n) over threads gives the same bits.
     const int64_t parts = n > kParallelMin ? omp_get_max_threads() : 1;
     const int64_t per = (n + parts - 1) / parts;
-#pragma omp parallel for schedule(static) if (parts > 1)
-    for (int64_t t = 0; t < parts; ++t) {
-      const int64_t begin = std::min(n, t * per), end = std::min(n, begin + per);
-      if (fast) {
-        update_avx512(a, w, g, m, v, begin, end);
-      } else {
-        update_plain(a, w, g, m, v, begin, end);
-      }
-    }
+    parallel_for_static(
+        parts,
+        [&](int64_t t) {
+          const int64_t begin = std::min(n, t * per), end = std::min(n, begin + per);
+          if (fast) {
+            update_avx512(a, w, g, m, v, begin, end);
+          } else {
+            update_plain(a, w, g, m, v, begin, end);
+          }
+        },
+        parts > 1);
   }
 }
 

@@ -7,6 +7,7 @@
 #include "models/dnnl_util.h"
 #include "models/kernels/attention_score.h"
 #include "models/kernels/fused_attention.h"
+#include "models/parallel.h"
 #include "models/profile.h"
 
 namespace lb {
@@ -88,11 +89,10 @@ void for_each_sample(const std::vector<int64_t>& offsets, int64_t H, Fn fn) {
   prob_offsets_into(offsets, H, prob_off);
   longest_first(offsets, order);
   const int64_t B = static_cast<int64_t>(order.size());
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t n = 0; n < B; ++n) {
+  parallel_for_dynamic(B, [&](int64_t n) {
     const int64_t b = order[n], r0 = offsets[b], T = offsets[b + 1] - r0;
     if (T > 0) fn(r0, T, prob_off[b]);
-  }
+  });
 }
 
 void forward_sample(const NormalizerSpec& spec, int64_t H, int64_t D, int64_t r0, int64_t T,

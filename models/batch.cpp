@@ -6,6 +6,11 @@ namespace lb {
 
 Batch make_batch(const std::vector<Sample>& samples) {
   Batch b;
+  int64_t rows = 0;
+  for (const Sample& s : samples) rows += s.length();
+  // Each vector sized once, not grown by doubling through ~log2(rows) reallocations per batch.
+  b.offsets.reserve(samples.size() + 1);
+  b.ids.reserve(rows), b.targets.reserve(rows), b.mask.reserve(rows), b.pos.reserve(rows);
   b.offsets.push_back(0);
   for (const Sample& s : samples) {
     const int64_t T = s.length();

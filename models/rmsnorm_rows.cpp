@@ -2,8 +2,6 @@
 // here is a multiply, then an add, as in a portable x86-64 build (which has no FMA).
 #include "models/rmsnorm_rows.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +10,7 @@
 
 #include "models/kernels/simd.h"
 #include "models/ops.h"
+#include "models/parallel.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -270,11 +269,9 @@ void rmsnorm_backward_lanes(const float* x, const float* w, const float* rstd, c
 #if LB_RMS_LANES
   float* partial = zeroed_partials(C);
   const int64_t per = (R + kChunks - 1) / kChunks;
-#pragma omp parallel
-  {
+  parallel_team([&](int64_t threads, int64_t t) {
     // A run of whole chunks per thread, its rows in blocks of 16 (the last one may be short and
     // takes the plain row_mean): each block's means, then its dx and dw partials.
-    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t r_begin = std::min(R, kChunks * t / threads * per);
     const int64_t r_end = std::min(R, kChunks * (t + 1) / threads * per);
     for (int64_t r0 = r_begin; r0 < r_end; r0 += kRmsLanes) {
@@ -289,7 +286,7 @@ void rmsnorm_backward_lanes(const float* x, const float* w, const float* rstd, c
       }
       apply_block(x + r0 * C, w, rstd + r0, dy + r0 * C, mean, dx + r0 * C, partial, r0, n, per, C);
     }
-  }
+  });
   add_partials(partial, dw, C);
 #else
   rmsnorm_backward_plain(x, w, rstd, dy, dx, dw, R, C);
@@ -300,8 +297,7 @@ void rmsnorm_backward_plain(const float* x, const float* w, const float* rstd, c
                             float* dx, float* dw, int64_t R, int64_t C) {
   float* partial = zeroed_partials(C);
   const int64_t per = (R + kChunks - 1) / kChunks;
-#pragma omp parallel for schedule(static)
-  for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
+  parallel_for_static(kChunks, [&](int64_t chunk) {
     float* pw = partial + chunk * C;
     const int64_t r_end = std::min(R, (chunk + 1) * per);
     for (int64_t r = chunk * per; r < r_end; ++r) {
@@ -320,7 +316,7 @@ void rmsnorm_backward_plain(const float* x, const float* w, const float* rstd, c
         dxr[c] = s * (dyr[c] * (1.f + w[c]) - xr[c] * s * mean);
       }
     }
-  }
+  });
   add_partials(partial, dw, C);
 }
 

@@ -8,6 +8,7 @@
 #include "models/dnnl_util.h"
 #include "models/kernels/length_scale.h"
 #include "models/ops.h"
+#include "models/parallel.h"
 #include "models/profile.h"
 
 namespace lb {
@@ -15,8 +16,7 @@ namespace lb {
 namespace {
 
 void add_into(float* dst, const float* src, int64_t n) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+  parallel_for_static(n, [&](int64_t i) { dst[i] += src[i]; });
 }
 
 // Rows per block of the query length scale's per-row maps (attention_score.h: serial double
@@ -88,12 +88,11 @@ void Transformer::scale_forward(int64_t l) {
   }
   const QueryScaleWeights w = layer_weights(params_, index_, l).query_scale();
   const int64_t blocks = (N + kScaleRows - 1) / kScaleRows;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
+  parallel_for_static(blocks, [&](int64_t b) {
     const int64_t r0 = b * kScaleRows, n = std::min(kScaleRows, N - r0);
     query_scale_forward(kind, w, n, H, Hs, batch_.pos.data() + r0, 0, a.sa.data() + r0 * Hs,
                         a.sb.data() + r0 * Hs, a.scale.data() + r0 * H);
-  }
+  });
 }
 
 void Transformer::scale_backward(int64_t l, const float* dscale, float* dxn) {
@@ -106,13 +105,12 @@ void Transformer::scale_backward(int64_t l, const float* dscale, float* dxn) {
   const LengthScale kind = cfg_.attention.length_scale;
   std::vector<float> da(N * Hs), db(N * Hs);
   const int64_t blocks = (N + kScaleRows - 1) / kScaleRows;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
+  parallel_for_static(blocks, [&](int64_t b) {
     const int64_t r0 = b * kScaleRows, n = std::min(kScaleRows, N - r0);
     query_scale_backward(kind, n, H, Hs, batch_.pos.data() + r0, 0, a.sa.data() + r0 * Hs,
                          a.sb.data() + r0 * Hs, dscale + r0 * H, da.data() + r0 * Hs,
                          db.data() + r0 * Hs);
-  }
+  });
   if (kind == LengthScale::kAdaptSoftplusTanh) {
     linear_backward(a.xn1.data(), P(lp[kScaleA]), da.data(), dxn, G(lp[kScaleA]), N, C, Hs, true,
                     &a.xn1_16);
