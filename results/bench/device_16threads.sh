@@ -21,6 +21,9 @@
 #   results/bench/device_16threads.sh bf16     # bf16 steps of the copy and MQMTAR presets, base
 #                                              # and new alternated, with phase profiles (and
 #                                              # the copy preset's ASEntmax and softmax steps)
+#   results/bench/device_16threads.sh verbose  # oneDNN's own log of every product (ONEDNN_VERBOSE=1:
+#                                              # implementation, shape, ms) in 4 training steps of
+#                                              # the copy and MQMTAR presets, fp32 and bf16
 #   results/bench/device_16threads.sh asentmax # ASEntmax against softmax: every preset at 16
 #                                              # threads (base and new alternated), the copy
 #                                              # preset over 1-16 threads, phase profiles
@@ -30,8 +33,8 @@
 set -u
 step=${1:-}
 case $step in
-  eval | ckpt | jobs | ab | train | small | bf16 | asentmax) ;;
-  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16, asentmax)" >&2; exit 2 ;;
+  eval | ckpt | jobs | ab | train | small | bf16 | asentmax | verbose) ;;
+  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16, asentmax, verbose)" >&2; exit 2 ;;
 esac
 out=${OUT:-$(pwd)/out/dev}
 dir=/tmp/dev/$step
@@ -152,6 +155,15 @@ case $step in
         --steps 10 --batch 128 --threads 16 --log-every 100 > "$dir/profile_copy_fp32_$a.txt" 2>&1
       echo "profile_copy_fp32_$a rc=$?" >> "$dir/steps.txt"
     done
+    ;;
+  verbose)
+    for t in copy mqmtar; do for p in fp32 bf16; do
+      flag=""; [ $p = bf16 ] && flag=--bf16
+      ONEDNN_VERBOSE=1 LB_PROFILE=1 timeout -k 10 90 $LB train --task $t --preset $t --attention softmax \
+        --steps 4 --batch 128 --threads 16 --log-every 100 $flag > "$dir/verbose_${t}_$p.txt" 2>&1
+      echo "verbose_${t}_$p rc=$?" >> "$dir/steps.txt"
+    done; done
+    gzip "$dir"/verbose_*.txt
     ;;
   asentmax)
     for i in 1 2; do for t in copy sort mqmtar; do for b in lengthbench_base lengthbench; do
