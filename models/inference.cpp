@@ -19,6 +19,7 @@
 #include "models/kernels/length_scale.h"
 #include "models/kernels/simd.h"
 #include "models/ops.h"
+#include "models/parallel.h"
 #include "models/rmsnorm_rows.h"
 
 namespace lb {
@@ -111,20 +112,24 @@ void linear(const float* x, const float* w, float* y, int64_t rows, int64_t in, 
   static const bool avx512 = __builtin_cpu_supports("avx512f");
   if (rows == 1 && in % 16 == 0 && avx512) {
     const int64_t cb = (out + kGemvCols - 1) / kGemvCols;
-#pragma omp parallel for schedule(static) if (in * out >= kGemvParallel)
-    for (int64_t u = 0; u < cb; ++u) {
-      const int64_t c0 = u * kGemvCols, nc = std::min(kGemvCols, out - c0);
-      gemv_avx512(x, w + c0 * in, y + c0, in, nc);
-    }
+    parallel_for_static(
+        cb,
+        [&](int64_t u) {
+          const int64_t c0 = u * kGemvCols, nc = std::min(kGemvCols, out - c0);
+          gemv_avx512(x, w + c0 * in, y + c0, in, nc);
+        },
+        in * out >= kGemvParallel);
     return;
   }
   const int64_t rb = (rows + kRowBlock - 1) / kRowBlock, cb = (out + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(dynamic, 1) if (rows * in * out >= kParallelWork)
-  for (int64_t u = 0; u < rb * cb; ++u) {
-    const int64_t r0 = (u / cb) * kRowBlock, c0 = (u % cb) * kColBlock;
-    const int64_t nr = std::min(kRowBlock, rows - r0), nc = std::min(kColBlock, out - c0);
-    gemm(true, nr, nc, in, x + r0 * in, in, w + c0 * in, in, y + r0 * out + c0, out);
-  }
+  parallel_for_dynamic(
+      rb * cb,
+      [&](int64_t u) {
+        const int64_t r0 = (u / cb) * kRowBlock, c0 = (u % cb) * kColBlock;
+        const int64_t nr = std::min(kRowBlock, rows - r0), nc = std::min(kColBlock, out - c0);
+        gemm(true, nr, nc, in, x + r0 * in, in, w + c0 * in, in, y + r0 * out + c0, out);
+      },
+      rows * in * out >= kParallelWork);
 }
 
 // ---- decode kernels (few query rows): scores and sparse/dense mixing straight from the cache --
@@ -432,97 +437,109 @@ void InferenceSession::append(const int32_t* ids, int64_t n, std::vector<float>&
       // Attention units: head × query block.
       const int64_t qb = opt.q_block, nqb = (Rq + qb - 1) / qb;
       const bool blocked = opt.blocked && blocked_attention_supports(c.attention, D);
-#pragma omp parallel for schedule(dynamic, 1) if (Rq * (p0 + R) * HD >= kParallelWork)
-      for (int64_t unit = 0; unit < H * nqb; ++unit) {
-        const int64_t h = unit / nqb, r0 = lo + (unit % nqb) * qb;
-        const int64_t nr = std::min(qb, R - r0), n_end = p0 + r0 + nr;
-        const int64_t kv_at = (base + h * Tm) * D;
-        if (blocked && nr > 2) {  // prefill blocks: tiled, O(tile) scratch
-          BlockedAttention ba;
-          ba.spec = &c.attention, ba.D = D, ba.nr = nr, ba.pos0 = p0 + r0;
-          ba.q = m.q.data() + r0 * HD + h * D, ba.ldq = HD;
-          ba.scale = m.scale.data() + r0 * H + h, ba.ld_scale = H;
-          ba.inv_sqrt_d = inv_sqrt_d,
-          ba.slope = head_slope(c.attention, eng_.positions_.slopes.data(), h);
-          if (opt.kv_bf16) ba.k16 = m.k16.get() + kv_at, ba.v16 = m.v16.get() + kv_at;
-          else ba.k32 = m.k32.get() + kv_at, ba.v32 = m.v32.get() + kv_at;
-          ba.out = m.att.data() + r0 * HD + h * D, ba.ldo = HD;
-          const std::function<void(int64_t, const float*, int64_t, const RowStats&)> on_row =
-              [&](int64_t r, const float* p, int64_t nk, const RowStats& st) {
+      // One unit per head × query block; on one thread (or nested) the units run in order.
+      parallel_for_dynamic(
+          H * nqb,
+          [&](int64_t unit) {
+            const int64_t h = unit / nqb, r0 = lo + (unit % nqb) * qb;
+            const int64_t nr = std::min(qb, R - r0), n_end = p0 + r0 + nr;
+            const int64_t kv_at = (base + h * Tm) * D;
+            if (blocked && nr > 2) {  // prefill blocks: tiled, O(tile) scratch
+              BlockedAttention ba;
+              ba.spec = &c.attention, ba.D = D, ba.nr = nr, ba.pos0 = p0 + r0;
+              ba.q = m.q.data() + r0 * HD + h * D, ba.ldq = HD;
+              ba.scale = m.scale.data() + r0 * H + h, ba.ld_scale = H;
+              ba.inv_sqrt_d = inv_sqrt_d,
+              ba.slope = head_slope(c.attention, eng_.positions_.slopes.data(), h);
+              if (opt.kv_bf16)
+                ba.k16 = m.k16.get() + kv_at, ba.v16 = m.v16.get() + kv_at;
+              else
+                ba.k32 = m.k32.get() + kv_at, ba.v32 = m.v32.get() + kv_at;
+              ba.out = m.att.data() + r0 * HD + h * D, ba.ldo = HD;
+              const std::function<void(int64_t, const float*, int64_t, const RowStats&)> on_row =
+                  [&](int64_t r, const float* p, int64_t nk, const RowStats& st) {
+                    AttnRowView view;
+                    view.layer = l, view.head = h, view.pos = p0 + r0 + r, view.n = nk, view.p = p;
+                    view.stats = st, view.scale = m.scale[(r0 + r) * H + h],
+                    view.scaled = h >= H - Hs;
+                    (*m.obs)(view);
+                  };
+              if (m.obs) {
+                ba.obs_lo = std::clamp<int64_t>(m.obs_begin - (p0 + r0), 0, nr);
+                ba.obs_hi = std::clamp<int64_t>(m.obs_end - (p0 + r0), 0, nr);
+                ba.on_row = &on_row;
+              }
+              blocked_attention(ba);
+              return;
+            }
+            UnitScratch& s = unit_scratch();
+            grow(s.s, nr * n_end), grow(s.p, nr * n_end), grow(s.idx, n_end);
+            const float* Kf = nullptr;
+            const float* Vf = nullptr;
+            const bool few = nr <= 2;
+            if (!opt.kv_bf16) {
+              Kf = m.k32.get() + kv_at, Vf = m.v32.get() + kv_at;
+            } else if (!few) {
+              grow(s.kf, n_end * D), grow(s.vf, n_end * D);
+              bf16_to_f32(m.k16.get() + kv_at, n_end * D, s.kf.data());
+              bf16_to_f32(m.v16.get() + kv_at, n_end * D, s.vf.data());
+              Kf = s.kf.data(), Vf = s.vf.data();
+            }
+            const float* qh = m.q.data() + r0 * HD + h * D;
+            if (few) {
+              for (int64_t r = 0; r < nr; ++r) {
+                if (Kf)
+                  scores_row(qh + r * HD, Kf, p0 + r0 + r + 1, D, s.s.data() + r * n_end);
+                else
+                  scores_row(qh + r * HD, m.k16.get() + kv_at, p0 + r0 + r + 1, D,
+                             s.s.data() + r * n_end);
+              }
+            } else {
+              gemm(true, nr, n_end, D, qh, HD, Kf, D, s.s.data(), n_end);
+            }
+            const float slope = head_slope(c.attention, eng_.positions_.slopes.data(), h);
+            int64_t support_total = 0;
+            for (int64_t r = 0; r < nr; ++r) {
+              const int64_t i = p0 + r0 + r, nk = i + 1;
+              const float sc = m.scale[(r0 + r) * H + h];
+              const float f = score_factor(sc, inv_sqrt_d);
+              float* z = s.s.data() + r * n_end;
+              float* p = s.p.data() + r * n_end;
+              scale_and_bias(z, nk, f, slope, i);
+              const RowStats st = normalize_forward(c.attention, z, nk, p, call_keys);
+              if (!few) std::fill(p + nk, p + n_end, 0.f);
+              support_total += sparse ? st.support : nk;
+              if (m.obs && i >= m.obs_begin && i < m.obs_end) {
                 AttnRowView view;
-                view.layer = l, view.head = h, view.pos = p0 + r0 + r, view.n = nk, view.p = p;
-                view.stats = st, view.scale = m.scale[(r0 + r) * H + h], view.scaled = h >= H - Hs;
+                view.layer = l, view.head = h, view.pos = i, view.n = nk, view.p = p,
+                view.stats = st;
+                view.scale = sc, view.scaled = h >= H - Hs;
                 (*m.obs)(view);
-              };
-          if (m.obs) {
-            ba.obs_lo = std::clamp<int64_t>(m.obs_begin - (p0 + r0), 0, nr);
-            ba.obs_hi = std::clamp<int64_t>(m.obs_end - (p0 + r0), 0, nr);
-            ba.on_row = &on_row;
-          }
-          blocked_attention(ba);
-          continue;
-        }
-        UnitScratch& s = unit_scratch();
-        grow(s.s, nr * n_end), grow(s.p, nr * n_end), grow(s.idx, n_end);
-        const float* Kf = nullptr;
-        const float* Vf = nullptr;
-        const bool few = nr <= 2;
-        if (!opt.kv_bf16) {
-          Kf = m.k32.get() + kv_at, Vf = m.v32.get() + kv_at;
-        } else if (!few) {
-          grow(s.kf, n_end * D), grow(s.vf, n_end * D);
-          bf16_to_f32(m.k16.get() + kv_at, n_end * D, s.kf.data());
-          bf16_to_f32(m.v16.get() + kv_at, n_end * D, s.vf.data());
-          Kf = s.kf.data(), Vf = s.vf.data();
-        }
-        const float* qh = m.q.data() + r0 * HD + h * D;
-        if (few) {
-          for (int64_t r = 0; r < nr; ++r) {
-            if (Kf) scores_row(qh + r * HD, Kf, p0 + r0 + r + 1, D, s.s.data() + r * n_end);
-            else scores_row(qh + r * HD, m.k16.get() + kv_at, p0 + r0 + r + 1, D,
-                            s.s.data() + r * n_end);
-          }
-        } else {
-          gemm(true, nr, n_end, D, qh, HD, Kf, D, s.s.data(), n_end);
-        }
-        const float slope = head_slope(c.attention, eng_.positions_.slopes.data(), h);
-        int64_t support_total = 0;
-        for (int64_t r = 0; r < nr; ++r) {
-          const int64_t i = p0 + r0 + r, nk = i + 1;
-          const float sc = m.scale[(r0 + r) * H + h];
-          const float f = score_factor(sc, inv_sqrt_d);
-          float* z = s.s.data() + r * n_end;
-          float* p = s.p.data() + r * n_end;
-          scale_and_bias(z, nk, f, slope, i);
-          const RowStats st = normalize_forward(c.attention, z, nk, p, call_keys);
-          if (!few) std::fill(p + nk, p + n_end, 0.f);
-          support_total += sparse ? st.support : nk;
-          if (m.obs && i >= m.obs_begin && i < m.obs_end) {
-            AttnRowView view;
-            view.layer = l, view.head = h, view.pos = i, view.n = nk, view.p = p, view.stats = st;
-            view.scale = sc, view.scaled = h >= H - Hs;
-            (*m.obs)(view);
-          }
-          if (few) {
-            float* out = m.att.data() + (r0 + r) * HD + h * D;
-            const int64_t cnt = nonzeros(p, nk, s.idx.data());
-            if (Vf) mix_row(p, s.idx.data(), cnt, Vf, D, out);
-            else mix_row(p, s.idx.data(), cnt, m.v16.get() + kv_at, D, out);
-          }
-        }
-        // Mixing a block: rows whose supports are small gather only their support's values;
-        // a block whose supports cover more than 1/8 of its keys (and every dense normalizer)
-        // takes one product over the whole block, cheaper there (the weights are 0 elsewhere).
-        if (!few && support_total * 8 <= nr * n_end) {
-          for (int64_t r = 0; r < nr; ++r) {
-            const float* p = s.p.data() + r * n_end;
-            const int64_t cnt = nonzeros(p, p0 + r0 + r + 1, s.idx.data());
-            mix_row(p, s.idx.data(), cnt, Vf, D, m.att.data() + (r0 + r) * HD + h * D);
-          }
-        } else if (!few) {
-          gemm(false, nr, D, n_end, s.p.data(), n_end, Vf, D, m.att.data() + r0 * HD + h * D, HD);
-        }
-      }
+              }
+              if (few) {
+                float* out = m.att.data() + (r0 + r) * HD + h * D;
+                const int64_t cnt = nonzeros(p, nk, s.idx.data());
+                if (Vf)
+                  mix_row(p, s.idx.data(), cnt, Vf, D, out);
+                else
+                  mix_row(p, s.idx.data(), cnt, m.v16.get() + kv_at, D, out);
+              }
+            }
+            // Mixing a block: rows whose supports are small gather only their support's values;
+            // a block whose supports cover more than 1/8 of its keys (and every dense normalizer)
+            // takes one product over the whole block, cheaper there (the weights are 0 elsewhere).
+            if (!few && support_total * 8 <= nr * n_end) {
+              for (int64_t r = 0; r < nr; ++r) {
+                const float* p = s.p.data() + r * n_end;
+                const int64_t cnt = nonzeros(p, p0 + r0 + r + 1, s.idx.data());
+                mix_row(p, s.idx.data(), cnt, Vf, D, m.att.data() + (r0 + r) * HD + h * D);
+              }
+            } else if (!few) {
+              gemm(false, nr, D, n_end, s.p.data(), n_end, Vf, D, m.att.data() + r0 * HD + h * D,
+                   HD);
+            }
+          },
+          Rq * (p0 + R) * HD >= kParallelWork);
       if (Rq == 0) continue;
       // Output projection, post-attention norm, residual; then the feed-forward block.
       float* xl = m.x.data() + lo * C;
