@@ -171,8 +171,14 @@ namespace {
 // bf16 products of the linear layers, whose row count changes every batch, run in fixed-shape
 // blocks of this many rows, the last block zero-padded: oneDNN 2.6 picks its AMX brgemm kernels
 // only for fixed shapes (2.2–2.5× its runtime-shape bf16 gemm on the AMX machines for the copy
-// model's products), and one block size keeps the primitive count at one per layer shape.
+// model's products), and few block sizes keep the primitive count at one or two per layer shape.
 constexpr int64_t kBf16RowBlock = 1024;
+// Forward and ∂x products take blocks of this many rows while that many remain, then the blocks
+// above: at 16 threads on the lent AMX machine their shapes ran at 2.6–3.4 TFLOP/s against
+// 2.0–3.1 in 1,024-row blocks (results/bench/device_16threads_448c012_bulk/, README there). A
+// row's result does not depend on its block (tested). Weight gradients keep 1,024-row blocks:
+// their sums over the rows would change order with the block, and ran no faster in 4,096.
+constexpr int64_t kBf16BulkRows = 4 * kBf16RowBlock;
 
 // Executes one cached primitive on the calling thread's stream: A, B, C already in the
 // primitive's input types, laid out as md3(batch, ·, ·, trans) describes.
@@ -227,8 +233,9 @@ const uint16_t* prepared(const Bf16Rows* c, const float* x, int64_t rows, int64_
   return c && c->src == x && c->rows == rows && c->cols == cols ? c->data.data() : nullptr;
 }
 
-// The linear layers' bf16 products in row blocks. Forward and ∂x (op(A) = A, M = rows): block r
-// is rows r·block.. of A and C, the padded last block through a scratch C. Weight gradient
+// The linear layers' bf16 products in row blocks. Forward and ∂x (op(A) = A, M = rows): blocks of
+// kBf16BulkRows, then of kBf16RowBlock, each rows r.. of A and C, the padded last block through a
+// scratch C. Weight gradient
 // (op(A) = Aᵀ, K = rows, B not transposed): C accumulates the blocks' partial products, the
 // padding rows adding zero.
 void matmul_bf16_row_blocks(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
@@ -246,17 +253,19 @@ void matmul_bf16_row_blocks(bool trans_a, bool trans_b, int64_t M, int64_t N, in
     if (!b)
       to_bf16_padded(B, trans_b ? N : K, trans_b ? K : N, trans_b ? N : K, b16), b = b16.data();
     const MatmulKey key{false, trans_b, accumulate, true, 1, kBf16RowBlock, N, K};
-    for (int64_t r = 0; r < padded; r += kBf16RowBlock) {
-      const uint16_t* a_blk = a + r * K;
-      if (r + kBf16RowBlock <= M) {
-        execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a_blk, b, C + r * N);
-        continue;
-      }
-      const int64_t live = M - r;
+    const MatmulKey bulk_key{false, trans_b, accumulate, true, 1, kBf16BulkRows, N, K};
+    int64_t r = 0;
+    for (; r + kBf16BulkRows <= M; r += kBf16BulkRows)
+      execute_matmul(bulk_key, false, false, trans_b, 1, kBf16BulkRows, N, K, a + r * K, b,
+                     C + r * N);
+    for (; r + kBf16RowBlock <= M; r += kBf16RowBlock)
+      execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a + r * K, b, C + r * N);
+    if (r < M) {  // the padded last block, through a scratch C
       c_tail.resize(kBf16RowBlock * N);
       if (accumulate) std::copy(C + r * N, C + M * N, c_tail.begin());
-      execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a_blk, b, c_tail.data());
-      std::copy(c_tail.begin(), c_tail.begin() + live * N, C + r * N);
+      execute_matmul(key, false, false, trans_b, 1, kBf16RowBlock, N, K, a + r * K, b,
+                     c_tail.data());
+      std::copy(c_tail.begin(), c_tail.begin() + (M - r) * N, C + r * N);
     }
     return;
   }

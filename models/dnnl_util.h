@@ -51,9 +51,10 @@ void linear_backward(const float* x, const float* w, const float* dy, float* dx,
                      const Bf16Rows* x16 = nullptr);
 
 // Products in bf16 with fp32 accumulation and fp32 outputs (off by default). Linear-layer
-// products with at least 1,024 rows run in fixed-shape blocks of 1,024 (AMX kernels where the CPU
-// has them); their results equal the exact product of the bf16-rounded inputs up to fp32
-// accumulation error.
+// products with at least 1,024 rows run in fixed-shape blocks (AMX kernels where the CPU has
+// them): forward and ∂x products in 4,096 rows while that many remain, then 1,024; weight
+// gradients in 1,024. A row's result is the same in any block. Their results equal the exact
+// product of the bf16-rounded inputs up to fp32 accumulation error.
 void set_matmul_bf16(bool on);
 bool matmul_bf16();
 

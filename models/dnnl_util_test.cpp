@@ -18,7 +18,7 @@ TEST_CASE("bf16 copies made once give the products' own numbers") {
   set_num_threads(2);
   const int64_t in = 40, out = 24;
   set_matmul_bf16(true);
-  for (int64_t R : {5, 1023, 1025, 2100}) {
+  for (int64_t R : {5, 1023, 1025, 2100, 5300}) {
     CAPTURE(R);
     auto x = random_vec(R * in, 50 + R), w = random_vec(out * in, 51), dy = random_vec(R * out, 52);
     Bf16Rows x16;
@@ -47,6 +47,27 @@ TEST_CASE("bf16 copies made once give the products' own numbers") {
   CHECK(off.src == nullptr);  // fp32 products: no copy
 }
 
+TEST_CASE("bf16 forward and dx products: a row's result is the same in a 4,096-row block") {
+  // The row blocks' twin: the same rows as 1,024-row products of their own (one block each).
+  set_num_threads(2);
+  set_matmul_bf16(true);
+  const int64_t N = 48, K = 40;
+  for (int64_t M : {5120, 9216})
+    for (bool tb : {false, true})
+      for (bool acc : {false, true}) {
+        CAPTURE(M);
+        CAPTURE(tb);
+        CAPTURE(acc);
+        const auto A = random_vec(M * K, 60), B = random_vec(K * N, 61);
+        std::vector<float> C(M * N, 0.5f), ref(M * N, 0.5f);
+        matmul(false, tb, 1, M, N, K, A.data(), B.data(), C.data(), acc);
+        for (int64_t r = 0; r < M; r += 1024)
+          matmul(false, tb, 1, 1024, N, K, A.data() + r * K, B.data(), ref.data() + r * N, acc);
+        CHECK(C == ref);
+      }
+  set_matmul_bf16(false);
+}
+
 }  // namespace
 }  // namespace lb
 
@@ -72,6 +93,7 @@ TEST_CASE("products give the same numbers on 1 to 5, 8 and 16 threads") {
   cases.push_back({false, false, false, 64, 50, 16, 50});    // attention mixing
   cases.push_back({true, false, true, 1, 64, 192, 2100});    // bf16 row blocks (weight gradient)
   cases.push_back({true, false, true, 1, 64, 192, 700});     // bf16 runtime shape
+  cases.push_back({false, true, true, 1, 5300, 64, 48});     // bf16 4,096 + 1,024 + padded rows
   for (const Case& c : cases) {
     CAPTURE(c.ta);
     CAPTURE(c.bf16);

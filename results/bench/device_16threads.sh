@@ -27,14 +27,23 @@
 #   results/bench/device_16threads.sh asentmax # ASEntmax against softmax: every preset at 16
 #                                              # threads (base and new alternated), the copy
 #                                              # preset over 1-16 threads, phase profiles
+#   results/bench/device_16threads.sh bulk     # bf16 row blocks: the bundle's lengthbench_blk
+#                                              # with LB_BF16_BULK_ROWS of 1,024-8,192 on every
+#                                              # preset (alternated), oneDNN logs of the copy
+#                                              # and MQMTAR steps, the small regime on one
+#                                              # thread, the presets at 16 threads with the peer
+#   results/bench/device_16threads.sh bulkab   # the bundle's lengthbench_base against its
+#                                              # lengthbench on every preset, alternated three
+#                                              # times, after the bundle's lb_model_test (the
+#                                              # bf16 block and thread-count tests) on AMX
 #
 # Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
 # 65,536-token evaluations and its report by symbol is written beside their JSON.
 set -u
 step=${1:-}
 case $step in
-  eval | ckpt | jobs | ab | train | small | bf16 | asentmax | verbose) ;;
-  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16, asentmax, verbose)" >&2; exit 2 ;;
+  eval | ckpt | jobs | ab | train | small | bf16 | asentmax | verbose | bulk | bulkab) ;;
+  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16, asentmax, verbose, bulk, bulkab)" >&2; exit 2 ;;
 esac
 out=${OUT:-$(pwd)/out/dev}
 dir=/tmp/dev/$step
@@ -180,6 +189,47 @@ case $step in
         --steps 10 --batch 128 --threads 16 --log-every 100 > "$dir/profile_copy_fp32_$a.txt" 2>&1
       echo "profile_copy_fp32_$a rc=$?" >> "$dir/steps.txt"
     done
+    ;;
+  bulk)
+    for v in copy_fp32 copy_bf16 mqmtar_fp32 mqmtar_bf16; do
+      t=${v%_*}; flag=""; [ "${v#*_}" = bf16 ] && flag=--bf16
+      ONEDNN_VERBOSE=1 LB_PROFILE=1 timeout -k 10 60 $LB train --task $t --preset $t --attention softmax \
+        --steps 4 --batch 128 --threads 16 --log-every 100 $flag > "$dir/verbose_$v.txt" 2>&1
+      echo "verbose_$v rc=$?" >> "$dir/steps.txt"
+    done
+    ONEDNN_VERBOSE=1 LB_PROFILE=1 LB_BF16_BULK_ROWS=4096 timeout -k 10 60 out/bundle/run lengthbench_blk \
+      train --task copy --preset copy --attention softmax --steps 4 --batch 128 --threads 16 \
+      --log-every 100 --bf16 > "$dir/verbose_copy_bf16_bulk4096.txt" 2>&1
+    echo "verbose_copy_bf16_bulk4096 rc=$?" >> "$dir/steps.txt"
+    gzip "$dir"/verbose_*.txt
+    for i in 1 2; do for t in copy sort mqmtar; do for rows in 1024 2048 4096 8192; do
+      t0=$(date +%s%N)
+      LB_BF16_BULK_ROWS=$rows timeout -k 10 60 out/bundle/run lengthbench_blk bench train --task $t \
+        --threads 16 --precision fp32,bf16 --attention softmax --kernel plain --rounds 2 --steps 3 \
+        --warmup-steps 1 --json > "$dir/bulk_${t}_${rows}_$i.json" 2> "$dir/bulk_${t}_${rows}_$i.err"
+      echo "bulk_${t}_${rows}_$i rc=$? wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$dir/steps.txt"
+    done; done; done
+    bench small_1thread 60 bench train --models small,small128 --threads 1 --kernel fused,plain \
+      --attention softmax,asentmax --rounds 2 --steps 10 --json
+    for t in copy sort mqmtar; do
+      bench "train16_$t" 60 bench train --task $t --threads 16 --precision fp32,bf16 \
+        --attention softmax,asentmax --kernel plain --rounds 2 --steps 3 --warmup-steps 1 --json
+    done
+    bench train16_peer 120 bench train --peer "$(pwd)/out/torch_gemma.py" --python python3 \
+      --threads 16 --precision fp32,bf16 --attention softmax --kernel plain --rounds 2 --steps 3 \
+      --warmup-steps 1 --json
+    ;;
+  bulkab)
+    timeout -k 10 120 out/bundle/run lb_model_test -tc='*096-row block*,*products give*,*copies made once*' \
+      > "$dir/lb_model_test.txt" 2>&1
+    echo "lb_model_test rc=$?" >> "$dir/steps.txt"
+    for i in 1 2 3; do for t in copy sort mqmtar; do for b in lengthbench_base lengthbench; do
+      t0=$(date +%s%N)
+      timeout -k 10 60 out/bundle/run $b bench train --task $t --threads 16 --precision fp32,bf16 \
+        --attention softmax,asentmax --kernel plain --rounds 2 --steps 3 --warmup-steps 1 --json \
+        > "$dir/ab_${t}_${b}_$i.json" 2> "$dir/ab_${t}_${b}_$i.err"
+      echo "ab_${t}_${b}_$i rc=$? wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$dir/steps.txt"
+    done; done; done
     ;;
 esac
 (cd /tmp/dev && tar czf "$out/$step.tgz" "$step")
