@@ -75,6 +75,7 @@ StepStats Trainer::step() {
   s.tokens = batch.rows();
   s.targets = batch.n_targets;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  profile_step_end(s.seconds);
   return s;
 }
 

@@ -35,7 +35,8 @@
 #   results/bench/device_16threads.sh bulkab   # the bundle's lengthbench_base against its
 #                                              # lengthbench on every preset, alternated three
 #                                              # times, after the bundle's lb_model_test (the
-#                                              # bf16 block and thread-count tests) on AMX
+#                                              # bf16 block and thread-count tests) on AMX,
+#                                              # then steady-state phase profiles (16 threads)
 #
 # Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
 # 65,536-token evaluations and its report by symbol is written beside their JSON.
@@ -230,6 +231,14 @@ case $step in
         > "$dir/ab_${t}_${b}_$i.json" 2> "$dir/ab_${t}_${b}_$i.err"
       echo "ab_${t}_${b}_$i rc=$? wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$dir/steps.txt"
     done; done; done
+    # steady-state phase profiles (the first 2 steps left out), lengthbench
+    for v in copy_fp32 copy_bf16 mqmtar_fp32 mqmtar_bf16; do
+      t=${v%_*}; flag=""; [ "${v#*_}" = bf16 ] && flag=--bf16
+      LB_PROFILE=1 LB_PROFILE_SKIP=2 timeout -k 10 60 $LB train --task $t --preset $t \
+        --attention softmax --steps 10 --batch 128 --threads 16 --log-every 1 $flag \
+        > "$dir/profile_$v.txt" 2>&1
+      echo "profile_$v rc=$?" >> "$dir/steps.txt"
+    done
     ;;
 esac
 (cd /tmp/dev && tar czf "$out/$step.tgz" "$step")
