@@ -23,9 +23,10 @@ struct CliResult {
   std::string out;  // stdout and stderr together
 };
 
-CliResult cli(const std::string& args) {
+// env: assignments (NAME=value ...) put before the binary, or empty.
+CliResult cli(const std::string& args, const std::string& env = "") {
   CliResult r;
-  FILE* f = popen(("'" + std::string(LB_BINARY) + "' " + args + " 2>&1").c_str(), "r");
+  FILE* f = popen((env + " '" + std::string(LB_BINARY) + "' " + args + " 2>&1").c_str(), "r");
   REQUIRE(f);
   char buf[4096];
   size_t n;
@@ -270,6 +271,25 @@ TEST_CASE("report: one self-contained HTML page with tables, figures, curves and
   const auto typo = cli("table '" + db + "' --task cpy");
   CHECK(typo.status == 2);
   CHECK(typo.out.find("did you mean 'copy'") != std::string::npos);
+}
+
+TEST_CASE("LB_PROFILE_SKIP: the first steps left out of the phase profile; a bad count exits 2") {
+  const std::string train =
+      "train --task copy --preset tiny --threads 1 --steps 3 --batch 4 --log-every 100";
+  const auto p = cli(train, "LB_PROFILE=1 LB_PROFILE_SKIP=2");
+  REQUIRE_MESSAGE(p.status == 0, p.out);
+  CHECK(p.out.find("share of 1 training steps'") != std::string::npos);
+  CHECK(p.out.find("after the first 2;") != std::string::npos);
+  CHECK(p.out.find("  optimizer ") != std::string::npos);
+  const auto all = cli(train, "LB_PROFILE=1");
+  REQUIRE_MESSAGE(all.status == 0, all.out);
+  CHECK(all.out.find("share of 3 training steps'") != std::string::npos);
+  for (const char* bad : {"x", "-1", "2steps", "''"}) {
+    CAPTURE(bad);
+    const auto b = cli(train, std::string("LB_PROFILE=1 LB_PROFILE_SKIP=") + bad);
+    CHECK(b.status == 2);
+    CHECK(b.out.find("is not a step count (accepted: 0, 1, 2, ...)") != std::string::npos);
+  }
 }
 
 TEST_CASE("--format on tasks, eval and bench; --version; --filter that matches nothing") {
