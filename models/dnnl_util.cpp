@@ -177,7 +177,8 @@ constexpr int64_t kBf16RowBlock = 1024;
 // above: at 16 threads on the lent AMX machine their shapes ran at 2.6–3.4 TFLOP/s against
 // 2.0–3.1 in 1,024-row blocks (results/bench/device_16threads_448c012_bulk/, README there). A
 // row's result does not depend on its block (tested). Weight gradients keep 1,024-row blocks:
-// their sums over the rows would change order with the block, and ran no faster in 4,096.
+// their sums over the rows would change order with the block, and so every bf16 run's numbers
+// (there the gate/up gradients ran 1.6× faster in 4,096 rows, the others no faster).
 constexpr int64_t kBf16BulkRows = 4 * kBf16RowBlock;
 
 // Executes one cached primitive on the calling thread's stream: A, B, C already in the
@@ -235,9 +236,8 @@ const uint16_t* prepared(const Bf16Rows* c, const float* x, int64_t rows, int64_
 
 // The linear layers' bf16 products in row blocks. Forward and ∂x (op(A) = A, M = rows): blocks of
 // kBf16BulkRows, then of kBf16RowBlock, each rows r.. of A and C, the padded last block through a
-// scratch C. Weight gradient
-// (op(A) = Aᵀ, K = rows, B not transposed): C accumulates the blocks' partial products, the
-// padding rows adding zero.
+// scratch C. Weight gradient (op(A) = Aᵀ, K = rows, B not transposed): C accumulates the
+// kBf16RowBlock blocks' partial products, the padding rows adding zero.
 void matmul_bf16_row_blocks(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                             const float* A, const float* B, float* C, bool accumulate,
                             const Bf16Rows* a_copy, const Bf16Rows* b_copy) {
