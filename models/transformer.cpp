@@ -80,7 +80,8 @@ void Transformer::scale_forward(int64_t l) {
   const int64_t N = batch_.rows(), H = cfg_.heads, Hs = positions_.n_scaled, C = cfg_.hidden;
   const LengthScale kind = cfg_.attention.length_scale;
   ensure(a.scale, N * H);
-  if (Hs > 0) ensure(a.sa, N * Hs), ensure(a.sb, N * Hs);
+  if (Hs > 0)
+    ensure(a.sa, N * Hs), ensure(a.sb, N * Hs), ensure(a.sga, N * Hs), ensure(a.sgb, N * Hs);
   if (Hs > 0 && kind == LengthScale::kAdaptSoftplusTanh) {
     // a = xn W_βᵀ, b = xn W_γᵀ   (N, Hs); query_scale_forward adds the biases
     linear_forward(a.xn1.data(), P(lp[kScaleA]), a.sa.data(), N, C, Hs, &a.xn1_16);
@@ -91,7 +92,9 @@ void Transformer::scale_forward(int64_t l) {
   parallel_for_static(blocks, [&](int64_t b) {
     const int64_t r0 = b * kScaleRows, n = std::min(kScaleRows, N - r0);
     query_scale_forward(kind, w, n, H, Hs, batch_.pos.data() + r0, 0, a.sa.data() + r0 * Hs,
-                        a.sb.data() + r0 * Hs, a.scale.data() + r0 * H);
+                        a.sb.data() + r0 * Hs, a.scale.data() + r0 * H,
+                        Hs > 0 ? a.sga.data() + r0 * Hs : nullptr,
+                        Hs > 0 ? a.sgb.data() + r0 * Hs : nullptr);
   });
 }
 
@@ -107,9 +110,8 @@ void Transformer::scale_backward(int64_t l, const float* dscale, float* dxn) {
   const int64_t blocks = (N + kScaleRows - 1) / kScaleRows;
   parallel_for_static(blocks, [&](int64_t b) {
     const int64_t r0 = b * kScaleRows, n = std::min(kScaleRows, N - r0);
-    query_scale_backward(kind, n, H, Hs, batch_.pos.data() + r0, 0, a.sa.data() + r0 * Hs,
-                         a.sb.data() + r0 * Hs, dscale + r0 * H, da.data() + r0 * Hs,
-                         db.data() + r0 * Hs);
+    query_scale_backward(n, H, Hs, a.sga.data() + r0 * Hs, a.sgb.data() + r0 * Hs, dscale + r0 * H,
+                         da.data() + r0 * Hs, db.data() + r0 * Hs);
   });
   if (kind == LengthScale::kAdaptSoftplusTanh) {
     linear_backward(a.xn1.data(), P(lp[kScaleA]), da.data(), dxn, G(lp[kScaleA]), N, C, Hs, true,

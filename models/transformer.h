@@ -28,6 +28,7 @@ struct LayerActs {
   FloatBuffer xn1, rstd1;                 // (N, C), (N) input_layernorm
   FloatBuffer q, k, v;                    // (N, H·D) after RoPE
   FloatBuffer sa, sb, scale;              // (N, Hs) scale arguments a, b; (N, H) query scale
+  FloatBuffer sga, sgb;                   // (N, Hs) ∂scale/∂a, ∂scale/∂b at sa, sb
   FloatBuffer probs;                      // Σ_b H·T_b² attention weights
   FloatBuffer att;                        // (N, H·D) mixed values
   FloatBuffer o, rstd2;                   // (N, C) o_proj output, (N) post_attention_layernorm

@@ -3,6 +3,8 @@
 #include "models/kernels/attention_score.h"
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "core/check.h"
 
@@ -39,7 +41,7 @@ void AttentionPositions::rotate_backward(float* dx, int64_t rows, int64_t pos0) 
 
 void query_scale_forward(LengthScale kind, const QueryScaleWeights& w, int64_t R, int64_t H,
                          int64_t Hs, const int32_t* pos, int64_t pos0, float* sa, float* sb,
-                         float* scale) {
+                         float* scale, float* ga, float* gb) {
   std::fill(scale, scale + R * H, 1.f);
   if (Hs == 0 || R <= 0) return;
   if (kind == LengthScale::kAdaptSoftplusTanh) {
@@ -58,26 +60,42 @@ void query_scale_forward(LengthScale kind, const QueryScaleWeights& w, int64_t R
     }
   }
   const LengthScaleParams lsp;
+  if (!ga || !gb) {
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t p = pos ? pos[r] : pos0 + r;
+      for (int64_t h = 0; h < Hs; ++h) {
+        scale[r * H + (H - Hs + h)] = length_scale(kind, p, sa[r * Hs + h], sb[r * Hs + h], lsp);
+      }
+    }
+    return;
+  }
+  // L and log L of each position, computed once per thread and position (the same calls as
+  // length_scale's): the rows of a packed batch repeat the positions 0, 1, ... of every sample.
+  thread_local std::vector<double> logs;  // (positions, 2): L, log L
   for (int64_t r = 0; r < R; ++r) {
     const int64_t p = pos ? pos[r] : pos0 + r;
+    while (static_cast<int64_t>(logs.size()) <= 2 * p) {
+      const double L = log_position(static_cast<int64_t>(logs.size() / 2));
+      logs.push_back(L);
+      logs.push_back(std::log(L));
+    }
     for (int64_t h = 0; h < Hs; ++h) {
-      scale[r * H + (H - Hs + h)] = length_scale(kind, p, sa[r * Hs + h], sb[r * Hs + h], lsp);
+      const LengthScaleWithGrad v = length_scale_with_grad(kind, logs[2 * p], logs[2 * p + 1],
+                                                           sa[r * Hs + h], sb[r * Hs + h], lsp);
+      scale[r * H + (H - Hs + h)] = v.s;
+      ga[r * Hs + h] = v.ds_da;
+      gb[r * Hs + h] = v.ds_db;
     }
   }
 }
 
-void query_scale_backward(LengthScale kind, int64_t R, int64_t H, int64_t Hs, const int32_t* pos,
-                          int64_t pos0, const float* sa, const float* sb, const float* dscale,
-                          float* da, float* db) {
-  const LengthScaleParams lsp;
+void query_scale_backward(int64_t R, int64_t H, int64_t Hs, const float* ga, const float* gb,
+                          const float* dscale, float* da, float* db) {
   for (int64_t r = 0; r < R; ++r) {
-    const int64_t p = pos ? pos[r] : pos0 + r;
     for (int64_t h = 0; h < Hs; ++h) {
-      float ga = 0.f, gb = 0.f;
-      length_scale_grad(kind, p, sa[r * Hs + h], sb[r * Hs + h], lsp, &ga, &gb);
       const float ds = dscale[r * H + (H - Hs + h)];
-      da[r * Hs + h] = ds * ga;
-      db[r * Hs + h] = ds * gb;
+      da[r * Hs + h] = ds * ga[r * Hs + h];
+      db[r * Hs + h] = ds * gb[r * Hs + h];
     }
   }
 }

@@ -136,14 +136,14 @@ struct QueryScaleWeights {
 // Query scale of R rows at positions pos[r] (pos non-null) or pos0 + r:
 //   scale (R, H) = 1 for unscaled heads, length_scale(kind, position, a, b) for the last Hs;
 //   sa, sb (R, Hs): on entry (adapt only) the projections xn·W_βᵀ, xn·W_γᵀ, on exit the arguments
-//   a, b (kept for the backward): adapt a = proj + b_β, b = proj + b_γ; otherwise a = a[h],
-//   b = b[h] (0 without b).
+//   a, b: adapt a = proj + b_β, b = proj + b_γ; otherwise a = a[h], b = b[h] (0 without b);
+//   ga, gb (R, Hs), when given (training): ∂s/∂a and ∂s/∂b there, for the backward
+//   (length_scale_with_grad: length_scale_grad's bits, from the same evaluation as s).
 void query_scale_forward(LengthScale kind, const QueryScaleWeights& w, int64_t R, int64_t H,
                          int64_t Hs, const int32_t* pos, int64_t pos0, float* sa, float* sb,
-                         float* scale);
-// da, db (R, Hs) = dscale · ∂s/∂a, dscale · ∂s/∂b at the forward's sa, sb; dscale (R, H).
-void query_scale_backward(LengthScale kind, int64_t R, int64_t H, int64_t Hs, const int32_t* pos,
-                          int64_t pos0, const float* sa, const float* sb, const float* dscale,
-                          float* da, float* db);
+                         float* scale, float* ga = nullptr, float* gb = nullptr);
+// da, db (R, Hs) = dscale · ga, dscale · gb, with the forward's ga, gb; dscale (R, H).
+void query_scale_backward(int64_t R, int64_t H, int64_t Hs, const float* ga, const float* gb,
+                          const float* dscale, float* da, float* db);
 
 }  // namespace lb

@@ -146,15 +146,19 @@ TEST_CASE("attention_score: query scale rows for every length-scale kind, value 
       w = {wa.data(), wb.data(), ba.data(), bb.data()};
     else
       w.a = ba.data(), w.b = kind == LengthScale::kLearn ? bb.data() : nullptr;
-    auto run = [&](const int32_t* p, std::vector<float>& sa, std::vector<float>& sb) {
+    // With ga, gb (training) and without (inference): the same scale.
+    std::vector<float> ga(R * Hs, -1.f), gb(R * Hs, -1.f);
+    auto run = [&](const int32_t* p, std::vector<float>& sa, std::vector<float>& sb, bool grads) {
       sa = proj_a, sb = proj_b;
       std::vector<float> scale(R * H, -1.f);
-      query_scale_forward(kind, w, R, H, Hs, p, pos0, sa.data(), sb.data(), scale.data());
+      query_scale_forward(kind, w, R, H, Hs, p, pos0, sa.data(), sb.data(), scale.data(),
+                          grads ? ga.data() : nullptr, grads ? gb.data() : nullptr);
       return scale;
     };
     std::vector<float> sa, sb, sa2, sb2;
-    const auto scale = run(pos.data(), sa, sb);
-    CHECK(run(nullptr, sa2, sb2) == scale);  // pos[r] = pos0 + r
+    const auto scale = run(pos.data(), sa, sb, false);
+    CHECK(run(nullptr, sa2, sb2, false) == scale);  // pos[r] = pos0 + r
+    CHECK(run(pos.data(), sa2, sb2, true) == scale);
     for (int64_t r = 0; r < R; ++r) {
       for (int64_t h = 0; h < H; ++h) {
         const int64_t hs = h - (H - Hs);
@@ -167,13 +171,16 @@ TEST_CASE("attention_score: query scale rows for every length-scale kind, value 
         CHECK(sa[r * Hs + hs] == a);
         CHECK(sb[r * Hs + hs] == b);
         CHECK(scale[r * H + h] == length_scale(kind, pos0 + r, a, b));
+        float want_a = -1.f, want_b = -1.f;  // the plain twin's bits
+        length_scale_grad(kind, pos0 + r, a, b, {}, &want_a, &want_b);
+        CHECK(ga[r * Hs + hs] == want_a);
+        CHECK(gb[r * Hs + hs] == want_b);
       }
     }
     // da, db against finite differences of L = Σ g · scale in a and b.
     const auto g = randn(R * H, 9);
     std::vector<float> da(R * Hs), db(R * Hs);
-    query_scale_backward(kind, R, H, Hs, nullptr, pos0, sa.data(), sb.data(), g.data(), da.data(),
-                         db.data());
+    query_scale_backward(R, H, Hs, ga.data(), gb.data(), g.data(), da.data(), db.data());
     const float e = 1e-2f;
     for (int64_t r = 0; r < R; ++r) {
       for (int64_t hs = 0; hs < Hs; ++hs) {

@@ -99,6 +99,31 @@ void length_scale_grad(LengthScale kind, int64_t pos, float a, float b,
   if (dscale_db) *dscale_db = static_cast<float>(db);
 }
 
+LengthScaleWithGrad length_scale_with_grad(LengthScale kind, double L, double log_L, float a,
+                                           float b, const LengthScaleParams& params) {
+  // Each expression as length_scale / length_scale_grad write it (same order, same types).
+  switch (kind) {
+    case LengthScale::kNone:
+      return {1.0f, 0.0f, 0.0f};
+    case LengthScale::kNakanishi:
+      return {static_cast<float>(a * L), static_cast<float>(L), 0.0f};
+    case LengthScale::kLearn: {
+      const double Lg = std::pow(L, static_cast<double>(b));
+      return {static_cast<float>(params.delta + a * Lg), static_cast<float>(Lg),
+              static_cast<float>(a * Lg * log_L)};
+    }
+    case LengthScale::kAdaptSoftplusTanh: {
+      const double t = std::tanh(static_cast<double>(b));
+      const double gamma = params.gamma_range * t;
+      const double Lg = std::pow(L, gamma);
+      const double sp = softplus(a);
+      return {static_cast<float>(params.delta + sp * Lg), static_cast<float>(sigmoid(a) * Lg),
+              static_cast<float>(sp * Lg * log_L * params.gamma_range * (1.0 - t * t))};
+    }
+  }
+  return {1.0f, 0.0f, 0.0f};
+}
+
 AdaptScaleInit adapt_scale_init(bool near_one) {
   if (near_one) return {0.0f, static_cast<float>(softplus_inverse(0.05)), 0.0f};
   return {0.02f, 0.0f, 0.0f};

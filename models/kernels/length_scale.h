@@ -45,6 +45,16 @@ float length_scale(LengthScale kind, int64_t pos, float a, float b,
 void length_scale_grad(LengthScale kind, int64_t pos, float a, float b,
                        const LengthScaleParams& params, float* dscale_da, float* dscale_db);
 
+// s, ∂s/∂a and ∂s/∂b in one evaluation, given L = log_position(pos) and log_L = std::log(L): the
+// bits of length_scale and length_scale_grad, its plain twins (tested), with the power, tanh and
+// softplus they share computed once. The training's forward keeps the two derivatives for the
+// backward instead of evaluating them again there.
+struct LengthScaleWithGrad {
+  float s, ds_da, ds_db;
+};
+LengthScaleWithGrad length_scale_with_grad(LengthScale kind, double L, double log_L, float a,
+                                           float b, const LengthScaleParams& params = {});
+
 // Initialisation of the scale parameters, per scaled head.
 //   kNakanishi: s_h ~ N(1, 0.01) (std 0.01).   kLearn: β_h ~ U(0.1, 1), γ_h ~ N(0, 0.1).
 //   kAdaptSoftplusTanh: the released code uses the HF default (W ~ N(0, 0.02), b = 0, so s ≈ 1.69

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
 
 #include "core/check.h"
 #include "core/rng.h"
@@ -45,6 +46,31 @@ TEST_CASE("length_scale: gradients match central differences") {
                              length_scale(kind, pos, a, b - h, P)) / (2 * h);
           CHECK(da == doctest::Approx(na).epsilon(2e-3).scale(1e-2));
           CHECK(db == doctest::Approx(nb).epsilon(2e-3).scale(1e-2));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("length_scale_with_grad: the bits of length_scale and length_scale_grad") {
+  for (const std::string& name : all_length_scale_names()) {
+    const LengthScale kind = length_scale_from_name(name);
+    for (const LengthScaleParams P : {LengthScaleParams{}, LengthScaleParams{0.5f, 1.5f}}) {
+      for (int64_t pos : {0, 1, 7, 500, 65535}) {
+        const double L = log_position(pos);
+        for (float a : {-31.f, -1.2f, 0.f, 0.4f, 2.5f, 40.f}) {
+          for (float b : {-3.f, -0.7f, 0.f, 0.3f, 1.1f}) {
+            CAPTURE(name);
+            CAPTURE(pos);
+            CAPTURE(a);
+            CAPTURE(b);
+            float da = -1.f, db = -1.f;
+            length_scale_grad(kind, pos, a, b, P, &da, &db);
+            const LengthScaleWithGrad v = length_scale_with_grad(kind, L, std::log(L), a, b, P);
+            CHECK(v.s == length_scale(kind, pos, a, b, P));
+            CHECK(v.ds_da == da);
+            CHECK(v.ds_db == db);
+          }
         }
       }
     }
