@@ -37,13 +37,16 @@
 #                                              # times, after the bundle's lb_model_test (the
 #                                              # bf16 block and thread-count tests) on AMX,
 #                                              # then steady-state phase profiles (16 threads)
+#   results/bench/device_16threads.sh final    # the bundle's lengthbench: every preset at 16
+#                                              # threads (two passes), the PyTorch peer, the small
+#                                              # regime on one thread, thread scaling
 #
 # Every benchmark runs under its own timeout; `perf record` (no call graphs, 199 Hz) wraps the
 # 65,536-token evaluations and its report by symbol is written beside their JSON.
 set -u
 step=${1:-}
 case $step in
-  eval | ckpt | jobs | ab | train | small | bf16 | asentmax | verbose | bulk | bulkab) ;;
+  eval | ckpt | jobs | ab | train | small | bf16 | asentmax | verbose | bulk | bulkab | final) ;;
   *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16, asentmax, verbose, bulk, bulkab)" >&2; exit 2 ;;
 esac
 out=${OUT:-$(pwd)/out/dev}
@@ -239,6 +242,21 @@ case $step in
         > "$dir/profile_$v.txt" 2>&1
       echo "profile_$v rc=$?" >> "$dir/steps.txt"
     done
+    ;;
+  final)
+    for i in 1 2; do for t in copy sort mqmtar; do
+      bench "train16_${t}_$i" 60 bench train --task $t --threads 16 --precision fp32,bf16 \
+        --attention softmax,asentmax --kernel plain --rounds 2 --steps 3 --warmup-steps 1 --json
+    done; done
+    bench train16_peer 120 bench train --peer "$(pwd)/out/torch_gemma.py" --python python3 \
+      --threads 16 --precision fp32,bf16 --attention softmax --kernel plain --rounds 2 --steps 3 \
+      --warmup-steps 1 --json
+    for i in 1 2; do
+      bench "small_1thread_$i" 60 bench train --models small,small128 --threads 1 --kernel fused,plain \
+        --attention softmax,asentmax --rounds 2 --steps 10 --json
+    done
+    bench scaling 150 bench train --models small,small128,copy,sort --threads 1,2,4,8,16 --kernel fused \
+      --attention softmax,asentmax --precision fp32 --rounds 2 --steps 3 --warmup-steps 1 --json
     ;;
 esac
 (cd /tmp/dev && tar czf "$out/$step.tgz" "$step")
