@@ -47,7 +47,7 @@ set -u
 step=${1:-}
 case $step in
   eval | ckpt | jobs | ab | train | small | bf16 | asentmax | verbose | bulk | bulkab | final) ;;
-  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16, asentmax, verbose, bulk, bulkab)" >&2; exit 2 ;;
+  *) echo "device_16threads.sh: unknown step '$step' (accepted: eval, ckpt, jobs, ab, train, small, bf16, asentmax, verbose, bulk, bulkab, final)" >&2; exit 2 ;;
 esac
 out=${OUT:-$(pwd)/out/dev}
 dir=/tmp/dev/$step
