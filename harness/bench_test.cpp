@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "results/db.h"
+
 namespace {
 
 // Exit status and combined stdout+stderr of `lengthbench ARGS`.
@@ -39,6 +41,11 @@ TEST_CASE("bench train: rounds x configurations in the JSON, ratios paired to th
   CHECK(j["rounds"] == 2);
   CHECK(j["matmul_peak_gflops"].get<double>() > 0);
   CHECK(j["matmul_peak_bf16_gflops"].get<double>() > 0);
+  // The binary and the machine: as a stored run's provenance (results/db.h).
+  const lb::Provenance prov = lb::Provenance::current(1);
+  CHECK(j["provenance"]["git_commit"] == prov.git_commit);
+  CHECK(j["provenance"]["onednn_isa"] == prov.onednn_isa);
+  CHECK(j["provenance"]["host"] == prov.host);
   REQUIRE(j["runs"].size() == 4);
   const char* expect[4][2] = {
       {"softmax", "fp32"}, {"softmax", "bf16"}, {"entmax", "fp32"}, {"entmax", "bf16"}};

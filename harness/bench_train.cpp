@@ -20,6 +20,7 @@
 #include "harness/trainer.h"
 #include "models/dnnl_util.h"
 #include "models/kernels/fused_attention.h"
+#include "results/db.h"
 
 namespace po = boost::program_options;
 
@@ -323,6 +324,16 @@ int bench_train(int argc, char** argv) {
                         {"matmul_peak_gflops_by_threads", nlohmann::json::array()},
                         {"runs", nlohmann::json::array()}};
   if (any_bf16) out["matmul_peak_bf16_gflops"] = peaks_bf16[0] / 1e9;
+  // The binary and the machine, as a stored run records them: numbers from two calls of a lent
+  // machine are comparable only on the same CPU model.
+  const Provenance prov = Provenance::current(thread_counts[0]);
+  out["provenance"] = {{"git_commit", prov.git_commit},
+                       {"git_dirty", prov.git_dirty},
+                       {"lengthbench_version", prov.lengthbench_version},
+                       {"compiler", prov.compiler},
+                       {"onednn_version", prov.onednn_version},
+                       {"onednn_isa", prov.onednn_isa},
+                       {"host", prov.host}};
   for (int64_t ti = 0; ti < n_threads; ++ti) {
     nlohmann::json p = {{"threads", thread_counts[ti]}, {"fp32", peaks[ti] / 1e9}};
     if (any_bf16) p["bf16"] = peaks_bf16[ti] / 1e9;
@@ -365,6 +376,9 @@ int bench_train(int argc, char** argv) {
     std::cout << out.dump() << "\n";
     return 0;
   }
+  std::printf("bench train on %s, commit %s%s, oneDNN %s (%s)\n", prov.host.c_str(),
+              prov.git_commit.c_str(), prov.git_dirty ? " (dirty)" : "",
+              prov.onednn_version.c_str(), prov.onednn_isa.c_str());
   std::printf("bench train: %s, median of %lld rounds x %lld steps; oneDNN 2048^3 matmul",
               train.task.c_str(), static_cast<long long>(rounds), static_cast<long long>(steps));
   for (int64_t ti = 0; ti < n_threads; ++ti) {

@@ -364,4 +364,8 @@ TEST_CASE("db: a run's host names the machine: host name, processor and CPU coun
   CHECK(host.rfind(std::string(name) + " (", 0) == 0);
   CHECK(host.find(std::to_string(std::thread::hardware_concurrency()) + " CPUs)") !=
         std::string::npos);
+#if defined(__x86_64__)
+  CHECK(host.find(", family ") != std::string::npos);  // the CPU generation, for alike names
+  CHECK(host.find(" model ") != std::string::npos);
+#endif
 }

@@ -38,20 +38,32 @@ const char* isa_name(dnnl::cpu_isa isa) {
   }
 }
 
-// "NAME (CPU MODEL, N CPUs)": host names of lent or virtual machines are often the same ("vm"),
-// so the processor says which machine ran a run.
+// "NAME (CPU MODEL, family F model M stepping S, N CPUs)": host names of lent or virtual machines
+// are often the same ("vm"), so the processor says which machine ran a run; virtual machines often
+// name every CPU alike ("Intel(R) Xeon(R) Processor"), so family, model and stepping (x86) tell
+// the generations apart. Fields /proc/cpuinfo lacks are left out.
 std::string machine_description() {
-  std::string model;
+  std::string name, family, model, stepping;
   std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; model.empty() && std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
-      model = line.substr(line.find(':') + 1);
-      model.erase(0, model.find_first_not_of(" \t"));
-    }
+  for (std::string line; std::getline(cpuinfo, line) && !line.empty();) {  // the first CPU
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, colon), value = line.substr(colon + 1);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    if (key == "model name") name = value;
+    if (key == "cpu family") family = value;
+    if (key == "model") model = value;
+    if (key == "stepping") stepping = value;
   }
   std::ostringstream os;
-  os << host_name() << " (" << (model.empty() ? "unknown CPU" : model) << ", "
-     << std::thread::hardware_concurrency() << " CPUs)";
+  os << host_name() << " (" << (name.empty() ? "unknown CPU" : name) << ", ";
+  if (!family.empty() && !model.empty()) {
+    os << "family " << family << " model " << model;
+    if (!stepping.empty()) os << " stepping " << stepping;
+    os << ", ";
+  }
+  os << std::thread::hardware_concurrency() << " CPUs)";
   return os.str();
 }
 
