@@ -284,7 +284,8 @@ int bench_eval(int argc, char** argv) {
                         {"matmul_f32_gflops", mm_f32 / 1e9},
                         {"matmul_bf16_gflops", mm_bf16 / 1e9},
                         {"runs", nlohmann::json::array()},
-                        {"protocol", nlohmann::json::array()}};
+                        {"protocol", nlohmann::json::array()},
+                        {"provenance", bench_provenance()}};
   if (trained) {
     out["checkpoints"] = nlohmann::json::array();
     for (const Subject& s : subjects) {

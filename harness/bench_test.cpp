@@ -104,6 +104,8 @@ TEST_CASE("bench eval: --checkpoint rows name the checkpoint and carry the tile 
                               " --lengths 256 --threads 1 --prefill blocked,plain --json",
                           &out) == 0);
   const auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  CHECK(j["provenance"]["host"] == lb::Provenance::current(1).host);
+  CHECK(j["provenance"]["git_commit"] == lb::Provenance::current(1).git_commit);
   REQUIRE(j["checkpoints"].size() == 1);
   CHECK(j["checkpoints"][0]["task"] == "copy");
   REQUIRE(j["runs"].size() == 2);

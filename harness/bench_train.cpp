@@ -26,6 +26,17 @@ namespace po = boost::program_options;
 
 namespace lb {
 
+nlohmann::json bench_provenance() {
+  const Provenance p = Provenance::current(num_threads());
+  return {{"git_commit", p.git_commit},
+          {"git_dirty", p.git_dirty},
+          {"lengthbench_version", p.lengthbench_version},
+          {"compiler", p.compiler},
+          {"onednn_version", p.onednn_version},
+          {"onednn_isa", p.onednn_isa},
+          {"host", p.host}};
+}
+
 // Best-of-5 rate of an n×n×n fp32 product, FLOP/s.
 double matmul_peak(int64_t n) {
   std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
@@ -324,16 +335,8 @@ int bench_train(int argc, char** argv) {
                         {"matmul_peak_gflops_by_threads", nlohmann::json::array()},
                         {"runs", nlohmann::json::array()}};
   if (any_bf16) out["matmul_peak_bf16_gflops"] = peaks_bf16[0] / 1e9;
-  // The binary and the machine, as a stored run records them: numbers from two calls of a lent
-  // machine are comparable only on the same CPU model.
-  const Provenance prov = Provenance::current(thread_counts[0]);
-  out["provenance"] = {{"git_commit", prov.git_commit},
-                       {"git_dirty", prov.git_dirty},
-                       {"lengthbench_version", prov.lengthbench_version},
-                       {"compiler", prov.compiler},
-                       {"onednn_version", prov.onednn_version},
-                       {"onednn_isa", prov.onednn_isa},
-                       {"host", prov.host}};
+  out["provenance"] = bench_provenance();
+  const Provenance prov = Provenance::current(thread_counts[0]);  // the text header's
   for (int64_t ti = 0; ti < n_threads; ++ti) {
     nlohmann::json p = {{"threads", thread_counts[ti]}, {"fp32", peaks[ti] / 1e9}};
     if (any_bf16) p["bf16"] = peaks_bf16[ti] / 1e9;
