@@ -336,7 +336,6 @@ int bench_train(int argc, char** argv) {
                         {"runs", nlohmann::json::array()}};
   if (any_bf16) out["matmul_peak_bf16_gflops"] = peaks_bf16[0] / 1e9;
   out["provenance"] = bench_provenance();
-  const Provenance prov = Provenance::current(thread_counts[0]);  // the text header's
   for (int64_t ti = 0; ti < n_threads; ++ti) {
     nlohmann::json p = {{"threads", thread_counts[ti]}, {"fp32", peaks[ti] / 1e9}};
     if (any_bf16) p["bf16"] = peaks_bf16[ti] / 1e9;
@@ -379,9 +378,13 @@ int bench_train(int argc, char** argv) {
     std::cout << out.dump() << "\n";
     return 0;
   }
-  std::printf("bench train on %s, commit %s%s, oneDNN %s (%s)\n", prov.host.c_str(),
-              prov.git_commit.c_str(), prov.git_dirty ? " (dirty)" : "",
-              prov.onednn_version.c_str(), prov.onednn_isa.c_str());
+  const auto& prov = out["provenance"];
+  std::printf("bench train on %s, commit %s%s, oneDNN %s (%s)\n",
+              prov["host"].get<std::string>().c_str(),
+              prov["git_commit"].get<std::string>().c_str(),
+              prov["git_dirty"].get<bool>() ? " (dirty)" : "",
+              prov["onednn_version"].get<std::string>().c_str(),
+              prov["onednn_isa"].get<std::string>().c_str());
   std::printf("bench train: %s, median of %lld rounds x %lld steps; oneDNN 2048^3 matmul",
               train.task.c_str(), static_cast<long long>(rounds), static_cast<long long>(steps));
   for (int64_t ti = 0; ti < n_threads; ++ti) {

@@ -92,9 +92,8 @@ void Transformer::scale_forward(int64_t l) {
   parallel_for_static(blocks, [&](int64_t b) {
     const int64_t r0 = b * kScaleRows, n = std::min(kScaleRows, N - r0);
     query_scale_forward(kind, w, n, H, Hs, batch_.pos.data() + r0, 0, a.sa.data() + r0 * Hs,
-                        a.sb.data() + r0 * Hs, a.scale.data() + r0 * H,
-                        Hs > 0 ? a.sga.data() + r0 * Hs : nullptr,
-                        Hs > 0 ? a.sgb.data() + r0 * Hs : nullptr);
+                        a.sb.data() + r0 * Hs, a.scale.data() + r0 * H, a.sga.data() + r0 * Hs,
+                        a.sgb.data() + r0 * Hs);
   });
 }
 
